@@ -1,0 +1,1232 @@
+/*
+ * ipc: framed, typed messages over Unix stream sockets.  Messages are built
+ * with ipc_put_*, parsed from the byte stream by a decoder, read through a
+ * strict cursor, and carried either by links on the event loop or by the
+ * blocking helpers.
+ *
+ * Reads never cross a frame boundary (the decoder asks for at most the
+ * rest of the current frame).  That costs a second recvmsg per frame but
+ * ties fds to frames exactly: the kernel hands a sendmsg's fds to the read
+ * that returns its first byte, a sender starts every frame that carries fds
+ * with a new sendmsg, so the fds of a frame arrive with the read of its
+ * first header byte and anywhere else is a violation.  It also lets a
+ * blocking reader pass the socket on to a link without losing bytes.
+ */
+#include "autoconf.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "ev.h"
+#include "ipc.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define IPC_NAME_MAX 255		/* longest protocol name in a hello */
+#define IPC_HELLO_MIN_LEN (4 + 1 + 1)	/* u32 length, a byte, the NUL */
+#define IPC_HELLO_MAX_LEN (4 + IPC_NAME_MAX + 1)
+#define IPC_BACKLOG_MAX (8 * 1024 * 1024)	/* queued output bytes per link */
+#define IPC_BACKLOG_FDS 256		/* queued output fds per link */
+#define IPC_READ_CHUNK 65536		/* largest single read */
+#define IPC_READ_BUDGET 64		/* reads per readiness callback */
+#define IPC_WRITE_IOV 16		/* frames gathered per sendmsg */
+#define IPC_CONNECT_TIMEOUT_MS 10000	/* ipc_connect: connect + hellos */
+
+/* Room for the most fds a frame may carry, in a control message. */
+union ipc_cmsg {
+	struct cmsghdr hdr;
+	char buf[CMSG_SPACE(sizeof(int) * IPC_MAX_FDS)];
+};
+
+/* Close the fds in fds[0..n) that are still open (>= 0), marking them -1. */
+static void
+ipc_close_fds(int *fds, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (fds[i] >= 0) {
+			(void)close(fds[i]);
+			fds[i] = -1;
+		}
+	}
+}
+
+/* The monotonic clock in milliseconds. */
+static uint64_t
+ipc_now_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+		log_fatal("event=clock_failed error=%s", strerror(errno));
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left until deadline as a poll() timeout (-1: no deadline). */
+static int
+ipc_poll_timeout(uint64_t deadline)
+{
+	uint64_t now;
+
+	if (deadline == UINT64_MAX)
+		return -1;
+	now = ipc_now_ms();
+	if (now >= deadline)
+		return 0;
+	return deadline - now > INT32_MAX ? INT32_MAX : (int)(deadline - now);
+}
+
+/* The deadline timeout_ms from now (UINT64_MAX for a negative timeout). */
+static uint64_t
+ipc_deadline(int timeout_ms)
+{
+	return timeout_ms < 0 ? UINT64_MAX : ipc_now_ms() + (uint64_t)timeout_ms;
+}
+
+/* --- Building a message -------------------------------------------------- */
+
+void
+ipc_msg_init(struct ipc_msg *m, uint32_t type, uint32_t id)
+{
+	size_t i;
+
+	m->type = type;
+	m->id = id;
+	buf_init(&m->payload, 0);
+	for (i = 0; i < IPC_MAX_FDS; i++)
+		m->fds[i] = -1;
+	m->nfds = 0;
+}
+
+void
+ipc_msg_free(struct ipc_msg *m)
+{
+	buf_free(&m->payload);
+	m->nfds = 0;
+}
+
+/* Append raw bytes to the payload (uncapped, so only overflow can fail). */
+static void
+ipc_put(struct ipc_msg *m, const void *p, size_t n)
+{
+	if (buf_append(&m->payload, p, n) < 0)
+		log_panic("event=ipc_put_overflow len=%zu n=%zu", m->payload.len, n);
+}
+
+void
+ipc_put_u32(struct ipc_msg *m, uint32_t v)
+{
+	ipc_put(m, &v, sizeof(v));
+}
+
+void
+ipc_put_u64(struct ipc_msg *m, uint64_t v)
+{
+	ipc_put(m, &v, sizeof(v));
+}
+
+void
+ipc_put_str(struct ipc_msg *m, const char *s)
+{
+	size_t n;
+
+	if (s == NULL) {
+		ipc_put_u32(m, UINT32_MAX);
+		return;
+	}
+	n = strlen(s);
+	if (n >= UINT32_MAX)
+		log_panic("event=ipc_put_str_too_long len=%zu", n);
+	ipc_put_u32(m, (uint32_t)n);
+	ipc_put(m, s, n + 1);
+}
+
+void
+ipc_put_data(struct ipc_msg *m, const void *p, size_t n)
+{
+	if (n > UINT32_MAX)
+		log_panic("event=ipc_put_data_too_long len=%zu", n);
+	ipc_put_u32(m, (uint32_t)n);
+	ipc_put(m, p, n);
+}
+
+void
+ipc_put_fd(struct ipc_msg *m, int fd)
+{
+	if (m->nfds >= IPC_MAX_FDS)
+		log_panic("event=ipc_put_fd_too_many max=%d", IPC_MAX_FDS);
+	if (fd < 0)
+		log_panic("event=ipc_put_fd_invalid fd=%d", fd);
+	m->fds[m->nfds++] = fd;
+}
+
+/* --- Reading a message ----------------------------------------------------- */
+
+/* Mark the cursor failed, keeping the first reason.  Returns -1. */
+static int
+ipc_cursor_fail(struct ipc_cursor *c, const char *why)
+{
+	if (c->error == NULL)
+		c->error = why;
+	return -1;
+}
+
+/* Take n payload bytes: a pointer to them, or NULL (cursor failed with
+ * why) if the cursor has failed or fewer remain. */
+static const unsigned char *
+ipc_take(struct ipc_cursor *c, size_t n, const char *why)
+{
+	const unsigned char *p;
+
+	if (c->error != NULL)
+		return NULL;
+	if (c->len - c->off < n) {
+		(void)ipc_cursor_fail(c, why);
+		return NULL;
+	}
+	p = c->p + c->off;
+	c->off += n;
+	return p;
+}
+
+/* Read a u32 field, failing with why if it is short. */
+static int
+ipc_take_u32(struct ipc_cursor *c, uint32_t *v_r, const char *why)
+{
+	const unsigned char *p = ipc_take(c, sizeof(*v_r), why);
+
+	if (p == NULL)
+		return -1;
+	memcpy(v_r, p, sizeof(*v_r));
+	return 0;
+}
+
+int
+ipc_get_u32(struct ipc_cursor *c, uint32_t *v_r)
+{
+	return ipc_take_u32(c, v_r, "short_u32");
+}
+
+int
+ipc_get_u64(struct ipc_cursor *c, uint64_t *v_r)
+{
+	const unsigned char *p = ipc_take(c, sizeof(*v_r), "short_u64");
+
+	if (p == NULL)
+		return -1;
+	memcpy(v_r, p, sizeof(*v_r));
+	return 0;
+}
+
+int
+ipc_get_str(struct ipc_cursor *c, const char **s_r)
+{
+	const unsigned char *p;
+	uint32_t n;
+
+	if (ipc_take_u32(c, &n, "short_string_length") < 0)
+		return -1;
+	if (n == UINT32_MAX) {
+		*s_r = NULL;
+		return 0;
+	}
+	/* n bytes and the NUL: n < remaining, so n + 1 cannot overflow. */
+	if (c->len - c->off <= n)
+		return ipc_cursor_fail(c, "string_past_end");
+	p = c->p + c->off;
+	if (p[n] != '\0')
+		return ipc_cursor_fail(c, "string_without_nul");
+	if (memchr(p, '\0', n) != NULL)
+		return ipc_cursor_fail(c, "string_with_nul");
+	c->off += (size_t)n + 1;
+	*s_r = (const char *)p;
+	return 0;
+}
+
+int
+ipc_get_data(struct ipc_cursor *c, const void **p_r, size_t *n_r)
+{
+	const unsigned char *p;
+	uint32_t n;
+
+	if (ipc_take_u32(c, &n, "short_data_length") < 0)
+		return -1;
+	if ((p = ipc_take(c, n, "data_past_end")) == NULL)
+		return -1;
+	*p_r = p;
+	*n_r = n;
+	return 0;
+}
+
+int
+ipc_get_fd(struct ipc_cursor *c, int *fd_r)
+{
+	if (c->error != NULL)
+		return -1;
+	if (c->fd_off >= c->nfds)
+		return ipc_cursor_fail(c, "missing_fd");
+	*fd_r = c->fds[c->fd_off];
+	c->fds[c->fd_off] = -1;
+	c->fd_off++;
+	return 0;
+}
+
+int
+ipc_get_end(struct ipc_cursor *c)
+{
+	if (c->error != NULL)
+		return -1;
+	if (c->off != c->len)
+		return ipc_cursor_fail(c, "leftover_bytes");
+	if (c->fd_off != c->nfds)
+		return ipc_cursor_fail(c, "unclaimed_fds");
+	return 0;
+}
+
+/* Point a cursor at len payload bytes and nfds fds. */
+static void
+ipc_cursor_set(struct ipc_cursor *c, const struct buf *payload, int *fds,
+    size_t nfds)
+{
+	c->p = (const unsigned char *)buf_cstr(payload);
+	c->len = payload->len;
+	c->off = 0;
+	c->fds = fds;
+	c->nfds = nfds;
+	c->fd_off = 0;
+	c->error = NULL;
+}
+
+void
+ipc_cursor_init(struct ipc_cursor *c, struct ipc_msg *frame)
+{
+	ipc_cursor_set(c, &frame->payload, frame->fds, frame->nfds);
+}
+
+void
+ipc_frame_free(struct ipc_msg *frame)
+{
+	ipc_close_fds(frame->fds, frame->nfds);
+	ipc_msg_free(frame);
+}
+
+/* --- Decoding a byte stream ------------------------------------------------- */
+
+struct ipc_decoder {
+	const struct ipc_proto *proto;	/* NULL: generic (blocking reads) */
+	int hello_seen;			/* the peer's hello has arrived */
+	int complete;			/* a frame awaits ipc_decoder_next */
+	const char *error;		/* set once the stream is invalid */
+	unsigned char hdr[IPC_HEADER_SIZE];
+	size_t hdr_len;			/* header bytes so far */
+	uint32_t type, len, id;		/* valid once hdr_len is complete */
+	struct buf payload;		/* capped at IPC_MAX_PAYLOAD */
+	int fds[IPC_MAX_FDS];		/* owned; -1 once taken or closed */
+	size_t nfds;
+	struct buf peer_name;		/* the peer's hello, for log lines */
+};
+
+/* Panic unless proto's type table is well formed. */
+static void
+ipc_proto_check(const struct ipc_proto *proto)
+{
+	size_t i, j;
+
+	if (proto->name == NULL || proto->name[0] == '\0' ||
+	    strlen(proto->name) > IPC_NAME_MAX || proto->on_msg == NULL ||
+	    proto->on_close == NULL || (proto->ntypes > 0 && proto->types == NULL))
+		log_panic("event=ipc_bad_proto name=%s",
+		    proto->name != NULL ? proto->name : "(null)");
+	for (i = 0; i < proto->ntypes; i++) {
+		const struct ipc_type *t = &proto->types[i];
+
+		if (t->type < IPC_TYPE_USER || t->min_len > t->max_len ||
+		    t->max_len > IPC_MAX_PAYLOAD || t->max_fds > IPC_MAX_FDS)
+			log_panic("event=ipc_bad_proto name=%s type=%" PRIu32,
+			    proto->name, t->type);
+		for (j = 0; j < i; j++)
+			if (proto->types[j].type == t->type)
+				log_panic("event=ipc_bad_proto name=%s "
+				    "duplicate_type=%" PRIu32, proto->name,
+				    t->type);
+	}
+}
+
+/* The table entry for type, or NULL if proto does not accept it. */
+static const struct ipc_type *
+ipc_proto_type(const struct ipc_proto *proto, uint32_t type)
+{
+	size_t i;
+
+	for (i = 0; i < proto->ntypes; i++)
+		if (proto->types[i].type == type)
+			return &proto->types[i];
+	return NULL;
+}
+
+struct ipc_decoder *
+ipc_decoder_new(const struct ipc_proto *proto)
+{
+	struct ipc_decoder *d = xcalloc(1, sizeof(*d));
+	size_t i;
+
+	if (proto != NULL)
+		ipc_proto_check(proto);
+	d->proto = proto;
+	buf_init(&d->payload, IPC_MAX_PAYLOAD);
+	buf_init(&d->peer_name, 0);
+	for (i = 0; i < IPC_MAX_FDS; i++)
+		d->fds[i] = -1;
+	return d;
+}
+
+void
+ipc_decoder_free(struct ipc_decoder **dp)
+{
+	struct ipc_decoder *d = *dp;
+
+	if (d == NULL)
+		return;
+	ipc_close_fds(d->fds, d->nfds);
+	buf_free(&d->payload);
+	buf_free(&d->peer_name);
+	free(d);
+	*dp = NULL;
+}
+
+size_t
+ipc_decoder_want(const struct ipc_decoder *d)
+{
+	if (d->error != NULL || d->complete)
+		return 0;
+	if (d->hdr_len < IPC_HEADER_SIZE)
+		return IPC_HEADER_SIZE - d->hdr_len;
+	return d->len - d->payload.len;
+}
+
+/* Mark the stream invalid and drop held fds.  Returns -1. */
+static int
+ipc_decoder_fail(struct ipc_decoder *d, const char *why, const char **error_r)
+{
+	if (d->error == NULL)
+		d->error = why;
+	ipc_close_fds(d->fds, d->nfds);
+	*error_r = d->error;
+	return -1;
+}
+
+/* Forget the finished frame and expect the next header. */
+static void
+ipc_decoder_reset(struct ipc_decoder *d)
+{
+	ipc_close_fds(d->fds, d->nfds);
+	d->nfds = 0;
+	d->hdr_len = 0;
+	d->complete = 0;
+	buf_reset(&d->payload);
+}
+
+/* Check a complete header against the protocol: NULL, or why it fails. */
+static const char *
+ipc_decoder_check_header(struct ipc_decoder *d)
+{
+	const struct ipc_type *t;
+	uint32_t min_len = 0, max_len = IPC_MAX_PAYLOAD, max_fds = IPC_MAX_FDS;
+
+	memcpy(&d->type, d->hdr, 4);
+	memcpy(&d->len, d->hdr + 4, 4);
+	memcpy(&d->id, d->hdr + 8, 4);
+	if (d->proto != NULL) {
+		if (!d->hello_seen) {
+			if (d->type != IPC_HELLO)
+				return "frame_before_hello";
+			min_len = IPC_HELLO_MIN_LEN;
+			max_len = IPC_HELLO_MAX_LEN;
+			max_fds = 0;
+		} else if (d->type == IPC_HELLO) {
+			return "duplicate_hello";
+		} else if ((t = ipc_proto_type(d->proto, d->type)) == NULL) {
+			return "unknown_type";
+		} else {
+			min_len = t->min_len;
+			max_len = t->max_len;
+			max_fds = t->max_fds;
+		}
+	}
+	if (d->len < min_len)
+		return "length_too_short";
+	if (d->len > max_len)
+		return "length_too_long";
+	if (d->nfds > max_fds)
+		return "too_many_fds";
+	return NULL;
+}
+
+/* Check the peer's hello (a complete HELLO frame) names our protocol. */
+static const char *
+ipc_decoder_hello(struct ipc_decoder *d)
+{
+	struct ipc_cursor c;
+	const char *name;
+
+	ipc_cursor_set(&c, &d->payload, d->fds, d->nfds);
+	if (ipc_get_str(&c, &name) < 0 || ipc_get_end(&c) < 0)
+		return c.error;
+	if (name == NULL)
+		return "hello_without_name";
+	buf_reset(&d->peer_name);
+	buf_put_safe(&d->peer_name, name, strlen(name), IPC_NAME_MAX);
+	if (strcmp(name, d->proto->name) != 0)
+		return "protocol_mismatch";
+	return NULL;
+}
+
+int
+ipc_decoder_feed(struct ipc_decoder *d, const void *p, size_t n,
+    const int *fds, size_t nfds, const char **error_r)
+{
+	const char *why;
+
+	if (d->complete)
+		log_panic("event=ipc_decoder_misuse reason=frame_pending");
+	if (d->error != NULL) {
+		for (; nfds > 0; nfds--)
+			(void)close(fds[nfds - 1]);
+		*error_r = d->error;
+		return -1;
+	}
+	if (n == 0 || n > ipc_decoder_want(d))
+		log_panic("event=ipc_decoder_misuse n=%zu want=%zu", n,
+		    ipc_decoder_want(d));
+	if (nfds > 0) {
+		/* Take ownership first, so every path below closes them. */
+		size_t i, keep = nfds < IPC_MAX_FDS ? nfds : IPC_MAX_FDS;
+
+		for (i = keep; i < nfds; i++)
+			(void)close(fds[i]);
+		if (d->hdr_len != 0) {
+			for (i = 0; i < keep; i++)
+				(void)close(fds[i]);
+			return ipc_decoder_fail(d, "fds_mid_frame", error_r);
+		}
+		memcpy(d->fds, fds, keep * sizeof(int));
+		d->nfds = keep;
+		if (nfds > IPC_MAX_FDS)
+			return ipc_decoder_fail(d, "too_many_fds", error_r);
+	}
+	if (d->hdr_len < IPC_HEADER_SIZE) {
+		memcpy(d->hdr + d->hdr_len, p, n);
+		d->hdr_len += n;
+		if (d->hdr_len < IPC_HEADER_SIZE)
+			return 0;
+		if ((why = ipc_decoder_check_header(d)) != NULL)
+			return ipc_decoder_fail(d, why, error_r);
+		if (buf_reserve(&d->payload, d->len) < 0)
+			log_panic("event=ipc_decoder_reserve len=%" PRIu32, d->len);
+	} else if (buf_append(&d->payload, p, n) < 0) {
+		log_panic("event=ipc_decoder_append len=%zu n=%zu",
+		    d->payload.len, n);
+	}
+	if (d->payload.len < d->len)
+		return 0;
+	if (d->proto != NULL && d->type == IPC_HELLO) {
+		if ((why = ipc_decoder_hello(d)) != NULL)
+			return ipc_decoder_fail(d, why, error_r);
+		d->hello_seen = 1;
+		ipc_decoder_reset(d);
+		return 0;
+	}
+	d->complete = 1;
+	return 1;
+}
+
+void
+ipc_decoder_frame(struct ipc_decoder *d, uint32_t *type_r, uint32_t *id_r,
+    struct ipc_cursor *c)
+{
+	if (!d->complete)
+		log_panic("event=ipc_decoder_misuse reason=no_frame");
+	*type_r = d->type;
+	*id_r = d->id;
+	ipc_cursor_set(c, &d->payload, d->fds, d->nfds);
+}
+
+int
+ipc_decoder_next(struct ipc_decoder *d, struct ipc_cursor *c,
+    const char **error_r)
+{
+	if (!d->complete)
+		log_panic("event=ipc_decoder_misuse reason=no_frame");
+	if (ipc_get_end(c) < 0) {
+		/* Keep the header so the caller can log which frame it was. */
+		d->complete = 0;
+		return ipc_decoder_fail(d, c->error, error_r);
+	}
+	ipc_decoder_reset(d);
+	return 0;
+}
+
+/* --- Socket I/O shared by links and the blocking helpers -------------------- */
+
+/*
+ * One non-blocking recvmsg of at most n bytes, collecting the fds that came
+ * with them (close-on-exec) into fds[IPC_MAX_FDS].  Returns the byte count
+ * (> 0) with *nfds_r set, 0 at EOF, or -1 with errno set: EAGAIN when there
+ * is nothing to read, else *error_r says why (fds already closed).
+ */
+static ssize_t
+ipc_recv_some(int fd, void *p, size_t n, int *fds, size_t *nfds_r,
+    const char **error_r)
+{
+	union ipc_cmsg cm;
+	struct msghdr msg;
+	struct iovec iov;
+	struct cmsghdr *ch;
+	const char *bad = NULL;
+	size_t nfds = 0;
+	ssize_t r;
+
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = p;
+	iov.iov_len = n;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	do {
+		r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		*error_r = "read_error";
+		return -1;
+	}
+	for (ch = CMSG_FIRSTHDR(&msg); ch != NULL; ch = CMSG_NXTHDR(&msg, ch)) {
+		const unsigned char *data = CMSG_DATA(ch);
+		size_t i, k;
+
+		if (ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_RIGHTS ||
+		    ch->cmsg_len < CMSG_LEN(0)) {
+			bad = "unexpected_control_message";
+			continue;
+		}
+		k = (ch->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < k; i++) {
+			int rfd;
+
+			memcpy(&rfd, data + i * sizeof(int), sizeof(int));
+			if (nfds < IPC_MAX_FDS) {
+				fds[nfds++] = rfd;
+			} else {
+				(void)close(rfd);
+				bad = "too_many_fds";
+			}
+		}
+	}
+	if (msg.msg_flags & MSG_CTRUNC)
+		bad = "too_many_fds";
+	if (bad != NULL || (r == 0 && nfds > 0)) {
+		ipc_close_fds(fds, nfds);
+		if (bad == NULL)
+			return 0;
+		*error_r = bad;
+		errno = EPROTO;
+		return -1;
+	}
+	*nfds_r = nfds;
+	return r;
+}
+
+/* Fill hdr with a frame header for m. */
+static void
+ipc_header(unsigned char hdr[IPC_HEADER_SIZE], const struct ipc_msg *m)
+{
+	uint32_t len = (uint32_t)m->payload.len;
+
+	memcpy(hdr, &m->type, 4);
+	memcpy(hdr + 4, &len, 4);
+	memcpy(hdr + 8, &m->id, 4);
+}
+
+/* Attach fds[0..nfds) to msg as SCM_RIGHTS, using cm for the storage. */
+static void
+ipc_attach_fds(struct msghdr *msg, union ipc_cmsg *cm, const int *fds,
+    size_t nfds)
+{
+	struct cmsghdr *ch;
+
+	memset(cm, 0, sizeof(*cm));
+	msg->msg_control = cm->buf;
+	msg->msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+	ch = CMSG_FIRSTHDR(msg);
+	ch->cmsg_level = SOL_SOCKET;
+	ch->cmsg_type = SCM_RIGHTS;
+	ch->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(ch), fds, nfds * sizeof(int));
+}
+
+/* --- Links over the event loop ---------------------------------------------- */
+
+/* One queued outgoing frame: header and payload, and dup'd fds until the
+ * first byte is sent. */
+struct ipc_out {
+	struct ipc_out *next;
+	size_t len, off;		/* frame bytes, bytes already sent */
+	int fds[IPC_MAX_FDS];		/* owned dups */
+	size_t nfds;
+	unsigned char data[];
+};
+
+struct ipc_link {
+	struct ev_loop *loop;
+	struct ev_io *io;		/* NULL once closed */
+	int fd;
+	const struct ipc_proto *proto;
+	void *arg;
+	struct ipc_decoder *dec;
+	struct ipc_out *out_head, **out_tail;
+	size_t out_bytes, out_fds;	/* queued, for the backlog limit */
+	long peer_pid;			/* for log lines; -1 if unknown */
+	unsigned char rbuf[IPC_READ_CHUNK];
+};
+
+/* Append formatted text to a log line under construction. */
+static void __attribute__((format(printf, 2, 3)))
+ipc_log_add(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	/* Uncapped, so only an encoding error fails, leaving b as it was. */
+	va_start(ap, fmt);
+	r = buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	(void)r;
+}
+
+/* Drop every queued frame, closing its fds. */
+static void
+ipc_link_drop_output(struct ipc_link *l)
+{
+	struct ipc_out *o;
+
+	while ((o = l->out_head) != NULL) {
+		l->out_head = o->next;
+		ipc_close_fds(o->fds, o->nfds);
+		free(o);
+	}
+	l->out_tail = &l->out_head;
+	l->out_bytes = 0;
+	l->out_fds = 0;
+}
+
+/*
+ * Close the link for reason: log it (err: a saved errno or 0), stop the
+ * watch and close the fd at the end of the batch, drop queued output and
+ * held fds, then tell the owner, who may free the link.  Returns -1; the
+ * caller must not touch l afterwards.
+ */
+static int
+ipc_link_fail(struct ipc_link *l, enum log_level level, const char *reason,
+    int err)
+{
+	struct ipc_decoder *d = l->dec;
+	struct buf line = BUF_INIT;
+
+	ipc_log_add(&line, "event=ipc_close proto=%s peer_pid=%ld reason=%s",
+	    l->proto->name, l->peer_pid, reason);
+	if (err != 0)
+		ipc_log_add(&line, " error=\"%s\"", strerror(err));
+	if (d->hdr_len == IPC_HEADER_SIZE)
+		ipc_log_add(&line, " type=%" PRIu32 " len=%" PRIu32
+		    " id=%" PRIu32 " fds=%zu", d->type, d->len, d->id, d->nfds);
+	if (d->peer_name.len > 0)
+		ipc_log_add(&line, " peer_proto=\"%s\"", buf_cstr(&d->peer_name));
+	log_msg(level, "%s", buf_cstr(&line));
+	buf_free(&line);
+
+	ev_io_close(&l->io);
+	ipc_link_drop_output(l);
+	ipc_decoder_free(&l->dec);
+	l->proto->on_close(l, reason, l->arg);
+	return -1;
+}
+
+/* Queue a frame for m (payload already bounded).  0, or -1 with errno
+ * if an fd could not be duplicated. */
+static int
+ipc_link_queue(struct ipc_link *l, const struct ipc_msg *m)
+{
+	size_t len = IPC_HEADER_SIZE + m->payload.len, i;
+	struct ipc_out *o = xmalloc(xadd(sizeof(*o), len));
+
+	o->next = NULL;
+	o->len = len;
+	o->off = 0;
+	o->nfds = 0;
+	for (i = 0; i < m->nfds; i++) {
+		if ((o->fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0)) < 0) {
+			int saved = errno;
+
+			ipc_close_fds(o->fds, o->nfds);
+			free(o);
+			errno = saved;
+			return -1;
+		}
+		o->nfds++;
+	}
+	ipc_header(o->data, m);
+	if (m->payload.len > 0)
+		memcpy(o->data + IPC_HEADER_SIZE, m->payload.data, m->payload.len);
+	*l->out_tail = o;
+	l->out_tail = &o->next;
+	l->out_bytes += len;
+	l->out_fds += o->nfds;
+	ev_io_set(l->io, EV_READ | EV_WRITE);
+	return 0;
+}
+
+/* Account for n bytes written from the head of the queue. */
+static void
+ipc_link_sent(struct ipc_link *l, size_t n)
+{
+	struct ipc_out *o;
+
+	while (n > 0 && (o = l->out_head) != NULL) {
+		size_t left = o->len - o->off;
+
+		if (n < left) {
+			o->off += n;
+			l->out_bytes -= n;
+			return;
+		}
+		n -= left;
+		l->out_bytes -= left;
+		l->out_head = o->next;
+		if (l->out_head == NULL)
+			l->out_tail = &l->out_head;
+		free(o);
+	}
+}
+
+/*
+ * Write queued frames until done or the socket is full.  A frame carrying
+ * fds always starts a sendmsg, so they travel with its first byte.  0, or
+ * -1 if the link was closed (l may be gone).
+ */
+static int
+ipc_link_flush(struct ipc_link *l)
+{
+	while (l->out_head != NULL) {
+		struct ipc_out *head = l->out_head, *o;
+		struct iovec iov[IPC_WRITE_IOV];
+		union ipc_cmsg cm;
+		struct msghdr msg;
+		size_t niov = 0;
+		ssize_t r;
+
+		memset(&msg, 0, sizeof(msg));
+		for (o = head; o != NULL && niov < IPC_WRITE_IOV; o = o->next) {
+			if (o != head && o->nfds > 0)
+				break;
+			iov[niov].iov_base = o->data + o->off;
+			iov[niov].iov_len = o->len - o->off;
+			niov++;
+		}
+		msg.msg_iov = iov;
+		msg.msg_iovlen = niov;
+		if (head->nfds > 0)
+			ipc_attach_fds(&msg, &cm, head->fds, head->nfds);
+		r = sendmsg(l->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return ipc_link_fail(l, LOG_LEVEL_WARN, "write_error",
+			    errno);
+		}
+		if (head->nfds > 0) {
+			/* The kernel holds its own references now. */
+			l->out_fds -= head->nfds;
+			ipc_close_fds(head->fds, head->nfds);
+			head->nfds = 0;
+		}
+		ipc_link_sent(l, (size_t)r);
+	}
+	ev_io_set(l->io, EV_READ);
+	return 0;
+}
+
+/* Hand a complete frame to the protocol's handler, then check it consumed
+ * everything.  0, or -1 if the link was closed. */
+static int
+ipc_link_dispatch(struct ipc_link *l)
+{
+	struct ipc_cursor c;
+	const char *why;
+	uint32_t type, id;
+
+	ipc_decoder_frame(l->dec, &type, &id, &c);
+	if (l->proto->on_msg(l, type, id, &c, l->arg) < 0)
+		return ipc_link_fail(l, LOG_LEVEL_WARN,
+		    c.error != NULL ? c.error : "handler_refused", 0);
+	if (ipc_decoder_next(l->dec, &c, &why) < 0)
+		return ipc_link_fail(l, LOG_LEVEL_WARN, why, 0);
+	return 0;
+}
+
+/* Read and dispatch frames until the socket is drained or the budget is
+ * spent.  0, or -1 if the link was closed. */
+static int
+ipc_link_read(struct ipc_link *l)
+{
+	int fds[IPC_MAX_FDS];
+	const char *why;
+	size_t nfds, want;
+	ssize_t n;
+	int budget, r;
+
+	for (budget = 0; budget < IPC_READ_BUDGET; budget++) {
+		want = ipc_decoder_want(l->dec);
+		if (want > sizeof(l->rbuf))
+			want = sizeof(l->rbuf);
+		n = ipc_recv_some(l->fd, l->rbuf, want, fds, &nfds, &why);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return ipc_link_fail(l, LOG_LEVEL_WARN, why,
+			    errno == EPROTO ? 0 : errno);
+		}
+		if (n == 0) {
+			if (l->dec->hdr_len > 0)
+				return ipc_link_fail(l, LOG_LEVEL_WARN,
+				    "eof_mid_frame", 0);
+			return ipc_link_fail(l, LOG_LEVEL_DEBUG, "eof", 0);
+		}
+		r = ipc_decoder_feed(l->dec, l->rbuf, (size_t)n, fds, nfds, &why);
+		if (r < 0)
+			return ipc_link_fail(l, LOG_LEVEL_WARN, why, 0);
+		if (r == 1 && ipc_link_dispatch(l) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The loop's callback: write what is queued, then read. */
+static void
+ipc_link_io(struct ev_io *io, int fd, int events, void *arg)
+{
+	struct ipc_link *l = arg;
+
+	(void)io;
+	(void)fd;
+	if ((events & EV_WRITE) && ipc_link_flush(l) < 0)
+		return;
+	if (events & (EV_READ | EV_ERROR))
+		(void)ipc_link_read(l);
+}
+
+struct ipc_link *
+ipc_link_new(struct ev_loop *loop, int fd, const struct ipc_proto *proto,
+    void *arg)
+{
+	struct ipc_link *l;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	struct ipc_msg hello;
+	int fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		log_panic("event=ipc_link_bad_fd fd=%d error=\"%s\"", fd,
+		    strerror(errno));
+	l = xcalloc(1, sizeof(*l));
+	l->dec = ipc_decoder_new(proto);	/* checks the type table */
+	l->loop = loop;
+	l->fd = fd;
+	l->proto = proto;
+	l->arg = arg;
+	l->out_tail = &l->out_head;
+	l->peer_pid = -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+		l->peer_pid = (long)cred.pid;
+	l->io = ev_io_add(loop, fd, EV_READ | EV_WRITE, ipc_link_io, l);
+
+	ipc_msg_init(&hello, IPC_HELLO, 0);
+	ipc_put_str(&hello, proto->name);
+	if (ipc_link_queue(l, &hello) < 0)
+		log_panic("event=ipc_hello_queue_failed");
+	ipc_msg_free(&hello);
+	return l;
+}
+
+void
+ipc_link_free(struct ipc_link **lp)
+{
+	struct ipc_link *l = *lp;
+
+	if (l == NULL)
+		return;
+	if (l->io != NULL)
+		ev_io_close(&l->io);
+	ipc_link_drop_output(l);
+	ipc_decoder_free(&l->dec);
+	free(l);
+	*lp = NULL;
+}
+
+int
+ipc_link_send(struct ipc_link *l, const struct ipc_msg *m)
+{
+	size_t len;
+
+	if (l->io == NULL)
+		return -1;
+	if (m->payload.len > IPC_MAX_PAYLOAD) {
+		log_warn("event=ipc_send_refused proto=%s reason=payload_too_large "
+		    "type=%" PRIu32 " len=%zu", l->proto->name, m->type,
+		    m->payload.len);
+		return -1;
+	}
+	len = IPC_HEADER_SIZE + m->payload.len;
+	if (l->out_bytes > IPC_BACKLOG_MAX - len ||
+	    l->out_fds + m->nfds > IPC_BACKLOG_FDS) {
+		log_warn("event=ipc_send_refused proto=%s reason=backlog_full "
+		    "type=%" PRIu32 " queued_bytes=%zu queued_fds=%zu",
+		    l->proto->name, m->type, l->out_bytes, l->out_fds);
+		return -1;
+	}
+	if (ipc_link_queue(l, m) < 0) {
+		log_warn("event=ipc_send_refused proto=%s reason=dup_failed "
+		    "type=%" PRIu32 " error=\"%s\"", l->proto->name, m->type,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+ipc_link_peer(struct ipc_link *l, pid_t *pid_r, uid_t *uid_r, gid_t *gid_r)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+
+	if (l->io == NULL)
+		return -1;
+	if (getsockopt(l->fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+		return -1;
+	*pid_r = cred.pid;
+	*uid_r = cred.uid;
+	*gid_r = cred.gid;
+	return 0;
+}
+
+/* --- Blocking helpers ----------------------------------------------------------- */
+
+/* Wait until fd is ready for events or deadline passes.  1 ready, 0 timed
+ * out, -1 error. */
+static int
+ipc_wait(int fd, short events, uint64_t deadline)
+{
+	struct pollfd pfd;
+	int r;
+
+	pfd.fd = fd;
+	pfd.events = events;
+	do {
+		pfd.revents = 0;
+		r = poll(&pfd, 1, ipc_poll_timeout(deadline));
+	} while (r < 0 && errno == EINTR);
+	return r < 0 ? -1 : r;
+}
+
+int
+ipc_send_blocking(int fd, const struct ipc_msg *m)
+{
+	unsigned char hdr[IPC_HEADER_SIZE];
+	size_t total, sent = 0;
+	union ipc_cmsg cm;
+
+	if (m->payload.len > IPC_MAX_PAYLOAD) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	ipc_header(hdr, m);
+	total = IPC_HEADER_SIZE + m->payload.len;
+	while (sent < total) {
+		struct iovec iov[2];
+		struct msghdr msg;
+		size_t niov = 0;
+		ssize_t r;
+
+		memset(&msg, 0, sizeof(msg));
+		if (sent < IPC_HEADER_SIZE) {
+			iov[niov].iov_base = hdr + sent;
+			iov[niov].iov_len = IPC_HEADER_SIZE - sent;
+			niov++;
+		}
+		if (m->payload.len > 0) {
+			size_t poff = sent > IPC_HEADER_SIZE ?
+			    sent - IPC_HEADER_SIZE : 0;
+
+			iov[niov].iov_base = m->payload.data + poff;
+			iov[niov].iov_len = m->payload.len - poff;
+			niov++;
+		}
+		msg.msg_iov = iov;
+		msg.msg_iovlen = niov;
+		if (sent == 0 && m->nfds > 0)
+			ipc_attach_fds(&msg, &cm, m->fds, m->nfds);
+		r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+			    ipc_wait(fd, POLLOUT, UINT64_MAX) > 0)
+				continue;
+			return -1;
+		}
+		sent += (size_t)r;
+	}
+	return 0;
+}
+
+int
+ipc_recv_blocking(int fd, struct ipc_msg *frame, int timeout_ms,
+    const char **error_r)
+{
+	uint64_t deadline = ipc_deadline(timeout_ms);
+	struct ipc_decoder *d = ipc_decoder_new(NULL);
+	unsigned char *chunk = xmalloc(IPC_READ_CHUNK);
+	int fds[IPC_MAX_FDS];
+	const char *why = NULL;
+	size_t want, nfds;
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		want = ipc_decoder_want(d);
+		if (want > IPC_READ_CHUNK)
+			want = IPC_READ_CHUNK;
+		n = ipc_recv_some(fd, chunk, want, fds, &nfds, &why);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int w = ipc_wait(fd, POLLIN, deadline);
+
+			if (w > 0)
+				continue;
+			why = w == 0 ? "timeout" : "poll_error";
+			r = -1;
+		} else if (n < 0) {
+			r = -1;
+		} else if (n == 0) {
+			why = "eof_mid_frame";
+			r = d->hdr_len > 0 ? -1 : 0;
+		} else if ((r = ipc_decoder_feed(d, chunk, (size_t)n, fds, nfds,
+		    &why)) == 0) {
+			continue;
+		}
+		break;
+	}
+	if (r == 1) {
+		/* Move the payload and fds out of the decoder. */
+		frame->type = d->type;
+		frame->id = d->id;
+		frame->payload = d->payload;
+		buf_init(&d->payload, 0);
+		memcpy(frame->fds, d->fds, sizeof(frame->fds));
+		frame->nfds = d->nfds;
+		d->nfds = 0;
+	} else if (r < 0) {
+		*error_r = why;
+	}
+	free(chunk);
+	ipc_decoder_free(&d);
+	return r;
+}
+
+int
+ipc_connect(const char *path, const char *protocol, const char **error_r)
+{
+	uint64_t deadline = ipc_now_ms() + IPC_CONNECT_TIMEOUT_MS;
+	struct sockaddr_un sun;
+	struct ipc_cursor c;
+	struct ipc_msg m;
+	const char *name, *why;
+	int fd, fl, r;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		*error_r = "socket path too long";
+		return -1;
+	}
+	if (strlen(protocol) > IPC_NAME_MAX || protocol[0] == '\0') {
+		*error_r = "bad protocol name";
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		*error_r = "socket failed";
+		return -1;
+	}
+	/* A full listen backlog gives EAGAIN: retry until the deadline. */
+	while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN && ipc_poll_timeout(deadline) > 0) {
+			(void)poll(NULL, 0, 10);
+			continue;
+		}
+		*error_r = errno == EAGAIN ? "connect timed out" : "connect failed";
+		goto fail;
+	}
+	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		*error_r = "fcntl failed";
+		goto fail;
+	}
+	ipc_msg_init(&m, IPC_HELLO, 0);
+	ipc_put_str(&m, protocol);
+	r = ipc_send_blocking(fd, &m);
+	ipc_msg_free(&m);
+	if (r < 0) {
+		*error_r = "sending hello failed";
+		goto fail;
+	}
+	r = ipc_recv_blocking(fd, &m, ipc_poll_timeout(deadline), &why);
+	if (r <= 0) {
+		*error_r = r == 0 ? "closed before hello" :
+		    strcmp(why, "timeout") == 0 ? "hello timed out" :
+		    "receiving hello failed";
+		goto fail;
+	}
+	ipc_cursor_init(&c, &m);
+	if (m.type != IPC_HELLO || ipc_get_str(&c, &name) < 0 ||
+	    ipc_get_end(&c) < 0 || name == NULL) {
+		*error_r = "malformed hello";
+	} else if (strcmp(name, protocol) != 0) {
+		*error_r = "protocol mismatch";
+	} else {
+		ipc_frame_free(&m);
+		return fd;
+	}
+	ipc_frame_free(&m);
+fail:
+	(void)close(fd);
+	return -1;
+}

@@ -1,0 +1,15 @@
+noinst_LIBRARIES += lib/libpostern.a
+lib_libpostern_a_SOURCES = \
+	lib/buf.c lib/buf.h \
+	lib/xalloc.c lib/xalloc.h \
+	lib/log.c lib/log.h \
+	lib/config.c lib/config.h lib/config_keys.c \
+	lib/ipc.c lib/ipc.h \
+	lib/ev.c lib/ev.h \
+	lib/ios.c lib/ios.h \
+	lib/tlsctx.c lib/tlsctx.h \
+	lib/priv.c lib/priv.h \
+	lib/daemon.c lib/daemon.h \
+	lib/net.c lib/net.h \
+	lib/fsutil.c lib/fsutil.h \
+	lib/services.c lib/services.h

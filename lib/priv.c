@@ -1,0 +1,123 @@
+/*
+ * priv: dropping privileges, once, in one place, and checking that it
+ * worked.  Every daemon goes through priv_drop() in root mode.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "priv.h"
+
+int
+priv_lookup_user(const char *name, uid_t *uid_r, gid_t *gid_r, const char **error_r)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(name);
+	if (pw == NULL) {
+		*error_r = errno != 0 ?
+		    err_fmt("user %s: %s", log_safe(name), strerror(errno)) :
+		    err_fmt("user %s does not exist", log_safe(name));
+		return -1;
+	}
+	*uid_r = pw->pw_uid;
+	*gid_r = pw->pw_gid;
+	return 0;
+}
+
+int
+priv_lookup_group(const char *name, gid_t *gid_r, const char **error_r)
+{
+	struct group *gr;
+
+	errno = 0;
+	gr = getgrnam(name);
+	if (gr == NULL) {
+		*error_r = errno != 0 ?
+		    err_fmt("group %s: %s", log_safe(name), strerror(errno)) :
+		    err_fmt("group %s does not exist", log_safe(name));
+		return -1;
+	}
+	*gid_r = gr->gr_gid;
+	return 0;
+}
+
+int
+priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, const char **error_r)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (setgroups(0, NULL) < 0) {
+		*error_r = err_fmt("setgroups: %s", strerror(errno));
+		return -1;
+	}
+	if (setresgid(gid, gid, gid) < 0) {
+		*error_r = err_fmt("setresgid(%lu): %s", (unsigned long)gid, strerror(errno));
+		return -1;
+	}
+	if (chroot_dir != NULL && chroot_dir[0] != '\0') {
+		if (chroot(chroot_dir) < 0) {
+			*error_r = err_fmt("chroot %s: %s", chroot_dir, strerror(errno));
+			return -1;
+		}
+		if (chdir("/") < 0) {
+			*error_r = err_fmt("chdir / in chroot: %s", strerror(errno));
+			return -1;
+		}
+	}
+	if (setresuid(uid, uid, uid) < 0) {
+		*error_r = err_fmt("setresuid(%lu): %s", (unsigned long)uid, strerror(errno));
+		return -1;
+	}
+
+	/* Prove it. */
+	if (getresuid(&ru, &eu, &su) < 0 || ru != uid || eu != uid || su != uid) {
+		*error_r = "user ids did not all change";
+		return -1;
+	}
+	if (getresgid(&rg, &eg, &sg) < 0 || rg != gid || eg != gid || sg != gid) {
+		*error_r = "group ids did not all change";
+		return -1;
+	}
+	if (getgroups(0, NULL) != 0) {
+		*error_r = "supplementary groups remain";
+		return -1;
+	}
+	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		*error_r = "setuid(0) still succeeds after dropping privileges";
+		return -1;
+	}
+	if (uid != 0 && gid != 0 && (setgid(0) == 0 || setegid(0) == 0)) {
+		*error_r = "setgid(0) still succeeds after dropping privileges";
+		return -1;
+	}
+	return 0;
+}
+
+int
+priv_no_new_privs(const char **error_r)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		*error_r = err_fmt("prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+priv_parent_death_signal(int sig, pid_t expected_parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) < 0)
+		return -1;
+	return getppid() == expected_parent ? 0 : -1;
+}

@@ -1,0 +1,200 @@
+"""Shared harness for postern's integration tests.
+
+Each test builds a real instance with `postern init` in a temporary
+directory, on loopback ports chosen to be free, starts it, talks to it with
+real clients, and stops it.  Every process the test starts is recorded by
+pid and killed at teardown if it is still there, so a failing test leaves
+nothing running.  Every wait is bounded.
+
+Run a test file directly with python3; it prints "N passed, N failed" last.
+"""
+
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILDDIR = os.environ.get("POSTERN_BUILDDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+POSTERN = os.path.join(BUILDDIR, "tools", "postern")
+TESTDAEMON = os.path.join(BUILDDIR, "tests", "integration", "testdaemon")
+COMMAND_TIMEOUT = 60
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
+    """Poll predicate until it returns a true value; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    """Whether pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def children_of(pid):
+    """The pids whose parent is pid."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(name))
+    return out
+
+
+def port_free(port):
+    """Whether 127.0.0.1:port can be bound now."""
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port_base():
+    """A port base whose listener offsets (and a few spare ports above
+    base+100 for test services) are all free."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000, 100)
+        offsets = (10, 25, 43, 65, 87, 93, 95) + tuple(range(100, 110))
+        if all(port_free(base + o) for o in offsets):
+            return base
+    raise RuntimeError("no free port range on 127.0.0.1")
+
+
+class Instance:
+    """A postern instance in a temporary directory."""
+
+    def __init__(self, root=False, extra_config=""):
+        # Short paths: Unix socket names are limited to 107 bytes.
+        self.dir = tempfile.mkdtemp(prefix="pt-", dir="/tmp")
+        if root:
+            os.chmod(self.dir, 0o755)
+        self.base = free_port_base()
+        self.conf = os.path.join(self.dir, "postern.conf")
+        self.pids = set()
+        self.log = os.path.join(self.dir, "run", "postern.log")
+        args = ["init"] + ([] if root else ["--dev"]) + \
+            [self.dir, "--port-base", str(self.base), "--force"]
+        out = self.postern(*args)
+        self.init_output = out.stdout
+        if extra_config:
+            self.append_config(extra_config)
+
+    def append_config(self, text):
+        with open(self.conf, "a") as f:
+            f.write("\n" + text.replace("@BUILDDIR@", BUILDDIR) + "\n")
+
+    def postern(self, *args, check=True, timeout=COMMAND_TIMEOUT):
+        """Run postern(8) against this instance; returns CompletedProcess."""
+        cmd = [POSTERN, "-c", self.conf] + list(args) if args[0] != "init" else \
+            [POSTERN] + list(args)
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("postern %s failed (%d):\n%s%s" % (
+                " ".join(args), p.returncode, p.stdout, p.stderr))
+        return p
+
+    def master_pid(self):
+        try:
+            with open(os.path.join(self.dir, "run", "master.pid")) as f:
+                return int(f.read().strip())
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def start(self):
+        self.postern("start")
+        pid = wait_until(self.master_pid, what="master pid file")
+        self.pids.add(pid)
+        return pid
+
+    def status(self):
+        """Parse `postern status` into a list of dicts, one per process."""
+        out = self.postern("status").stdout
+        rows = []
+        for line in out.splitlines()[2:]:
+            f = line.split()
+            rows.append({"service": f[0], "proc": int(f[1]),
+                         "pid": 0 if f[2] == "-" else int(f[2]),
+                         "restarts": int(f[4]), "state": f[5]})
+        for r in rows:
+            if r["pid"]:
+                self.pids.add(r["pid"])
+        return rows
+
+    def service_pids(self, service):
+        return [r["pid"] for r in self.status()
+                if r["service"] == service and r["state"] == "running"]
+
+    def read_log(self):
+        try:
+            with open(self.log) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        return self.postern("stop")
+
+    def cleanup(self):
+        """Kill anything of ours still alive, then remove the directory."""
+        master = self.master_pid()
+        if master:
+            self.pids.add(master)
+            self.pids.update(children_of(master))
+        for pid in list(self.pids):
+            if pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def connect(port, timeout=5.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return s, s.makefile("rwb", buffering=0)
+
+
+def main():
+    """Run the calling module's tests and print the plain summary line."""
+    prog = unittest.main(exit=False, verbosity=2)
+    r = prog.result
+    failed = len(r.failures) + len(r.errors) + len(r.unexpectedSuccesses)
+    skipped = len(r.skipped)
+    passed = r.testsRun - failed - skipped
+    print("integration: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    # Automake's harness: 77 means skipped, 0 pass, 1 fail.
+    if failed:
+        sys.exit(1)
+    if passed == 0 and skipped:
+        sys.exit(77)
+    sys.exit(0)

@@ -1,0 +1,11 @@
+## Integration tests: real postern instances in temporary directories on
+## loopback ports, driven by real clients.  testdaemon is a trivial daemon
+## built on the daemon skeleton, used only by these tests.
+check_PROGRAMS += tests/integration/testdaemon
+tests_integration_testdaemon_SOURCES = tests/integration/testdaemon.c
+tests_integration_testdaemon_LDADD = $(POSTERN_LIBS)
+INTEGRATION_TESTS = \
+	tests/integration/test_master.py \
+	tests/integration/test_root_mode.py
+TESTS += $(INTEGRATION_TESTS)
+EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/harness.py

@@ -1,0 +1,116 @@
+"""Root mode: `postern init` creates postern's system users, master runs as
+root, and each daemon runs as its own user with no supplementary groups.
+Needs root (CI runs as root); skipped otherwise."""
+
+import grp
+import os
+import pwd
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Instance, connect, pid_alive, wait_until, main  # noqa: E402
+
+SERVICES = """
+service echo_a {
+    program = @BUILDDIR@/tests/integration/testdaemon
+    user = postern-smtpd
+    listen = 127.0.0.1:%d/a
+}
+service echo_b {
+    program = @BUILDDIR@/tests/integration/testdaemon
+    user = postern-queue
+    listen = 127.0.0.1:%d/b
+    processes = 2
+}
+"""
+
+
+def proc_ids(pid):
+    """(real, effective, saved uids), (same for gids) and groups of pid."""
+    fields = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.split()
+    return ([int(x) for x in fields["Uid"][:3]], [int(x) for x in fields["Gid"][:3]],
+            fields.get("Groups", []), fields.get("NoNewPrivs", ["0"])[0])
+
+
+@unittest.skipUnless(os.geteuid() == 0, "root mode needs root")
+class RootMode(unittest.TestCase):
+    def setUp(self):
+        self.inst = Instance(root=True)
+        self.a, self.b = self.inst.base + 100, self.inst.base + 101
+        self.inst.append_config(SERVICES % (self.a, self.b))
+
+    def tearDown(self):
+        self.inst.cleanup()
+
+    def test_users_created(self):
+        for user in ("postern-smtpd", "postern-queue", "postern-mail",
+                     "postern-relay", "postern-auth"):
+            pw = pwd.getpwnam(user)
+            self.assertNotEqual(pw.pw_uid, 0)
+            self.assertEqual(pw.pw_shell, "/usr/sbin/nologin")
+        grp.getgrnam("postern-drop")
+        # Idempotent: a second init only rewrites the config.
+        self.inst.postern("init", self.inst.dir, "--port-base", str(self.inst.base),
+                          "--force")
+
+    def test_each_daemon_runs_as_its_own_user(self):
+        master = self.inst.start()
+        self.assertEqual(proc_ids(master)[0], [0, 0, 0])
+        expect = {"echo_a": "postern-smtpd", "echo_b": "postern-queue"}
+        seen = 0
+        for row in self.inst.status():
+            if row["service"] not in expect:
+                continue
+            pw = pwd.getpwnam(expect[row["service"]])
+            # master lists a process from fork on; the drop follows exec.
+            wait_until(lambda: proc_ids(row["pid"])[3] == "1", timeout=5,
+                       what="pid %d to finish its set-up" % row["pid"])
+            uids, gids, groups, nnp = proc_ids(row["pid"])
+            self.assertEqual(uids, [pw.pw_uid] * 3, row)
+            self.assertEqual(gids, [pw.pw_gid] * 3, row)
+            self.assertEqual(groups, [], "supplementary groups in %r" % row)
+            self.assertEqual(nnp, "1", "no_new_privs not set in %r" % row)
+            seen += 1
+        self.assertEqual(seen, 3)
+        # The dropped daemon really serves (and says who it is).
+        s, f = connect(self.b)
+        self.assertEqual(f.readline(), b"ready b\r\n")
+        f.write(b"whoami\r\n")
+        pw = pwd.getpwnam("postern-queue")
+        self.assertTrue(f.readline().startswith(
+            b"uid=%d gid=%d groups=0" % (pw.pw_uid, pw.pw_gid)))
+        s.close()
+
+    def test_spool_directories_have_their_owners(self):
+        self.inst.start()
+        spool = os.path.join(self.inst.dir, "spool")
+        want = {
+            "incoming/new": ("postern-smtpd", "postern-queue", 0o2770),
+            "maildrop/new": ("postern-queue", "postern-drop", 0o1730),
+            "queue": ("postern-queue", "postern-queue", 0o700),
+        }
+        for sub, (user, group, mode) in want.items():
+            st = os.stat(os.path.join(spool, sub))
+            self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, user, sub)
+            self.assertEqual(grp.getgrgid(st.st_gid).gr_name, group, sub)
+            self.assertEqual(st.st_mode & 0o7777, mode, sub)
+        st = os.stat(os.path.join(self.inst.dir, "mail"))
+        self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, "postern-mail")
+
+    def test_stop_leaves_nothing(self):
+        master = self.inst.start()
+        pids = [r["pid"] for r in self.inst.status() if r["pid"]]
+        self.assertEqual(len(pids), 3)
+        self.inst.stop()
+        for pid in pids + [master]:
+            self.assertFalse(pid_alive(pid))
+        wait_until(lambda: self.inst.master_pid() == 0, what="pid file removed")
+
+
+if __name__ == "__main__":
+    main()

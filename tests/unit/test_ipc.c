@@ -1,0 +1,1229 @@
+/*
+ * Unit tests for lib/ipc: the read cursor and the stream decoder driven from
+ * memory (table-driven), then links over socketpair() inside an event loop,
+ * and the blocking helpers.  Every loop test runs under a timer that fails
+ * it rather than letting it hang.
+ */
+#include "autoconf.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_util.h"
+#include "buf.h"
+#include "ev.h"
+#include "ipc.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define TEST_TIMEOUT_MS 5000
+
+/* Message types of the test protocol. */
+#define T_PING	(IPC_TYPE_USER + 0)	/* u32 */
+#define T_FD	(IPC_TYPE_USER + 1)	/* str, u64, fd */
+#define T_DATA	(IPC_TYPE_USER + 2)	/* data */
+#define T_LAZY	(IPC_TYPE_USER + 3)	/* u32 u32, handler reads one */
+#define T_FDS2	(IPC_TYPE_USER + 4)	/* two fds, handler takes one */
+#define T_REFUSE (IPC_TYPE_USER + 5)	/* handler returns -1 */
+
+static const struct ipc_type test_types[] = {
+	{ T_PING, 4, 4, 0 },
+	{ T_FD, 4 + 1 + 8, 4 + 64 + 1 + 8, 1 },
+	{ T_DATA, 4, IPC_MAX_PAYLOAD, 0 },
+	{ T_LAZY, 4, 64, 0 },
+	{ T_FDS2, 0, 0, 2 },
+	{ T_REFUSE, 0, 0, 0 },
+};
+
+/* --- Building payloads from a table ------------------------------------------- */
+
+enum piece_kind { P_END, P_U32, P_U64, P_STR, P_NULLSTR, P_DATA, P_RAW };
+
+struct piece {
+	enum piece_kind kind;
+	uint64_t v;		/* P_U32, P_U64 */
+	const char *s;		/* P_STR, P_DATA, P_RAW */
+	size_t n;		/* P_DATA, P_RAW */
+};
+
+#define MAX_PIECES 6
+
+/* Append pieces (up to P_END) to m's payload. */
+static void
+put_pieces(struct ipc_msg *m, const struct piece *p)
+{
+	for (; p->kind != P_END; p++) {
+		switch (p->kind) {
+		case P_U32:
+			ipc_put_u32(m, (uint32_t)p->v);
+			break;
+		case P_U64:
+			ipc_put_u64(m, p->v);
+			break;
+		case P_STR:
+			ipc_put_str(m, p->s);
+			break;
+		case P_NULLSTR:
+			ipc_put_str(m, NULL);
+			break;
+		case P_DATA:
+			ipc_put_data(m, p->s, p->n);
+			break;
+		case P_RAW:
+			ck_assert_int_eq(buf_append(&m->payload, p->s, p->n), 0);
+			break;
+		case P_END:
+			break;
+		}
+	}
+}
+
+/* --- Cursor round trips --------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	struct piece in[MAX_PIECES];
+} roundtrip_cases[] = {
+	{ "u32 zero", { { P_U32, 0, NULL, 0 } } },
+	{ "u32 max", { { P_U32, UINT32_MAX, NULL, 0 } } },
+	{ "u64 max", { { P_U64, UINT64_MAX, NULL, 0 } } },
+	{ "string", { { P_STR, 0, "hello", 0 } } },
+	{ "empty string", { { P_STR, 0, "", 0 } } },
+	{ "NULL string", { { P_NULLSTR, 0, NULL, 0 } } },
+	{ "data with NULs", { { P_DATA, 0, "a\0b\0", 4 } } },
+	{ "empty data", { { P_DATA, 0, "", 0 } } },
+	{ "mixed", { { P_U32, 7, NULL, 0 }, { P_STR, 0, "x y", 0 },
+	    { P_NULLSTR, 0, NULL, 0 }, { P_U64, 1ULL << 40, NULL, 0 },
+	    { P_DATA, 0, "\xff\x00", 2 } } },
+};
+
+/* Put each case's pieces, read them back, and check nothing is left. */
+START_TEST(test_cursor_roundtrip)
+{
+	const struct piece *p;
+	struct ipc_cursor c;
+	struct ipc_msg m;
+
+	ipc_msg_init(&m, T_PING, 1);
+	put_pieces(&m, roundtrip_cases[_i].in);
+	ipc_cursor_init(&c, &m);
+	for (p = roundtrip_cases[_i].in; p->kind != P_END; p++) {
+		const char *s;
+		const void *d;
+		uint32_t v32;
+		uint64_t v64;
+		size_t n;
+
+		switch (p->kind) {
+		case P_U32:
+			ck_assert_int_eq(ipc_get_u32(&c, &v32), 0);
+			ck_assert_uint_eq(v32, p->v);
+			break;
+		case P_U64:
+			ck_assert_int_eq(ipc_get_u64(&c, &v64), 0);
+			ck_assert_uint_eq(v64, p->v);
+			break;
+		case P_STR:
+			ck_assert_int_eq(ipc_get_str(&c, &s), 0);
+			ck_assert_str_eq(s, p->s);
+			break;
+		case P_NULLSTR:
+			s = "unset";
+			ck_assert_int_eq(ipc_get_str(&c, &s), 0);
+			ck_assert_ptr_null(s);
+			break;
+		case P_DATA:
+			ck_assert_int_eq(ipc_get_data(&c, &d, &n), 0);
+			ck_assert_uint_eq(n, p->n);
+			ck_assert_mem_eq(d, p->s, n);
+			break;
+		case P_RAW:
+		case P_END:
+			break;
+		}
+	}
+	ck_assert_msg(ipc_get_end(&c) == 0, "%s: %s", roundtrip_cases[_i].name,
+	    c.error);
+	ck_assert_ptr_null(c.error);
+	ipc_msg_free(&m);
+}
+END_TEST
+
+/* An fd put in a message comes back out of the cursor, once. */
+START_TEST(test_cursor_fd)
+{
+	struct ipc_cursor c;
+	struct ipc_msg m;
+	int p[2], fd;
+
+	ck_assert_int_eq(pipe(p), 0);
+	ipc_msg_init(&m, T_FD, 1);
+	ipc_put_u32(&m, 5);
+	ipc_put_fd(&m, p[1]);
+	ipc_cursor_init(&c, &m);
+	ck_assert_int_eq(ipc_get_fd(&c, &fd), 0);
+	ck_assert_int_eq(fd, p[1]);
+	ck_assert_int_eq(m.fds[0], -1);	/* taken: nothing else closes it */
+	ck_assert_int_eq(ipc_get_fd(&c, &fd), -1);
+	ck_assert_str_eq(c.error, "missing_fd");
+	ipc_msg_free(&m);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* --- Cursor failures ------------------------------------------------------------ */
+
+static const struct {
+	const char *name;
+	struct piece in[MAX_PIECES];
+	size_t nfds;
+	const char *ops;	/* u u32, U u64, s str, d data, f fd, e end */
+	size_t fail_at;		/* index in ops of the failing call */
+	const char *error;
+} fail_cases[] = {
+	{ "short u32", { { P_RAW, 0, "abc", 3 } }, 0, "u", 0, "short_u32" },
+	{ "short u64", { { P_RAW, 0, "abcdefg", 7 } }, 0, "U", 0, "short_u64" },
+	{ "short string length", { { P_RAW, 0, "ab", 2 } }, 0, "s", 0,
+	    "short_string_length" },
+	{ "string without NUL", { { P_U32, 3, NULL, 0 },
+	    { P_RAW, 0, "abcd", 4 } }, 0, "s", 0, "string_without_nul" },
+	{ "string NUL past end", { { P_U32, 3, NULL, 0 },
+	    { P_RAW, 0, "abc", 3 } }, 0, "s", 0, "string_past_end" },
+	{ "string length past payload", { { P_U32, 100, NULL, 0 },
+	    { P_RAW, 0, "abc", 4 } }, 0, "s", 0, "string_past_end" },
+	{ "string length UINT32_MAX-1", { { P_U32, UINT32_MAX - 1, NULL, 0 },
+	    { P_RAW, 0, "a", 2 } }, 0, "s", 0, "string_past_end" },
+	{ "string with embedded NUL", { { P_U32, 3, NULL, 0 },
+	    { P_RAW, 0, "a\0b", 4 } }, 0, "s", 0, "string_with_nul" },
+	{ "data length past payload", { { P_U32, 10, NULL, 0 },
+	    { P_RAW, 0, "xy", 2 } }, 0, "d", 0, "data_past_end" },
+	{ "short data length", { { P_RAW, 0, "x", 1 } }, 0, "d", 0,
+	    "short_data_length" },
+	{ "leftover bytes", { { P_U32, 1, NULL, 0 }, { P_RAW, 0, "z", 1 } }, 0,
+	    "ue", 1, "leftover_bytes" },
+	{ "unclaimed fd", { { P_U32, 1, NULL, 0 } }, 1, "ue", 1,
+	    "unclaimed_fds" },
+	{ "missing fd", { { P_U32, 1, NULL, 0 } }, 0, "uf", 1, "missing_fd" },
+	{ "failure is sticky", { { P_RAW, 0, "ab", 2 } }, 0, "uue", 0,
+	    "short_u32" },
+	{ "empty payload, u32", { { P_END, 0, NULL, 0 } }, 0, "u", 0,
+	    "short_u32" },
+};
+
+/* Each op before fail_at succeeds; that one and all after fail, keeping
+ * the first reason. */
+START_TEST(test_cursor_fail)
+{
+	const char *ops = fail_cases[_i].ops, *s;
+	const void *d;
+	struct ipc_cursor c;
+	struct ipc_msg m;
+	uint32_t v32;
+	uint64_t v64;
+	size_t i, n;
+	int p[2] = { -1, -1 }, fd, r = 0;
+
+	ipc_msg_init(&m, T_PING, 1);
+	put_pieces(&m, fail_cases[_i].in);
+	if (fail_cases[_i].nfds > 0) {
+		ck_assert_int_eq(pipe(p), 0);
+		ipc_put_fd(&m, p[0]);
+	}
+	ipc_cursor_init(&c, &m);
+	for (i = 0; ops[i] != '\0'; i++) {
+		switch (ops[i]) {
+		case 'u': r = ipc_get_u32(&c, &v32); break;
+		case 'U': r = ipc_get_u64(&c, &v64); break;
+		case 's': r = ipc_get_str(&c, &s); break;
+		case 'd': r = ipc_get_data(&c, &d, &n); break;
+		case 'f': r = ipc_get_fd(&c, &fd); break;
+		case 'e': r = ipc_get_end(&c); break;
+		default: ck_abort_msg("bad op");
+		}
+		ck_assert_msg(r == (i < fail_cases[_i].fail_at ? 0 : -1),
+		    "%s: op %zu returned %d", fail_cases[_i].name, i, r);
+	}
+	ck_assert_msg(c.error != NULL &&
+	    strcmp(c.error, fail_cases[_i].error) == 0, "%s: error %s",
+	    fail_cases[_i].name, c.error != NULL ? c.error : "(none)");
+	ipc_msg_free(&m);
+	if (p[0] >= 0) {
+		close(p[0]);
+		close(p[1]);
+	}
+}
+END_TEST
+
+/* --- The stream decoder ------------------------------------------------------- */
+
+/* Append a frame (header then payload, len_field as the declared length
+ * or UINT64_MAX for the real one) to out. */
+static void
+frame_bytes(struct buf *out, uint32_t type, uint32_t id,
+    const struct piece *pieces, uint64_t len_field)
+{
+	struct ipc_msg m;
+	uint32_t len;
+
+	ipc_msg_init(&m, type, id);
+	put_pieces(&m, pieces);
+	len = len_field == UINT64_MAX ? (uint32_t)m.payload.len :
+	    (uint32_t)len_field;
+	ck_assert_int_eq(buf_append(out, &type, 4), 0);
+	ck_assert_int_eq(buf_append(out, &len, 4), 0);
+	ck_assert_int_eq(buf_append(out, &id, 4), 0);
+	ck_assert_int_eq(buf_append(out, m.payload.data != NULL ?
+	    m.payload.data : "", m.payload.len), 0);
+	ipc_msg_free(&m);
+}
+
+/* Append a hello naming name. */
+static void
+hello_bytes(struct buf *out, const char *name)
+{
+	struct piece p[2] = { { P_STR, 0, name, 0 }, { P_END, 0, NULL, 0 } };
+
+	frame_bytes(out, IPC_HELLO, 0, p, UINT64_MAX);
+}
+
+static int
+noop_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *c,
+    void *arg)
+{
+	(void)l; (void)type; (void)id; (void)c; (void)arg;
+	return 0;
+}
+
+static void
+noop_close(struct ipc_link *l, const char *why, void *arg)
+{
+	(void)l; (void)why; (void)arg;
+}
+
+static const struct ipc_proto decoder_proto = {
+	"test/1", test_types, sizeof(test_types) / sizeof(test_types[0]),
+	noop_msg, noop_close,
+};
+
+struct rawframe {
+	uint32_t type;
+	struct piece in[MAX_PIECES];
+	uint64_t len_field;	/* 0 here means "the real length" */
+};
+
+static const struct {
+	const char *name;
+	const char *hello;	/* NULL: no hello first */
+	struct rawframe frames[3];
+	size_t nframes;
+	size_t fd_frame;	/* 0: no fd; 1: with the hello; 2: frames[0] */
+	size_t fd_delta;	/* the fd comes with this byte of that frame */
+	size_t frames_ok;	/* complete frames handed out */
+	const char *error;	/* NULL: the stream is valid */
+} decoder_cases[] = {
+	{ "hello then ping", "test/1", { { T_PING, { { P_U32, 9, NULL, 0 } },
+	    0 } }, 1, 0, 0, 1, NULL },
+	{ "empty-payload type", "test/1", { { T_REFUSE, { { P_END, 0, NULL, 0 } },
+	    0 } }, 1, 0, 0, 1, NULL },
+	{ "wrong protocol name", "test/2", { { 0, { { P_END, 0, NULL, 0 } }, 0 } },
+	    0, 0, 0, 0, "protocol_mismatch" },
+	{ "hello with NULL name", NULL, { { IPC_HELLO,
+	    { { P_NULLSTR, 0, NULL, 0 }, { P_RAW, 0, "xx", 2 } }, 0 } }, 1, 0, 0,
+	    0, "leftover_bytes" },
+	{ "hello name cut short", NULL, { { IPC_HELLO,
+	    { { P_U32, 9, NULL, 0 }, { P_RAW, 0, "test/1", 7 } }, 0 } }, 1, 0, 0,
+	    0, "string_past_end" },
+	{ "hello with trailing byte", NULL, { { IPC_HELLO,
+	    { { P_STR, 0, "test/1", 0 }, { P_RAW, 0, "x", 1 } }, 0 } }, 1, 0, 0,
+	    0, "leftover_bytes" },
+	{ "hello too long", NULL, { { IPC_HELLO, { { P_DATA, 0, "", 300 } },
+	    0 } }, 1, 0, 0, 0, "length_too_long" },
+	{ "frame before hello", NULL, { { T_PING, { { P_U32, 9, NULL, 0 } }, 0 } },
+	    1, 0, 0, 0, "frame_before_hello" },
+	{ "unknown type", "test/1", { { IPC_TYPE_USER + 99,
+	    { { P_U32, 9, NULL, 0 } }, 0 } }, 1, 0, 0, 0, "unknown_type" },
+	{ "reserved type", "test/1", { { 2, { { P_U32, 9, NULL, 0 } }, 0 } },
+	    1, 0, 0, 0, "unknown_type" },
+	{ "duplicate hello", "test/1", { { IPC_HELLO,
+	    { { P_STR, 0, "test/1", 0 } }, 0 } }, 1, 0, 0, 0, "duplicate_hello" },
+	{ "length over type max", "test/1", { { T_PING,
+	    { { P_U64, 9, NULL, 0 } }, 0 } }, 1, 0, 0, 0, "length_too_long" },
+	{ "length under type min", "test/1", { { T_PING,
+	    { { P_RAW, 0, "ab", 2 } }, 0 } }, 1, 0, 0, 0, "length_too_short" },
+	{ "length past IPC_MAX_PAYLOAD", "test/1", { { T_DATA,
+	    { { P_END, 0, NULL, 0 } }, (uint64_t)IPC_MAX_PAYLOAD + 1 } }, 1, 0, 0,
+	    0, "length_too_long" },
+	{ "length UINT32_MAX", "test/1", { { T_DATA,
+	    { { P_END, 0, NULL, 0 } }, UINT32_MAX } }, 1, 0, 0, 0,
+	    "length_too_long" },
+	{ "fd with the hello", "test/1", { { 0, { { P_END, 0, NULL, 0 } }, 0 } },
+	    0, 1, 0, 0, "too_many_fds" },
+	{ "fd mid-header", "test/1", { { T_FD, { { P_STR, 0, "x", 0 },
+	    { P_U64, 1, NULL, 0 } }, 0 } }, 1, 2, 5, 0, "fds_mid_frame" },
+	{ "fd mid-payload", "test/1", { { T_FD, { { P_STR, 0, "x", 0 },
+	    { P_U64, 1, NULL, 0 } }, 0 } }, 1, 2, 14, 0, "fds_mid_frame" },
+	{ "fd with a type that allows none", "test/1", { { T_PING,
+	    { { P_U32, 1, NULL, 0 } }, 0 } }, 1, 2, 0, 0, "too_many_fds" },
+	{ "three frames", "test/1", { { T_PING, { { P_U32, 1, NULL, 0 } }, 0 },
+	    { T_DATA, { { P_DATA, 0, "abc", 3 } }, 0 },
+	    { T_REFUSE, { { P_END, 0, NULL, 0 } }, 0 } }, 3, 0, 0, 3, NULL },
+};
+
+/*
+ * Feed one case's bytes through a decoder in chunks of at most step bytes
+ * (0: as much as it wants), passing each complete frame's cursor straight
+ * to ipc_decoder_next after consuming the fields it declares.
+ */
+static void
+run_decoder_case(size_t ci, size_t step)
+{
+	struct ipc_decoder *d = ipc_decoder_new(&decoder_proto);
+	struct buf in = BUF_INIT;
+	size_t i, off = 0, frames = 0, fd_pos = SIZE_MAX;
+	size_t starts[4] = { 0, 0, 0, 0 };	/* frame offsets, hello first */
+	const char *error = NULL;
+	int fd = -1;
+
+	if (decoder_cases[ci].hello != NULL)
+		hello_bytes(&in, decoder_cases[ci].hello);
+	for (i = 0; i < decoder_cases[ci].nframes; i++) {
+		const struct rawframe *f = &decoder_cases[ci].frames[i];
+
+		starts[i + 1] = in.len;
+		frame_bytes(&in, f->type, (uint32_t)i + 1, f->in,
+		    f->len_field == 0 ? UINT64_MAX : f->len_field);
+	}
+	if (decoder_cases[ci].fd_frame > 0)
+		fd_pos = starts[decoder_cases[ci].fd_frame - 1] +
+		    decoder_cases[ci].fd_delta;
+	while (off < in.len && error == NULL) {
+		size_t n = ipc_decoder_want(d), nfds = 0;
+		int r;
+
+		if (step > 0 && n > step)
+			n = step;
+		if (n > in.len - off)
+			n = in.len - off;
+		/* A read ends before the fd's byte, and the next carries it. */
+		if (off < fd_pos && n > fd_pos - off)
+			n = fd_pos - off;
+		if (off == fd_pos) {
+			ck_assert_int_ge(fd = open("/dev/null", O_RDONLY), 0);
+			nfds = 1;
+		}
+		r = ipc_decoder_feed(d, in.data + off, n, &fd, nfds, &error);
+		off += n;
+		if (r == 1) {
+			struct ipc_cursor c;
+			uint32_t type, id, v;
+			const void *p;
+			size_t dn;
+
+			ipc_decoder_frame(d, &type, &id, &c);
+			ck_assert_uint_eq(id, frames + 1);
+			if (type == T_PING)
+				ck_assert_int_eq(ipc_get_u32(&c, &v), 0);
+			else if (type == T_DATA)
+				ck_assert_int_eq(ipc_get_data(&c, &p, &dn), 0);
+			ck_assert_int_eq(ipc_decoder_next(d, &c, &error), 0);
+			frames++;
+		} else if (r < 0) {
+			ck_assert_ptr_nonnull(error);
+			ck_assert_uint_eq(ipc_decoder_want(d), 0);
+		}
+	}
+	ck_assert_msg(frames == decoder_cases[ci].frames_ok,
+	    "%s (step %zu): %zu frames", decoder_cases[ci].name, step, frames);
+	if (decoder_cases[ci].error == NULL)
+		ck_assert_msg(error == NULL, "%s (step %zu): error %s",
+		    decoder_cases[ci].name, step, error);
+	else
+		ck_assert_msg(error != NULL &&
+		    strcmp(error, decoder_cases[ci].error) == 0,
+		    "%s (step %zu): error %s, want %s", decoder_cases[ci].name,
+		    step, error != NULL ? error : "(none)",
+		    decoder_cases[ci].error);
+	/* Whatever happened, the decoder closed the fd it was given. */
+	if (fd >= 0)
+		ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	ipc_decoder_free(&d);
+	buf_free(&in);
+}
+
+/* Each decoder case, whole and byte by byte. */
+START_TEST(test_decoder)
+{
+	run_decoder_case((size_t)_i, 0);
+	run_decoder_case((size_t)_i, 1);
+	run_decoder_case((size_t)_i, 5);
+}
+END_TEST
+
+/* A frame left unread by the handler is refused at ipc_decoder_next, and
+ * its unclaimed fd is closed. */
+START_TEST(test_decoder_unclaimed)
+{
+	struct ipc_decoder *d = ipc_decoder_new(&decoder_proto);
+	struct piece none[1] = { { P_END, 0, NULL, 0 } };
+	struct ipc_cursor c;
+	struct buf in = BUF_INIT;
+	const char *error = NULL;
+	uint32_t type, id;
+	int fds[2], r;
+
+	hello_bytes(&in, "test/1");
+	frame_bytes(&in, T_FDS2, 7, none, UINT64_MAX);
+	ck_assert_int_eq(ipc_decoder_feed(d, in.data, 12, NULL, 0, &error), 0);
+	ck_assert_int_eq(ipc_decoder_feed(d, in.data + 12, in.len - 24, NULL, 0,
+	    &error), 0);
+	ck_assert_int_eq(pipe(fds), 0);
+	r = ipc_decoder_feed(d, in.data + in.len - 12, 12, fds, 2, &error);
+	ck_assert_int_eq(r, 1);
+	ipc_decoder_frame(d, &type, &id, &c);
+	ck_assert_uint_eq(type, T_FDS2);
+	ck_assert_uint_eq(id, 7);
+	ck_assert_int_eq(ipc_decoder_next(d, &c, &error), -1);
+	ck_assert_str_eq(error, "unclaimed_fds");
+	ck_assert_int_eq(fcntl(fds[0], F_GETFD), -1);
+	ck_assert_int_eq(fcntl(fds[1], F_GETFD), -1);
+	ck_assert_uint_eq(ipc_decoder_want(d), 0);
+	ipc_decoder_free(&d);
+	buf_free(&in);
+}
+END_TEST
+
+/* --- Links over an event loop --------------------------------------------------- */
+
+/* One side of a loop test: its link, what it saw, and how it ended. */
+struct side {
+	struct ipc_link *link;
+	struct fixture *fx;
+	size_t msgs;		/* frames handled */
+	uint32_t last_type, last_id, last_u32;
+	uint64_t last_u64;
+	size_t data_len;
+	uint32_t data_sum;
+	int closed;
+	char *why;
+	size_t stop_after;	/* break the loop after this many frames */
+};
+
+struct fixture {
+	struct ev_loop *loop;
+	struct ev_timer *timer;
+	int timed_out;
+	int sv[2];
+	struct side a, b;
+	struct buf log;		/* captured log lines */
+	/* A raw writer that trickles bytes into sv[1]. */
+	struct ev_io *writer;
+	struct buf out;
+	size_t out_off, chunk;
+};
+
+/* Fail the test rather than hang: stop the loop and note it. */
+static void
+on_timeout(struct ev_timer *t, void *arg)
+{
+	struct fixture *fx = arg;
+
+	(void)t;
+	fx->timed_out = 1;
+	ev_break(fx->loop);
+}
+
+/* Keep log lines for assertions. */
+static void
+capture_log(enum log_level level, const char *line, void *arg)
+{
+	struct fixture *fx = arg;
+
+	(void)level;
+	ck_assert_int_eq(buf_puts(&fx->log, line), 0);
+	ck_assert_int_eq(buf_putc(&fx->log, '\n'), 0);
+}
+
+/* The test protocol's handler: parse each type strictly and record it. */
+static int
+side_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *c,
+    void *arg)
+{
+	struct side *s = arg;
+	const unsigned char *p;
+	const void *data;
+	const char *str;
+	size_t i;
+	int fd;
+
+	(void)l;
+	s->last_type = type;
+	s->last_id = id;
+	switch (type) {
+	case T_PING:
+		if (ipc_get_u32(c, &s->last_u32) < 0 || ipc_get_end(c) < 0)
+			return -1;
+		break;
+	case T_FD:
+		if (ipc_get_str(c, &str) < 0 || ipc_get_u64(c, &s->last_u64) < 0 ||
+		    ipc_get_fd(c, &fd) < 0)
+			return -1;
+		/* Write the string to the fd we were handed. */
+		if (str == NULL ||
+		    write(fd, str, strlen(str)) != (ssize_t)strlen(str)) {
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		if (ipc_get_end(c) < 0)
+			return -1;
+		break;
+	case T_DATA:
+		if (ipc_get_data(c, &data, &s->data_len) < 0 || ipc_get_end(c) < 0)
+			return -1;
+		p = data;
+		s->data_sum = 0;
+		for (i = 0; i < s->data_len; i++)
+			s->data_sum = s->data_sum * 31 + p[i];
+		break;
+	case T_LAZY:
+		/* Reads one u32 and leaves the rest: the library must object. */
+		if (ipc_get_u32(c, &s->last_u32) < 0)
+			return -1;
+		break;
+	case T_FDS2:
+		if (ipc_get_fd(c, &fd) < 0)
+			return -1;
+		close(fd);
+		break;
+	case T_REFUSE:
+		log_warn("event=test_refuse");
+		return -1;
+	default:
+		ck_abort_msg("handler got type %" PRIu32, type);
+	}
+	s->msgs++;
+	if (s->stop_after != 0 && s->msgs >= s->stop_after)
+		ev_break(s->fx->loop);
+	return 0;
+}
+
+/* The link closed: note why and stop the loop. */
+static void
+side_close(struct ipc_link *l, const char *why, void *arg)
+{
+	struct side *s = arg;
+
+	(void)l;
+	s->closed = 1;
+	free(s->why);
+	s->why = xstrdup(why);
+	ev_break(s->fx->loop);
+}
+
+static const struct ipc_proto proto_v1 = {
+	"test/1", test_types, sizeof(test_types) / sizeof(test_types[0]),
+	side_msg, side_close,
+};
+
+static const struct ipc_proto proto_v2 = {
+	"test/2", test_types, sizeof(test_types) / sizeof(test_types[0]),
+	side_msg, side_close,
+};
+
+/* A loop, a bounding timer, and a connected socket pair. */
+static void
+fixture_init(struct fixture *fx)
+{
+	memset(fx, 0, sizeof(*fx));
+	fx->a.fx = fx;
+	fx->b.fx = fx;
+	buf_init(&fx->log, 0);
+	buf_init(&fx->out, 0);
+	fx->loop = ev_loop_new();
+	fx->timer = ev_timer_add(fx->loop, TEST_TIMEOUT_MS, 0, on_timeout, fx);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+	    fx->sv), 0);
+	log_set_hook(capture_log, fx);
+}
+
+/* Run the loop until something breaks it; fail on the timer. */
+static void
+fixture_run(struct fixture *fx)
+{
+	ck_assert_int_eq(ev_run(fx->loop), 0);
+	ck_assert_msg(!fx->timed_out, "timed out");
+}
+
+static void
+fixture_free(struct fixture *fx)
+{
+	log_set_hook(NULL, NULL);
+	ipc_link_free(&fx->a.link);
+	ipc_link_free(&fx->b.link);
+	if (fx->writer != NULL)
+		ev_io_del(&fx->writer);
+	ev_timer_del(&fx->timer);
+	ev_loop_free(&fx->loop);
+	/* Links own (and closed) their fds; close the rest. */
+	if (fx->sv[0] >= 0)
+		close(fx->sv[0]);
+	if (fx->sv[1] >= 0)
+		close(fx->sv[1]);
+	free(fx->a.why);
+	free(fx->b.why);
+	buf_free(&fx->log);
+	buf_free(&fx->out);
+}
+
+/* Link A on sv[0] speaking proto; sv[0] is the link's from now on. */
+static void
+fixture_link_a(struct fixture *fx, const struct ipc_proto *proto)
+{
+	fx->a.link = ipc_link_new(fx->loop, fx->sv[0], proto, &fx->a);
+	fx->sv[0] = -1;
+}
+
+/* Link B on sv[1]. */
+static void
+fixture_link_b(struct fixture *fx, const struct ipc_proto *proto)
+{
+	fx->b.link = ipc_link_new(fx->loop, fx->sv[1], proto, &fx->b);
+	fx->sv[1] = -1;
+}
+
+/* Assert the captured log has an ipc_close line with this reason. */
+static void
+assert_close_logged(struct fixture *fx, const char *reason)
+{
+	struct buf want = BUF_INIT;
+
+	ck_assert_int_eq(buf_printf(&want, "reason=%s", reason), 0);
+	ck_assert_msg(strstr(buf_cstr(&fx->log), "event=ipc_close") != NULL &&
+	    strstr(buf_cstr(&fx->log), buf_cstr(&want)) != NULL,
+	    "log lacks %s: %s", buf_cstr(&want), buf_cstr(&fx->log));
+	buf_free(&want);
+}
+
+/* Two links exchange hellos, then a ping goes from A to B. */
+START_TEST(test_link_hello_ping)
+{
+	struct fixture fx;
+	struct ipc_msg m;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+
+	fixture_init(&fx);
+	fixture_link_a(&fx, &proto_v1);
+	fixture_link_b(&fx, &proto_v1);
+	ipc_msg_init(&m, T_PING, 42);
+	ipc_put_u32(&m, 0x01020304);
+	ck_assert_int_eq(ipc_link_send(fx.a.link, &m), 0);
+	ipc_msg_free(&m);
+	fx.b.stop_after = 1;
+	fixture_run(&fx);
+	ck_assert_uint_eq(fx.b.msgs, 1);
+	ck_assert_uint_eq(fx.b.last_type, T_PING);
+	ck_assert_uint_eq(fx.b.last_id, 42);
+	ck_assert_uint_eq(fx.b.last_u32, 0x01020304);
+	ck_assert_int_eq(fx.a.closed + fx.b.closed, 0);
+	ck_assert_int_eq(ipc_link_peer(fx.b.link, &pid, &uid, &gid), 0);
+	ck_assert_int_eq(pid, getpid());
+	ck_assert_int_eq(uid, getuid());
+	ck_assert_int_eq(gid, getgid());
+	fixture_free(&fx);
+}
+END_TEST
+
+/* An fd passed from A arrives at B, which writes into it; the bytes come
+ * out of the pipe A's end was made from. */
+START_TEST(test_link_fd_roundtrip)
+{
+	struct fixture fx;
+	struct ipc_msg m;
+	char got[16];
+	int p[2];
+
+	fixture_init(&fx);
+	ck_assert_int_eq(pipe(p), 0);
+	fixture_link_a(&fx, &proto_v1);
+	fixture_link_b(&fx, &proto_v1);
+	ipc_msg_init(&m, T_FD, 9);
+	ipc_put_str(&m, "through");
+	ipc_put_u64(&m, UINT64_C(0x1122334455667788));
+	ipc_put_fd(&m, p[1]);
+	ck_assert_int_eq(ipc_link_send(fx.a.link, &m), 0);
+	ipc_msg_free(&m);
+	close(p[1]);		/* the link holds its own dup */
+	fx.b.stop_after = 1;
+	fixture_run(&fx);
+	ck_assert_uint_eq(fx.b.msgs, 1);
+	ck_assert_uint_eq(fx.b.last_u64, UINT64_C(0x1122334455667788));
+	ck_assert_int_eq(read(p[0], got, sizeof(got)), 7);
+	ck_assert_mem_eq(got, "through", 7);
+	fixture_free(&fx);
+	close(p[0]);
+}
+END_TEST
+
+/* Different protocol names: both sides close. */
+START_TEST(test_link_wrong_proto)
+{
+	struct fixture fx;
+
+	fixture_init(&fx);
+	fixture_link_a(&fx, &proto_v1);
+	fixture_link_b(&fx, &proto_v2);
+	while (!(fx.a.closed && fx.b.closed) && !fx.timed_out)
+		fixture_run(&fx);
+	ck_assert_str_eq(fx.a.why, "protocol_mismatch");
+	ck_assert_str_eq(fx.b.why, "protocol_mismatch");
+	assert_close_logged(&fx, "protocol_mismatch");
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&fx.log), "peer_proto=\"test/2\""));
+	ck_assert_int_eq(ipc_link_send(fx.a.link, &(struct ipc_msg){ 0 }), -1);
+	fixture_free(&fx);
+}
+END_TEST
+
+/* What a raw peer sends to link A, and how A must close. */
+static const struct {
+	const char *name;
+	int hello;			/* send a correct hello first */
+	struct rawframe frames[2];
+	size_t nframes;
+	size_t nfds;			/* pipe fds with the last frame */
+	size_t tail;			/* then this many bytes of a header */
+	const char *why;
+	size_t msgs;			/* frames handled before closing */
+} close_cases[] = {
+	{ "unknown type", 1, { { IPC_TYPE_USER + 77,
+	    { { P_U32, 1, NULL, 0 } }, 0 } }, 1, 0, 0, "unknown_type", 0 },
+	{ "oversize length", 1, { { T_DATA, { { P_END, 0, NULL, 0 } },
+	    (uint64_t)IPC_MAX_PAYLOAD + 1 } }, 1, 0, 0, "length_too_long", 0 },
+	{ "frame before hello", 0, { { T_PING, { { P_U32, 1, NULL, 0 } }, 0 } },
+	    1, 0, 0, "frame_before_hello", 0 },
+	{ "half a header then EOF", 1, { { T_PING, { { P_U32, 1, NULL, 0 } },
+	    0 } }, 1, 0, 6, "eof_mid_frame", 1 },
+	{ "clean EOF", 1, { { T_PING, { { P_U32, 1, NULL, 0 } }, 0 } }, 1, 0, 0,
+	    "eof", 1 },
+	{ "leftover bytes after handler", 1, { { T_LAZY,
+	    { { P_U32, 1, NULL, 0 }, { P_U32, 2, NULL, 0 } }, 0 } }, 1, 0, 0,
+	    "leftover_bytes", 1 },
+	{ "unclaimed fd after handler", 1, { { T_FDS2,
+	    { { P_END, 0, NULL, 0 } }, 0 } }, 1, 2, 0, "unclaimed_fds", 1 },
+	{ "too many fds for type", 1, { { T_PING, { { P_U32, 1, NULL, 0 } },
+	    0 } }, 1, 1, 0, "too_many_fds", 0 },
+	{ "short field in handler", 1, { { T_FD, { { P_STR, 0, "x", 0 },
+	    { P_RAW, 0, "12345678", 8 } }, 0 } }, 1, 0, 0, "missing_fd", 0 },
+	{ "handler refuses", 1, { { T_REFUSE, { { P_END, 0, NULL, 0 } }, 0 } },
+	    1, 0, 0, "handler_refused", 0 },
+	{ "duplicate hello", 1, { { IPC_HELLO, { { P_STR, 0, "test/1", 0 } },
+	    0 } }, 1, 0, 0, "duplicate_hello", 0 },
+};
+
+/* A raw peer writes bytes (and fds) at link A, which must close, log why,
+ * and close every fd it was sent. */
+START_TEST(test_link_close)
+{
+	struct fixture fx;
+	struct buf in = BUF_INIT;
+	size_t i, nfds = close_cases[_i].nfds, last = 0;
+	int p[2] = { -1, -1 };
+	char c;
+
+	fixture_init(&fx);
+	fixture_link_a(&fx, &proto_v1);
+	if (close_cases[_i].hello)
+		hello_bytes(&in, "test/1");
+	for (i = 0; i < close_cases[_i].nframes; i++) {
+		const struct rawframe *f = &close_cases[_i].frames[i];
+
+		last = in.len;
+		frame_bytes(&in, f->type, (uint32_t)i + 1, f->in,
+		    f->len_field == 0 ? UINT64_MAX : f->len_field);
+	}
+	if (nfds == 0) {
+		ck_assert_int_eq(write(fx.sv[1], in.data, in.len),
+		    (ssize_t)in.len);
+	} else {
+		/* The last frame goes by sendmsg with nfds dups of a pipe's
+		 * write end attached to its first byte. */
+		struct msghdr msg;
+		struct iovec iov;
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int) * 2)];
+		} cm;
+		int fds[2];
+
+		ck_assert_int_eq(pipe(p), 0);
+		fds[0] = fds[1] = p[1];
+		ck_assert_int_eq(write(fx.sv[1], in.data, last), (ssize_t)last);
+		memset(&msg, 0, sizeof(msg));
+		memset(&cm, 0, sizeof(cm));
+		iov.iov_base = in.data + last;
+		iov.iov_len = in.len - last;
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = cm.b;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		CMSG_FIRSTHDR(&msg)->cmsg_level = SOL_SOCKET;
+		CMSG_FIRSTHDR(&msg)->cmsg_type = SCM_RIGHTS;
+		CMSG_FIRSTHDR(&msg)->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&msg)), fds, sizeof(int) * nfds);
+		ck_assert_int_eq(sendmsg(fx.sv[1], &msg, 0),
+		    (ssize_t)(in.len - last));
+		close(p[1]);
+	}
+	if (close_cases[_i].tail > 0)
+		ck_assert_int_eq(write(fx.sv[1], "\x10\0\0\0\4\0\0\0\1\0\0\0",
+		    close_cases[_i].tail), (ssize_t)close_cases[_i].tail);
+	ck_assert_int_eq(shutdown(fx.sv[1], SHUT_WR), 0);
+	fixture_run(&fx);
+	ck_assert_msg(fx.a.closed, "%s: not closed", close_cases[_i].name);
+	ck_assert_msg(strcmp(fx.a.why, close_cases[_i].why) == 0,
+	    "%s: closed for %s, want %s", close_cases[_i].name, fx.a.why,
+	    close_cases[_i].why);
+	ck_assert_uint_eq(fx.a.msgs, close_cases[_i].msgs);
+	if (strcmp(close_cases[_i].why, "eof") != 0)
+		assert_close_logged(&fx, close_cases[_i].why);
+	if (nfds > 0) {
+		/* Every copy of the write end is closed: the pipe reads EOF. */
+		ck_assert_int_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+		ck_assert_int_eq(read(p[0], &c, 1), 0);
+		close(p[0]);
+	}
+	fixture_free(&fx);
+	buf_free(&in);
+}
+END_TEST
+
+/* Many frames pipelined in one write all arrive, in order. */
+START_TEST(test_link_pipelined)
+{
+	struct fixture fx;
+	struct buf in = BUF_INIT;
+	size_t i, n = 200;
+
+	fixture_init(&fx);
+	fixture_link_a(&fx, &proto_v1);
+	hello_bytes(&in, "test/1");
+	for (i = 0; i < n; i++) {
+		struct piece p[2] = { { P_U32, i * 3, NULL, 0 },
+		    { P_END, 0, NULL, 0 } };
+
+		frame_bytes(&in, T_PING, (uint32_t)i, p, UINT64_MAX);
+	}
+	ck_assert_int_eq(write(fx.sv[1], in.data, in.len), (ssize_t)in.len);
+	fx.a.stop_after = n;
+	fixture_run(&fx);
+	ck_assert_uint_eq(fx.a.msgs, n);
+	ck_assert_uint_eq(fx.a.last_id, n - 1);
+	ck_assert_uint_eq(fx.a.last_u32, (n - 1) * 3);
+	ck_assert_int_eq(fx.a.closed, 0);
+	fixture_free(&fx);
+	buf_free(&in);
+}
+END_TEST
+
+/* Trickle fx->out into sv[1] a chunk at a time. */
+static void
+trickle(struct ev_io *io, int fd, int events, void *arg)
+{
+	struct fixture *fx = arg;
+	size_t n = fx->out.len - fx->out_off;
+	ssize_t r;
+
+	(void)io;
+	(void)events;
+	if (n > fx->chunk)
+		n = fx->chunk;
+	r = write(fd, fx->out.data + fx->out_off, n);
+	if (r < 0 && errno == EAGAIN)
+		return;
+	ck_assert_int_gt(r, 0);
+	fx->out_off += (size_t)r;
+	if (fx->out_off == fx->out.len)
+		ev_io_set(fx->writer, 0);
+}
+
+/* Fill p[0..n) with a reproducible pattern and return its checksum. */
+static uint32_t
+pattern(unsigned char *p, size_t n)
+{
+	uint32_t sum = 0, x = 12345;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		x = x * 1103515245 + 12345;
+		p[i] = (unsigned char)(x >> 16);
+		sum = sum * 31 + p[i];
+	}
+	return sum;
+}
+
+/* A payload near IPC_MAX_PAYLOAD written in small pieces arrives whole. */
+START_TEST(test_link_large_trickled)
+{
+	size_t n = IPC_MAX_PAYLOAD - 4;
+	unsigned char *data = xmalloc(n);
+	uint32_t sum = pattern(data, n);
+	struct piece p[2] = { { P_DATA, 0, (const char *)data, n },
+	    { P_END, 0, NULL, 0 } };
+	struct fixture fx;
+
+	fixture_init(&fx);
+	fixture_link_a(&fx, &proto_v1);
+	hello_bytes(&fx.out, "test/1");
+	frame_bytes(&fx.out, T_DATA, 5, p, UINT64_MAX);
+	ck_assert_int_eq(fcntl(fx.sv[1], F_SETFL, O_NONBLOCK), 0);
+	fx.chunk = 7919;	/* a prime: splits headers and fields */
+	fx.writer = ev_io_add(fx.loop, fx.sv[1], EV_WRITE, trickle, &fx);
+	fx.a.stop_after = 1;
+	fixture_run(&fx);
+	ck_assert_uint_eq(fx.a.msgs, 1);
+	ck_assert_uint_eq(fx.a.data_len, n);
+	ck_assert_uint_eq(fx.a.data_sum, sum);
+	fixture_free(&fx);
+	free(data);
+}
+END_TEST
+
+/* Link to link: several near-maximal payloads queue past the socket
+ * buffer and are written in partial sendmsgs. */
+START_TEST(test_link_large_queued)
+{
+	size_t n = IPC_MAX_PAYLOAD - 4, i;
+	unsigned char *data = xmalloc(n);
+	uint32_t sum = pattern(data, n);
+	struct fixture fx;
+	struct ipc_msg m;
+
+	fixture_init(&fx);
+	fixture_link_a(&fx, &proto_v1);
+	fixture_link_b(&fx, &proto_v1);
+	ipc_msg_init(&m, T_DATA, 3);
+	ipc_put_data(&m, data, n);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(ipc_link_send(fx.a.link, &m), 0);
+	ipc_msg_free(&m);
+	fx.b.stop_after = 3;
+	fixture_run(&fx);
+	ck_assert_uint_eq(fx.b.msgs, 3);
+	ck_assert_uint_eq(fx.b.data_len, n);
+	ck_assert_uint_eq(fx.b.data_sum, sum);
+	fixture_free(&fx);
+	free(data);
+}
+END_TEST
+
+/* The output backlog is bounded, and oversize payloads are refused. */
+START_TEST(test_link_backlog)
+{
+	struct fixture fx;
+	struct ipc_msg m;
+	void *zero;
+	size_t i;
+	int r = 0;
+
+	fixture_init(&fx);
+	fixture_link_a(&fx, &proto_v1);
+	zero = xcalloc(1, IPC_MAX_PAYLOAD - 4);
+	ipc_msg_init(&m, T_DATA, 3);
+	ipc_put_data(&m, zero, IPC_MAX_PAYLOAD - 4);
+	for (i = 0; i < 64 && r == 0; i++)
+		r = ipc_link_send(fx.a.link, &m);
+	ck_assert_int_eq(r, -1);
+	ck_assert_uint_eq(i, 8);	/* 8 MiB of backlog, hello included */
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&fx.log), "reason=backlog_full"));
+	ipc_put_u32(&m, 0);
+	ck_assert_int_eq(ipc_link_send(fx.a.link, &m), -1);
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&fx.log),
+	    "reason=payload_too_large"));
+	ipc_msg_free(&m);
+	fixture_free(&fx);
+	free(zero);
+}
+END_TEST
+
+/* --- Blocking helpers ------------------------------------------------------------- */
+
+/* ipc_recv_blocking: a frame with an fd, then EOF; and a timeout. */
+START_TEST(test_blocking_roundtrip)
+{
+	struct ipc_cursor c;
+	struct ipc_msg m, f;
+	const char *error = NULL, *s;
+	char got[8];
+	int sv[2], p[2], fd;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+	    0);
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(ipc_recv_blocking(sv[1], &f, 50, &error), -1);
+	ck_assert_str_eq(error, "timeout");
+	ipc_msg_init(&m, T_FD, 77);
+	ipc_put_str(&m, "hi");
+	ipc_put_fd(&m, p[1]);
+	ck_assert_int_eq(ipc_send_blocking(sv[0], &m), 0);
+	ipc_msg_free(&m);
+	close(p[1]);
+	ck_assert_int_eq(ipc_recv_blocking(sv[1], &f, 1000, &error), 1);
+	ck_assert_uint_eq(f.type, T_FD);
+	ck_assert_uint_eq(f.id, 77);
+	ck_assert_uint_eq(f.nfds, 1);
+	ipc_cursor_init(&c, &f);
+	ck_assert_int_eq(ipc_get_str(&c, &s), 0);
+	ck_assert_str_eq(s, "hi");
+	ck_assert_int_eq(ipc_get_fd(&c, &fd), 0);
+	ck_assert_int_eq(ipc_get_end(&c), 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	ck_assert_int_eq(write(fd, "ok", 2), 2);
+	close(fd);
+	ck_assert_int_eq(read(p[0], got, sizeof(got)), 2);
+	ipc_frame_free(&f);
+	/* Half a header, then EOF. */
+	ck_assert_int_eq(write(sv[0], "\x10\0\0", 3), 3);
+	close(sv[0]);
+	ck_assert_int_eq(ipc_recv_blocking(sv[1], &f, 1000, &error), -1);
+	ck_assert_str_eq(error, "eof_mid_frame");
+	close(sv[1]);
+	close(p[0]);
+	/* Half a header, then silence: a timeout, not EOF. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+	    0);
+	ck_assert_int_eq(write(sv[0], "\x10\0\0", 3), 3);
+	ck_assert_int_eq(ipc_recv_blocking(sv[1], &f, 50, &error), -1);
+	ck_assert_str_eq(error, "timeout");
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
+/* ipc_connect against a forked server that answers with name. */
+static void
+connect_case(const char *server_name, int want_ok, const char *want_error)
+{
+	char dir[] = "/tmp/test_ipc.XXXXXX";
+	struct sockaddr_un sun;
+	struct buf path = BUF_INIT;
+	const char *error = NULL;
+	pid_t pid;
+	int lfd, fd, status;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(buf_printf(&path, "%s/sock", dir), 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path.data, path.len);
+	ck_assert_int_ge(lfd = socket(AF_UNIX, SOCK_STREAM, 0), 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0) {
+		struct ipc_msg m;
+		int cfd = accept(lfd, NULL, NULL);
+
+		alarm(5);
+		if (cfd < 0)
+			_exit(2);
+		ipc_msg_init(&m, IPC_HELLO, 0);
+		ipc_put_str(&m, server_name);
+		if (ipc_send_blocking(cfd, &m) < 0)
+			_exit(3);
+		ipc_msg_free(&m);
+		if (ipc_recv_blocking(cfd, &m, 5000, &error) != 1 ||
+		    m.type != IPC_HELLO)
+			_exit(4);
+		ipc_frame_free(&m);
+		close(cfd);
+		close(lfd);
+		_exit(0);
+	}
+	close(lfd);
+	fd = ipc_connect(path.data, "test/1", &error);
+	if (want_ok) {
+		ck_assert_msg(fd >= 0, "ipc_connect: %s", error);
+		close(fd);
+	} else {
+		ck_assert_int_eq(fd, -1);
+		ck_assert_str_eq(error, want_error);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	unlink(path.data);
+	rmdir(dir);
+	buf_free(&path);
+}
+
+START_TEST(test_connect)
+{
+	const char *error = NULL;
+
+	connect_case("test/1", 1, NULL);
+	connect_case("test/9", 0, "protocol mismatch");
+	ck_assert_int_eq(ipc_connect("/nonexistent/sock", "test/1", &error),
+	    -1);
+	ck_assert_str_eq(error, "connect failed");
+}
+END_TEST
+
+static Suite *
+ipc_suite(void)
+{
+	Suite *s = suite_create("ipc");
+	TCase *tc;
+
+	tc = tcase_create("cursor");
+	tcase_add_loop_test(tc, test_cursor_roundtrip, 0,
+	    sizeof(roundtrip_cases) / sizeof(roundtrip_cases[0]));
+	tcase_add_test(tc, test_cursor_fd);
+	tcase_add_loop_test(tc, test_cursor_fail, 0,
+	    sizeof(fail_cases) / sizeof(fail_cases[0]));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("decoder");
+	tcase_add_loop_test(tc, test_decoder, 0,
+	    sizeof(decoder_cases) / sizeof(decoder_cases[0]));
+	tcase_add_test(tc, test_decoder_unclaimed);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("link");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_link_hello_ping);
+	tcase_add_test(tc, test_link_fd_roundtrip);
+	tcase_add_test(tc, test_link_wrong_proto);
+	tcase_add_loop_test(tc, test_link_close, 0,
+	    sizeof(close_cases) / sizeof(close_cases[0]));
+	tcase_add_test(tc, test_link_pipelined);
+	tcase_add_test(tc, test_link_large_trickled);
+	tcase_add_test(tc, test_link_large_queued);
+	tcase_add_test(tc, test_link_backlog);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("blocking");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_blocking_roundtrip);
+	tcase_add_test(tc, test_connect);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return check_run_suite(ipc_suite());
+}

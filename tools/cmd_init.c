@@ -1,0 +1,375 @@
+/*
+ * postern init: set up an instance.
+ *
+ *   postern init --dev DIR [--port-base N] [--force]
+ *     A self-contained dev-mode instance in DIR: config, self-signed
+ *     certificate, map sources with a demo domain and user, and (made by
+ *     master at start) spool, mail store and sockets.  Listeners on
+ *     127.0.0.1 at fixed offsets from the port base (default 10000).
+ *
+ *   postern init [--port-base N] [--force] [DIR]
+ *     Root mode: create postern's system users and group (idempotent),
+ *     then write a root-mode config.  With DIR, everything lives under DIR
+ *     (listeners on 127.0.0.1 when --port-base is given); without, the
+ *     config goes to SYSCONFDIR/postern with FHS paths and standard ports.
+ */
+#include "autoconf.h"
+
+#include <crypt.h>
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <grp.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "fsutil.h"
+#include "log.h"
+#include "postern.h"
+#include "services.h"
+#include "tlsctx.h"
+#include "xalloc.h"
+
+extern char **environ;
+
+/* The listeners every instance gets: tag, standard port, dev offset. */
+static const struct {
+	const char *service;
+	const char *tag;
+	unsigned port;
+	unsigned offset;
+} init_listeners[] = {
+	{ "smtpd", "smtp",	 25,  25 },
+	{ "smtpd", "submission", 587, 87 },
+	{ "smtpd", "smtps",	 465, 65 },
+	{ "pop3d", "pop3",	 110, 10 },
+	{ "pop3d", "pop3s",	 995, 95 },
+	{ "imapd", "imap",	 143, 43 },
+	{ "imapd", "imaps",	 993, 93 },
+};
+
+/* Unix sockets of the internal services. */
+static const struct {
+	const char *service;
+	const char *socket;
+} init_sockets[] = {
+	{ "qmgr", "qmgr" },
+	{ "local", "local" },
+	{ "relay", "relay" },
+	{ "auth", "auth" },
+};
+
+#define DEMO_DOMAIN "example.test"
+#define DEMO_USER "demo@" DEMO_DOMAIN
+
+struct init_opts {
+	int dev;
+	int force;
+	long port_base;		/* -1: standard ports */
+	const char *dir;	/* NULL: system-wide */
+};
+
+/* Run a command (argv[0] looked up in PATH); 0 if it exited 0. */
+static int
+run(char *const argv[])
+{
+	pid_t pid;
+	int status;
+
+	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0) {
+		fprintf(stderr, "postern init: cannot run %s: %s\n", argv[0], strerror(errno));
+		return -1;
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "postern init: %s failed\n", argv[0]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Create postern's system group and users where missing. */
+static int
+create_users(void)
+{
+	if (getgrnam(POSTERN_DROP_GROUP) == NULL) {
+		char *argv[] = { "groupadd", "--system", POSTERN_DROP_GROUP, NULL };
+
+		if (run(argv) < 0)
+			return -1;
+		printf("created group %s\n", POSTERN_DROP_GROUP);
+	}
+	for (size_t i = 0; i < builtin_nservices; i++) {
+		const char *user = builtin_services[i].user;
+		char *argv[] = { "useradd", "--system", "--user-group",
+		    "--home-dir", "/nonexistent", "--no-create-home",
+		    "--shell", "/usr/sbin/nologin", "--comment", "postern daemon",
+		    (char *)user, NULL };
+
+		if (getpwnam(user) != NULL)
+			continue;
+		if (run(argv) < 0)
+			return -1;
+		printf("created user %s\n", user);
+	}
+	return 0;
+}
+
+/* A random password of 16 characters from an unambiguous alphabet. */
+static void
+random_password(char out[17])
+{
+	static const char alphabet[] = "abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY34679";
+	unsigned char raw[16];
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		log_fatal("event=getrandom_failed error=\"%s\"", strerror(errno));
+	for (size_t i = 0; i < sizeof(raw); i++)
+		out[i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
+	out[16] = '\0';
+}
+
+/* A yescrypt hash of password (crypt(3) format). */
+static char *
+hash_password(const char *password)
+{
+	struct crypt_data data;
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	const char *h;
+
+	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt)) == NULL)
+		log_fatal("event=crypt_gensalt_failed error=\"%s\"", strerror(errno));
+	memset(&data, 0, sizeof(data));
+	h = crypt_r(password, salt, &data);
+	if (h == NULL || h[0] == '*')
+		log_fatal("event=crypt_failed");
+	return xstrdup(h);
+}
+
+/* Write a file unless it exists (or --force); 0 or -1. */
+static int
+write_file(const struct init_opts *o, const char *path, const char *text, mode_t mode)
+{
+	const char *error;
+
+	if (!o->force && access(path, F_OK) == 0) {
+		fprintf(stderr, "postern init: %s exists (use --force to replace it)\n", path);
+		return -1;
+	}
+	if (fs_write_atomic(path, text, strlen(text), mode, &error) < 0) {
+		fprintf(stderr, "postern init: %s\n", error);
+		return -1;
+	}
+	return 0;
+}
+
+/* Append the service blocks with their listeners to the config text. */
+static void
+put_services(struct buf *c, const struct init_opts *o)
+{
+	const char *host = o->port_base >= 0 ? "127.0.0.1" : "*";
+
+	for (size_t i = 0; i < builtin_nservices; i++) {
+		const char *name = builtin_services[i].name;
+		int any = 0;
+
+		if (buf_printf(c, "\n# %s\nservice %s {\n", builtin_services[i].doc, name) < 0)
+			log_panic("event=config_text_overflow");
+		for (size_t j = 0; j < sizeof(init_listeners) / sizeof(init_listeners[0]); j++) {
+			unsigned port;
+
+			if (strcmp(init_listeners[j].service, name) != 0)
+				continue;
+			port = o->port_base >= 0 ?
+			    (unsigned)o->port_base + init_listeners[j].offset :
+			    init_listeners[j].port;
+			if (buf_printf(c, "%s%s:%u/%s", any ? " " : "    listen = ", host,
+			    port, init_listeners[j].tag) < 0)
+				log_panic("event=config_text_overflow");
+			any = 1;
+		}
+		if (any && buf_putc(c, '\n') < 0)
+			log_panic("event=config_text_overflow");
+		for (size_t j = 0; j < sizeof(init_sockets) / sizeof(init_sockets[0]); j++)
+			if (strcmp(init_sockets[j].service, name) == 0 &&
+			    buf_printf(c, "    unix_listen = %s\n", init_sockets[j].socket) < 0)
+				log_panic("event=config_text_overflow");
+		if (buf_puts(c, "}\n") < 0)
+			log_panic("event=config_text_overflow");
+	}
+}
+
+/* Parse the options; 0 or -1 (usage printed). */
+static int
+parse_opts(int argc, char **argv, struct init_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->port_base = -1;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--dev") == 0) {
+			o->dev = 1;
+		} else if (strcmp(argv[i], "--force") == 0) {
+			o->force = 1;
+		} else if (strcmp(argv[i], "--port-base") == 0 && i + 1 < argc) {
+			char *end;
+
+			errno = 0;
+			o->port_base = strtol(argv[++i], &end, 10);
+			if (errno != 0 || *end != '\0' || o->port_base < 0 ||
+			    o->port_base > 65535 - 95) {
+				fprintf(stderr, "postern init: --port-base must be 0-%d\n",
+				    65535 - 95);
+				return -1;
+			}
+		} else if (argv[i][0] == '-' || o->dir != NULL) {
+			fprintf(stderr, "postern init: unexpected argument '%s'\n", argv[i]);
+			return -1;
+		} else {
+			o->dir = argv[i];
+		}
+	}
+	if (o->dev && o->dir == NULL) {
+		fprintf(stderr, "usage: postern init --dev DIR [--port-base N] [--force]\n");
+		return -1;
+	}
+	if (o->dev && o->port_base < 0)
+		o->port_base = 10000;
+	return 0;
+}
+
+int
+cmd_init(const char *config, int argc, char **argv)
+{
+	struct init_opts o;
+	struct buf c = BUF_INIT;
+	char dir[PATH_MAX], password[17];
+	const char *error, *libexec = tool_build_libexec();
+	char *cert, *key, *conf, *maps, *path, *hash;
+	int ret = EXIT_FAIL;
+
+	(void)config;
+	if (parse_opts(argc, argv, &o) < 0)
+		return EXIT_USAGE;
+	if (!o.dev) {
+		if (geteuid() != 0) {
+			fprintf(stderr, "postern init: root mode needs root "
+			    "(for a private instance use --dev DIR)\n");
+			return EXIT_FAIL;
+		}
+		if (create_users() < 0)
+			return EXIT_FAIL;
+	}
+	if (o.dir == NULL)
+		o.dir = SYSCONFDIR "/postern";
+	if (o.dir[0] == '/')
+		path = xstrdup(o.dir);
+	else if (getcwd(dir, sizeof(dir)) != NULL)
+		path = fs_join(dir, o.dir);
+	else {
+		fprintf(stderr, "postern init: getcwd: %s\n", strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (access(path, F_OK) != 0 &&
+	    fs_ensure_dir(path, o.dev ? 0700 : 0755, (uid_t)-1, (gid_t)-1, &error) < 0) {
+		fprintf(stderr, "postern init: %s\n", error);
+		free(path);
+		return EXIT_FAIL;
+	}
+	if (realpath(path, dir) == NULL) {
+		fprintf(stderr, "postern init: %s: %s\n", path, strerror(errno));
+		free(path);
+		return EXIT_FAIL;
+	}
+	free(path);
+	conf = fs_join(dir, "postern.conf");
+	cert = fs_join(dir, "cert.pem");
+	key = fs_join(dir, "key.pem");
+	maps = fs_join(dir, "maps");
+	if (!o.force && access(conf, F_OK) == 0) {
+		fprintf(stderr, "postern init: %s exists (use --force to replace it)\n", conf);
+		goto out;
+	}
+
+	/* The configuration. */
+	if (buf_printf(&c, "# postern.conf(5), written by postern init\n") < 0 ||
+	    buf_printf(&c, "mode = %s\n", o.dev ? "dev" : "root") < 0)
+		log_panic("event=config_text_overflow");
+	if (o.dev || strcmp(dir, SYSCONFDIR "/postern") != 0) {
+		if (buf_printf(&c, "config_dir = %s\nspool_dir = $config_dir/spool\n"
+		    "run_dir = $config_dir/run\nmail_dir = $config_dir/mail\n", dir) < 0)
+			log_panic("event=config_text_overflow");
+	}
+	if (libexec != NULL && buf_printf(&c, "# postern runs from its build tree\n"
+	    "daemon_dir = %s\n", libexec) < 0)
+		log_panic("event=config_text_overflow");
+	if (buf_printf(&c, "log_target = %s\n", o.dev ? "stderr" : "syslog") < 0 ||
+	    buf_printf(&c, "tls_cert_file = $config_dir/cert.pem\n"
+	    "tls_key_file = $config_dir/key.pem\n") < 0)
+		log_panic("event=config_text_overflow");
+	put_services(&c, &o);
+
+	/* Certificate, maps with the demo domain and user, config last. */
+	if (!o.force && access(key, F_OK) == 0)
+		printf("keeping the existing %s\n", key);
+	else if (tls_make_selfsigned(cert, key, "localhost", 825, &error) < 0) {
+		fprintf(stderr, "postern init: certificate: %s\n", error);
+		goto out;
+	}
+	if (fs_ensure_dir(maps, 0755, (uid_t)-1, (gid_t)-1, &error) < 0) {
+		fprintf(stderr, "postern init: %s\n", error);
+		goto out;
+	}
+	if (o.dev) {
+		char *text;
+
+		path = fs_join(maps, "virtual_domains");
+		text = xasprintf("# domains this instance receives mail for\n%s\n", DEMO_DOMAIN);
+		ret = write_file(&o, path, text, 0644);
+		free(path);
+		free(text);
+		if (ret < 0) {
+			ret = EXIT_FAIL;
+			goto out;
+		}
+		random_password(password);
+		hash = hash_password(password);
+		path = fs_join(maps, "passwd");
+		text = xasprintf("# user password-hash (crypt(3) format)\n%s %s\n",
+		    DEMO_USER, hash);
+		ret = write_file(&o, path, text, 0600);
+		free(path);
+		free(text);
+		free(hash);
+		if (ret < 0) {
+			ret = EXIT_FAIL;
+			goto out;
+		}
+	}
+	if (write_file(&o, conf, buf_cstr(&c), 0644) < 0)
+		goto out;
+
+	printf("postern instance written to %s (%s mode)\n", dir, o.dev ? "dev" : "root");
+	if (o.dev) {
+		printf("demo user: %s  password: %s\n", DEMO_USER, password);
+		printf("listeners: 127.0.0.1, SMTP %ld, submission %ld, SMTPS %ld, "
+		    "POP3 %ld, POP3S %ld, IMAP %ld, IMAPS %ld\n",
+		    o.port_base + 25, o.port_base + 87, o.port_base + 65, o.port_base + 10,
+		    o.port_base + 95, o.port_base + 43, o.port_base + 93);
+	}
+	printf("start it with: postern -c %s start\n", conf);
+	ret = EXIT_OK;
+out:
+	buf_free(&c);
+	free(conf);
+	free(cert);
+	free(key);
+	free(maps);
+	return ret;
+}
