@@ -330,8 +330,12 @@ master_configure(struct master *m, struct config *cfg, const char **error_r)
 			    "program=%s", svcs[n].name, svcs[n].program);
 		n++;
 	}
-	/* The old processes finish their sessions under the old config. */
+	/* The old processes finish their sessions under the old config; the
+	 * restart count of a service that stays carries over. */
 	for (size_t i = 0; i < m->nservices; i++) {
+		for (size_t j = 0; j < n; j++)
+			if (strcmp(svcs[j].name, m->services[i].name) == 0)
+				svcs[j].restarts = m->services[i].restarts;
 		for (unsigned j = 0; j < m->services[i].processes; j++)
 			child_retire(m, &m->services[i].children[j]);
 		service_free(&m->services[i]);

@@ -138,6 +138,13 @@ class Supervision(unittest.TestCase):
         log = self.inst.read_log()
         self.assertRegex(log, r"event=daemon_died service=echo instance=\d signal=9")
         self.assertEqual(self.echo("after"), "echo: after")
+        # The count survives a reload.
+        before = set(self.inst.service_pids("echo"))
+        self.inst.postern("reload")
+        wait_until(lambda: len(self.inst.service_pids("echo")) == 2 and
+                   not set(self.inst.service_pids("echo")) & before, what="reload")
+        self.assertEqual({r["restarts"] for r in self.inst.status()
+                          if r["service"] == "echo"}, {1})
 
     def test_crash_loop_backs_off(self):
         self.inst.start()
