@@ -74,6 +74,7 @@ buf_reserve(struct buf *b, size_t n)
 	if (__builtin_add_overflow(b->len, n, &need) || need > buf_limit(b))
 		return -1;
 	buf_grow(b, need);
+	b->data[b->len] = '\0';	/* a fresh allocation is terminated too */
 	return 0;
 }
 

@@ -26,7 +26,7 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define CFG_FILE_MAX	1048576		/* bytes in the file (1 MiB) */
+#define CFG_FILE_MAX	CONFIG_MAX_FILE	/* bytes in the file (1 MiB) */
 #define CFG_LINE_MAX	4096		/* bytes in a line, without CR LF */
 #define CFG_VALUE_MAX	65536		/* bytes in a value, joined and expanded */
 #define CFG_ERRORS_MAX	20		/* errors reported before giving up */

@@ -26,6 +26,9 @@
 
 #include "buf.h"
 
+/* The largest config file accepted. */
+#define CONFIG_MAX_FILE 1048576
+
 enum cfg_type {
 	CFG_STR,	/* any text */
 	CFG_PATH,	/* absolute path, or empty */

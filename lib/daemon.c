@@ -16,13 +16,12 @@
 
 #include "buf.h"
 #include "daemon.h"
+#include "fsutil.h"
 #include "log.h"
 #include "net.h"
 #include "priv.h"
 #include "xalloc.h"
 
-/* How long a stopping daemon may take to end its sessions. */
-#define DAEMON_STOP_GRACE_MS 5000
 /* How often a retiring daemon checks whether it is idle. */
 #define DAEMON_RETIRE_POLL_MS 200
 
@@ -234,6 +233,52 @@ drop_privileges(struct skeleton *sk, const char **error_r)
 	return priv_no_new_privs(error_r);
 }
 
+/*
+ * The config: the text master validated and passed in POSTERN_CONFIG_FD,
+ * so that master and its daemons always agree even if the file has been
+ * edited since; the file itself when run without master (tests, by hand).
+ */
+static int
+load_config(const char *path, struct config **cfg_r, struct buf *err)
+{
+	const char *env = getenv("POSTERN_CONFIG_FD");
+	char *proc;
+	struct buf text = BUF_INIT;
+	const char *error;
+	int r;
+
+	if (env == NULL)
+		return config_load(path, cfg_r, err);
+	/* Read through /proc so the fd's offset does not matter. */
+	proc = xasprintf("/proc/self/fd/%s", env);
+	r = fs_read_file(proc, CONFIG_MAX_FILE, &text, &error);
+	free(proc);
+	close((int)strtol(env, NULL, 10));
+	if (r < 0) {
+		if (buf_printf(err, "%s: %s\n", path, error) < 0)
+			log_panic("event=overflow");
+		return -1;
+	}
+	r = config_parse(path, text.data ? text.data : "", text.len, cfg_r, err);
+	buf_free(&text);
+	return r;
+}
+
+/* Tell master that set-up is done (POSTERN_READY_FD), once. */
+static void
+say_ready(void)
+{
+	const char *env = getenv("POSTERN_READY_FD");
+	int fd;
+
+	if (env == NULL)
+		return;
+	fd = (int)strtol(env, NULL, 10);
+	if (fd_write_all(fd, "ready\n", 6) < 0)
+		log_warn("event=ready_notice_failed error=\"%s\"", strerror(errno));
+	close(fd);
+}
+
 /* Print usage and return the exit status for it. */
 static int
 usage(const char *prog)
@@ -276,7 +321,7 @@ daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
 	if (config_path == NULL || d->service == NULL || optind != argc)
 		return usage(d->program);
 
-	if (config_load(config_path, &d->cfg, &err) < 0) {
+	if (load_config(config_path, &d->cfg, &err) < 0) {
 		fprintf(stderr, "%s", buf_cstr(&err));
 		buf_free(&err);
 		log_fatal("event=config_error path=%s", config_path);
@@ -330,6 +375,7 @@ daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
 	}
 	log_info("event=start service=%s instance=%u uid=%lu listeners=%zu",
 	    d->service, d->instance, (unsigned long)getuid(), d->nlisteners);
+	say_ready();
 
 	if (ev_run(d->loop) < 0)
 		sk.exit_status = 1;

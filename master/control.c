@@ -74,7 +74,7 @@ send_status(struct master *m, struct ipc_link *l, uint32_t id)
 
 			put_row(&r, s->name, j, c->pid,
 			    c->pid > 0 ? now - c->started_ms : 0, s->restarts,
-			    c->pid > 0 ? "running" : "restarting");
+			    c->pid <= 0 ? "restarting" : c->ready ? "running" : "starting");
 		}
 	}
 	for (const struct child *c = m->retiring; c != NULL; c = c->next_retiring)

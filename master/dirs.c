@@ -22,9 +22,9 @@ const struct master_dir master_dirs[] = {
 	{ "spool_dir",	"incoming",	"postern-smtpd", "postern-queue", 02750 },
 	{ "spool_dir",	"incoming/tmp",	"postern-smtpd", "postern-queue", 02750 },
 	{ "spool_dir",	"incoming/new",	"postern-smtpd", "postern-queue", 02770 },
-	{ "spool_dir",	"maildrop",	"postern-queue", "postern-drop", 01730 },
-	{ "spool_dir",	"maildrop/tmp",	"postern-queue", "postern-drop", 01730 },
-	{ "spool_dir",	"maildrop/new",	"postern-queue", "postern-drop", 01730 },
+	{ "spool_dir",	"maildrop",	"postern-queue", POSTERN_DROP_GROUP, 01730 },
+	{ "spool_dir",	"maildrop/tmp",	"postern-queue", POSTERN_DROP_GROUP, 01730 },
+	{ "spool_dir",	"maildrop/new",	"postern-queue", POSTERN_DROP_GROUP, 01730 },
 	{ "spool_dir",	"queue",	"postern-queue", NULL,		0700 },
 	{ "mail_dir",	"",		"postern-mail",	NULL,		0700 },
 };

@@ -33,14 +33,15 @@ static const char *owned_pid_file;
 static void __attribute__((noreturn))
 fail(const char *reason)
 {
+	/* The pid file goes first: the starter may look as soon as it hears. */
+	if (owned_pid_file != NULL)
+		unlink(owned_pid_file);
 	if (ready_fd >= 0) {
 		char *msg = xasprintf("error: %s\n", reason);
 
 		(void)!write(ready_fd, msg, strlen(msg));
 		free(msg);
 	}
-	if (owned_pid_file != NULL)
-		unlink(owned_pid_file);
 	log_fatal("event=start_failed error=\"%s\"", reason);
 }
 
@@ -131,6 +132,7 @@ main(int argc, char **argv)
 
 	memset(&m, 0, sizeof(m));
 	m.pid_fd = m.control_fd = -1;
+	m.pid = getpid();
 	log_init("postern/master", LOG_TARGET_STDERR, LOG_LEVEL_INFO);
 	while ((c = getopt(argc, argv, "c:fr:")) != -1) {
 		switch (c) {
@@ -154,7 +156,7 @@ main(int argc, char **argv)
 	m.config_path = xstrdup(abspath);
 
 	/* Config. */
-	if (config_load(m.config_path, &cfg, &err) < 0) {
+	if (master_load_config(&m, &cfg, &m.config_text, &err) < 0) {
 		fputs(buf_cstr(&err), stderr);
 		fail(err_fmt("%s is not valid (see above, or run `postern check`)",
 		    m.config_path));

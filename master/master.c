@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -154,9 +155,12 @@ listeners_prune(struct master *m)
 static void
 service_free(struct service *s)
 {
-	for (unsigned i = 0; i < s->processes; i++)
+	for (unsigned i = 0; i < s->processes; i++) {
 		if (s->children[i].restart_timer != NULL)
 			ev_timer_del(&s->children[i].restart_timer);
+		if (s->children[i].ready_io != NULL)
+			ev_io_close(&s->children[i].ready_io);
+	}
 	free(s->name);
 	free(s->program);
 	free(s->args);
@@ -255,7 +259,10 @@ make_dirs(const struct cfg_section *g, int dev_mode, const char **error_r)
 				free(path);
 				return -1;
 			}
-			if (d->group != NULL && priv_lookup_group(d->group, &gid, error_r) < 0) {
+			/* The maildrop's group is configurable (drop_group). */
+			if (d->group != NULL && priv_lookup_group(
+			    strcmp(d->group, POSTERN_DROP_GROUP) == 0 ?
+			    cfg_str(g, "drop_group") : d->group, &gid, error_r) < 0) {
 				*error_r = err_fmt("%s (run `postern init` to create "
 				    "postern's users)", *error_r);
 				free(path);
@@ -278,6 +285,8 @@ child_retire(struct master *m, struct child *c)
 
 	if (c->restart_timer != NULL)
 		ev_timer_del(&c->restart_timer);
+	if (c->ready_io != NULL)
+		ev_io_close(&c->ready_io);
 	if (c->pid <= 0)
 		return;
 	kill(c->pid, SIGHUP);
@@ -366,34 +375,42 @@ static const char *const env_keep[] = {
 	"TZ", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "VALGRIND_OPTS",
 };
 
-/* In the child after fork: arrange fds, environment and exec.  Never
- * returns. */
+/*
+ * In the child after fork: arrange fds, environment and exec.  Never
+ * returns.  fds 3.. are the listeners, then the config text (a memfd)
+ * and the write end of the readiness pipe.
+ */
 static void __attribute__((noreturn))
-child_exec(struct master *m, struct child *c)
+child_exec(struct master *m, struct child *c, int ready_w)
 {
 	struct service *s = c->svc;
 	size_t nl = s->nlisteners, nenv = 0, nargv = 0;
-	int *tmp = xcalloc(nl + 1, sizeof(int));
+	int *tmp = xcalloc(nl + 2, sizeof(int));
+	int cfg_fd, cfg_at = (int)(3 + nl), ready_at = (int)(4 + nl);
 	char **envp = NULL, **argv = NULL;
 	struct buf spec = BUF_INIT;
 	int devnull;
 
 	ev_child_reset_signals();
-	/* Move each listener out of the way of fds 3.., then into place. */
-	for (size_t i = 0; i < nl; i++) {
-		tmp[i] = fcntl(s->listeners[i]->fd, F_DUPFD, (int)(3 + nl));
-		if (tmp[i] < 0)
+	cfg_fd = memfd_create("postern.conf", MFD_CLOEXEC);
+	if (cfg_fd < 0 || fd_write_all(cfg_fd, m->config_text.data,
+	    m->config_text.len) < 0 || lseek(cfg_fd, 0, SEEK_SET) < 0)
+		_exit(126);
+	/* Move every fd out of the way of fds 3.., then into place. */
+	for (size_t i = 0; i < nl; i++)
+		tmp[i] = fcntl(s->listeners[i]->fd, F_DUPFD, ready_at + 1);
+	tmp[nl] = fcntl(cfg_fd, F_DUPFD, ready_at + 1);
+	tmp[nl + 1] = fcntl(ready_w, F_DUPFD, ready_at + 1);
+	for (size_t i = 0; i < nl + 2; i++) {
+		if (tmp[i] < 0 || dup2(tmp[i], (int)(3 + i)) < 0 ||
+		    fd_set_cloexec((int)(3 + i), 0) < 0)
 			_exit(126);
-	}
-	for (size_t i = 0; i < nl; i++) {
-		if (dup2(tmp[i], (int)(3 + i)) < 0 || fd_set_cloexec((int)(3 + i), 0) < 0)
-			_exit(126);
-		if (buf_printf(&spec, "%s%zu:%s", i ? " " : "", 3 + i,
+		if (i < nl && buf_printf(&spec, "%s%zu:%s", i ? " " : "", 3 + i,
 		    s->listeners[i]->spec) < 0)
 			_exit(126);
 	}
-	if (syscall(SYS_close_range, 3 + nl, ~0U, 0) < 0) {
-		for (int fd = (int)(3 + nl); fd < 65536; fd++)
+	if (syscall(SYS_close_range, ready_at + 1, ~0U, 0) < 0) {
+		for (int fd = ready_at + 1; fd < 65536; fd++)
 			close(fd);
 	}
 	devnull = open("/dev/null", O_RDONLY);
@@ -404,7 +421,9 @@ child_exec(struct master *m, struct child *c)
 
 	env_add(&envp, &nenv, xstrdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"));
 	env_add(&envp, &nenv, xasprintf("POSTERN_LISTENERS=%s", buf_cstr(&spec)));
-	env_add(&envp, &nenv, xasprintf("POSTERN_MASTER_PID=%ld", (long)getppid()));
+	env_add(&envp, &nenv, xasprintf("POSTERN_CONFIG_FD=%d", cfg_at));
+	env_add(&envp, &nenv, xasprintf("POSTERN_READY_FD=%d", ready_at));
+	env_add(&envp, &nenv, xasprintf("POSTERN_MASTER_PID=%ld", (long)m->pid));
 	if (s->user != NULL)
 		env_add(&envp, &nenv, xasprintf("POSTERN_USER=%s", s->user));
 	for (size_t i = 0; i < sizeof(env_keep) / sizeof(env_keep[0]); i++) {
@@ -429,23 +448,53 @@ child_exec(struct master *m, struct child *c)
 	_exit(127);
 }
 
+/* The daemon wrote to its readiness pipe (or closed it). */
+static void
+child_ready(struct ev_io *io, int fd, int events, void *arg)
+{
+	struct child *c = arg;
+	char b[16];
+	ssize_t n = read(fd, b, sizeof(b));
+
+	(void)events;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		c->ready = 1;
+		log_debug("event=daemon_ready service=%s instance=%u pid=%ld",
+		    c->svc->name, c->instance, (long)c->pid);
+	}
+	(void)io;
+	ev_io_close(&c->ready_io);
+}
+
+static void restart_due(struct ev_timer *t, void *arg);
+
 /* Fork and exec one child. */
 static void
 child_start(struct master *m, struct child *c)
 {
 	pid_t pid;
+	int p[2];
 
 	if (c->restart_timer != NULL)
 		ev_timer_del(&c->restart_timer);
-	pid = fork();
-	if (pid < 0) {
+	if (c->ready_io != NULL)
+		ev_io_close(&c->ready_io);
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0 || (pid = fork()) < 0) {
 		log_error("event=fork_failed service=%s error=\"%s\"", c->svc->name,
 		    strerror(errno));
 		c->state = CHILD_BACKOFF;
+		c->restart_timer = ev_timer_add(m->loop, BACKOFF_FIRST_MS, 0, restart_due, c);
 		return;
 	}
-	if (pid == 0)
-		child_exec(m, c);
+	if (pid == 0) {
+		close(p[0]);
+		child_exec(m, c, p[1]);
+	}
+	close(p[1]);
+	c->ready = 0;
+	c->ready_io = ev_io_add(m->loop, p[0], EV_READ, child_ready, c);
 	c->pid = pid;
 	c->state = CHILD_RUNNING;
 	c->started_ms = ev_now(m->loop);
@@ -515,6 +564,8 @@ child_died(struct master *m, struct child *c, int status)
 
 	c->pid = 0;
 	c->svc->restarts++;
+	if (c->ready_io != NULL)
+		ev_io_close(&c->ready_io);
 	if (up >= STABLE_UPTIME_MS)
 		c->backoff_ms = 0;
 	else
@@ -625,28 +676,55 @@ master_stop(struct master *m)
 	    cfg_time_ms(config_global(m->cfg), "stop_timeout"), 0, stop_deadline, m);
 }
 
+int
+master_load_config(struct master *m, struct config **cfg_r, struct buf *text,
+    struct buf *err)
+{
+	struct buf t = BUF_INIT;
+	const char *error;
+
+	if (fs_read_file(m->config_path, CONFIG_MAX_FILE, &t, &error) < 0) {
+		if (buf_printf(err, "%s\n", error) < 0)
+			log_panic("event=overflow");
+		buf_free(&t);
+		return -1;
+	}
+	if (config_parse(m->config_path, t.data ? t.data : "", t.len, cfg_r, err) < 0) {
+		buf_free(&t);
+		return -1;
+	}
+	buf_free(text);
+	*text = t;
+	return 0;
+}
+
 void
 master_reload(struct master *m)
 {
 	struct config *cfg;
-	struct buf err = BUF_INIT;
+	struct buf err = BUF_INIT, text;
 	const char *error;
 
 	if (m->stopping)
 		return;
-	if (config_load(m->config_path, &cfg, &err) < 0) {
+	buf_init(&text, 0);
+	if (master_load_config(m, &cfg, &text, &err) < 0) {
 		/* Each reason on its own log line; the old config stays. */
 		for (char *line = strtok(err.data, "\n"); line != NULL; line = strtok(NULL, "\n"))
 			log_error("event=reload_failed error=%s", log_safe(line));
 		buf_free(&err);
+		buf_free(&text);
 		return;
 	}
 	buf_free(&err);
 	if (master_configure(m, cfg, &error) < 0) {
 		log_error("event=reload_failed error=\"%s\"", error);
 		config_free(&cfg);
+		buf_free(&text);
 		return;
 	}
+	buf_free(&m->config_text);
+	m->config_text = text;
 	log_info("event=reloaded services=%zu retiring=%zu", m->nservices,
 	    master_alive(m));
 	master_start_all(m);
@@ -674,4 +752,5 @@ master_free(struct master *m)
 	if (m->stop_timer != NULL)
 		ev_timer_del(&m->stop_timer);
 	config_free(&m->cfg);
+	buf_free(&m->config_text);
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "buf.h"
 #include "config.h"
 #include "ev.h"
 #include "ipc.h"
@@ -53,6 +54,8 @@ struct child {
 	uint64_t started_ms;
 	uint64_t backoff_ms;
 	struct ev_timer *restart_timer;
+	struct ev_io *ready_io;	/* the daemon's readiness pipe, until it speaks */
+	int ready;		/* the daemon finished its set-up */
 	struct child *next_retiring;
 };
 
@@ -74,6 +77,9 @@ struct master {
 	struct ev_loop *loop;
 	struct config *cfg;
 	char *config_path;	/* absolute */
+	struct buf config_text;	/* what cfg was parsed from: every child gets
+				 * exactly this text, not a newer file */
+	pid_t pid;
 	int dev_mode;
 	int foreground;
 	struct service *services;
@@ -98,6 +104,11 @@ struct master {
  * retire.  0, or -1 with *error_r (the old state is then kept). */
 int master_configure(struct master *m, struct config *cfg, const char **error_r)
 	__attribute__((warn_unused_result));
+/* Read and parse the config file into *cfg_r, keeping its text for the
+ * children in *text (replaced only on success).  0, or -1 with the
+ * reasons in err. */
+int master_load_config(struct master *m, struct config **cfg_r, struct buf *text,
+    struct buf *err) __attribute__((warn_unused_result));
 /* Start every child that should run but does not. */
 void master_start_all(struct master *m);
 /* SIGCHLD: reap and restart or retire. */

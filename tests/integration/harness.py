@@ -100,6 +100,7 @@ class Instance:
         self.base = free_port_base()
         self.conf = os.path.join(self.dir, "postern.conf")
         self.pids = set()
+        self.postern_path = POSTERN
         self.log = os.path.join(self.dir, "run", "postern.log")
         args = ["init"] + ([] if root else ["--dev"]) + \
             [self.dir, "--port-base", str(self.base), "--force"]
@@ -131,10 +132,19 @@ class Instance:
             return 0
 
     def start(self):
+        """Start the instance and wait until every daemon has finished its
+        set-up (state running), so tests never see a half-started one."""
         self.postern("start")
         pid = wait_until(self.master_pid, what="master pid file")
         self.pids.add(pid)
+        self.wait_running()
         return pid
+
+    def wait_running(self, timeout=15):
+        """Wait until no daemon is starting or restarting."""
+        wait_until(lambda: all(r["state"] in ("running", "not-installed")
+                               for r in self.status()),
+                   timeout=timeout, what="every daemon running")
 
     def status(self):
         """Parse `postern status` into a list of dicts, one per process."""

@@ -77,6 +77,18 @@ START_TEST(test_max_is_exact)
 }
 END_TEST
 
+/* Reserving on an empty buffer leaves a valid empty string. */
+START_TEST(test_reserve_terminates)
+{
+	struct buf b = BUF_INIT;
+
+	ck_assert_int_eq(buf_reserve(&b, 100), 0);
+	ck_assert_ptr_nonnull(b.data);
+	ck_assert_str_eq(buf_cstr(&b), "");
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_reserve_overflow)
 {
 	struct buf b = BUF_INIT;
@@ -189,6 +201,7 @@ main(void)
 	tcase_add_test(tc, test_append_grows_and_terminates);
 	tcase_add_test(tc, test_embedded_nul);
 	tcase_add_test(tc, test_max_is_exact);
+	tcase_add_test(tc, test_reserve_terminates);
 	tcase_add_test(tc, test_reserve_overflow);
 	tcase_add_test(tc, test_printf_long_and_partial_failure);
 	tcase_add_test(tc, test_consume_truncate_steal);
