@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "map.h"
 #include "net.h"
 
 /* Installation directories come from configure (Makefile.am AM_CPPFLAGS);
@@ -77,6 +78,39 @@ check_socket_name(const char *v, const char **error_r)
 	return 0;
 }
 
+/* A map spec: "type:argument" or a path, as map_parse_spec() reads it;
+ * empty means no map. */
+static int
+check_map_spec(const char *v, const char **error_r)
+{
+	const char *type, *arg;
+
+	if (v[0] == '\0')
+		return 0;
+	return map_parse_spec(v, &type, &arg, error_r);
+}
+
+/* A map type this build supports. */
+static int
+check_map_type(const char *v, const char **error_r)
+{
+#ifndef HAVE_BDB
+	if (strcmp(v, "btree") == 0 || strcmp(v, "hash") == 0) {
+		*error_r = "this build has no Berkeley DB (configured --without-bdb)";
+		return -1;
+	}
+#endif
+	(void)v;
+	(void)error_r;
+	return 0;
+}
+
+#ifdef HAVE_BDB
+#define DEFAULT_MAP_TYPE "btree"
+#else
+#define DEFAULT_MAP_TYPE "lmdb"
+#endif
+
 const struct cfg_key config_global_keys[] = {
 	{ "mode", CFG_ENUM, "root", 0, 0, "dev root",
 	    "How postern runs. dev: everything under one directory, run by "
@@ -129,6 +163,67 @@ const struct cfg_key config_global_keys[] = {
 	{ "drop_group", CFG_STR, "postern-drop", 0, 0, NULL,
 	    "The group that owns sendmail(1)'s maildrop; sendmail is "
 	    "installed setgid to it.",
+	    NULL },
+	{ "default_map_type", CFG_ENUM, DEFAULT_MAP_TYPE, 0, 0, "btree hash lmdb",
+	    "The map type used for a map named by its path alone, without "
+	    "a type: prefix.",
+	    check_map_type },
+	{ "virtual_domains", CFG_STR, "", 0, 0, NULL,
+	    "The map of the domains postern receives mail for and stores "
+	    "in the mail store. Keys are domain names; values are "
+	    "ignored. Empty: none.",
+	    check_map_spec },
+	{ "virtual_mailboxes", CFG_STR, "", 0, 0, NULL,
+	    "The map from an address to its mailbox directory, relative "
+	    "to mail_dir. An address it does not list gets DOMAIN/USER/. "
+	    "Empty: none.",
+	    check_map_spec },
+	{ "aliases", CFG_STR, "", 0, 0, NULL,
+	    "The alias map: an address, or @domain for every address of a "
+	    "domain that has no entry of its own, maps to one or more "
+	    "addresses separated by commas. Aliases expand recursively up "
+	    "to alias_max_depth. Empty: none.",
+	    check_map_spec },
+	{ "alias_max_depth", CFG_INT, "10", 1, 64, NULL,
+	    "How many levels of aliases are followed before the expansion "
+	    "is refused as a loop.",
+	    NULL },
+	{ "relay_domains", CFG_STR, "", 0, 0, NULL,
+	    "The map of the domains postern relays mail to from any "
+	    "client. Keys are domain names; values are ignored. Empty: "
+	    "none.",
+	    check_map_spec },
+	{ "sender_access", CFG_STR, "", 0, 0, NULL,
+	    "The map consulted for the envelope sender: an address, a "
+	    "domain or a user@ part maps to OK, REJECT with an optional "
+	    "text, or DISCARD. Empty: none.",
+	    check_map_spec },
+	{ "recipient_access", CFG_STR, "", 0, 0, NULL,
+	    "The map consulted for each envelope recipient, with the same "
+	    "keys and actions as sender_access. Empty: none.",
+	    check_map_spec },
+	{ "passwd", CFG_STR, "", 0, 0, NULL,
+	    "The password map, read only by the auth service: a user "
+	    "(user@domain) maps to a password hash in crypt(3) format "
+	    "followed by optional attributes quota=SIZE and enabled=no. "
+	    "Empty: no user can log in.",
+	    check_map_spec },
+	{ "auth_fail_delay", CFG_TIME, "2s", 0, 1 * MIN_MS, NULL,
+	    "The delay before the auth service answers a failed login. It "
+	    "doubles with each further recent failure from the same "
+	    "client address or for the same user, up to "
+	    "auth_fail_delay_max.",
+	    NULL },
+	{ "auth_fail_delay_max", CFG_TIME, "30s", 0, 10 * MIN_MS, NULL,
+	    "The longest delay before a failed login is answered.",
+	    NULL },
+	{ "auth_fail_forget", CFG_TIME, "15m", 1 * MIN_MS, 24 * HOUR_MS, NULL,
+	    "How long a failed login counts towards the delay of later "
+	    "ones.",
+	    NULL },
+	{ "auth_timeout", CFG_TIME, "30s", 1 * SEC_MS, 5 * MIN_MS, NULL,
+	    "How long a daemon waits for the auth service to answer "
+	    "before it fails the login as a temporary error.",
 	    NULL },
 };
 const size_t config_global_nkeys =

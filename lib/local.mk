@@ -12,4 +12,9 @@ lib_libpostern_a_SOURCES = \
 	lib/daemon.c lib/daemon.h \
 	lib/net.c lib/net.h \
 	lib/fsutil.c lib/fsutil.h \
-	lib/services.c lib/services.h
+	lib/services.c lib/services.h \
+	lib/map.c lib/map.h lib/mapspec.c lib/map_text.c lib/map_bdb.c lib/map_lmdb.c lib/map_impl.h \
+	lib/sasl.c lib/sasl.h \
+	lib/authproto.h lib/authclient.c lib/authclient.h \
+	lib/alias.c lib/alias.h \
+	lib/passwd.c lib/passwd.h

@@ -1,1 +1,1 @@
-dist_man_MANS += man/postern.conf.5 man/postern.8 man/master.8
+dist_man_MANS += man/postern.conf.5 man/postern.8 man/master.8 man/auth.8

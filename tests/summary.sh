@@ -4,10 +4,10 @@
 # "integration: N passed, N failed, N skipped" lines.  A test program that
 # failed without printing a summary (a crash, a timeout) counts as one
 # failure.  Prints Check's totals, then "N passed, N failed" last.
-# usage: summary.sh BUILDDIR
-dir=${1:-.}
+# usage: summary.sh BUILDDIR...
+[ $# -gt 0 ] || set -- .
 checks=0 cfail=0 ipass=0 ifail=0 iskip=0 crashed=0
-for trs in $(find "$dir/tests" -name '*.trs' | sort); do
+for trs in $(for dir in "$@"; do find "$dir/tests" -name '*.trs'; done | sort); do
 	log=${trs%.trs}.log
 	result=$(sed -n 's/^:test-result: //p' "$trs" | head -n 1)
 	line=$(grep -E '^[0-9]+%: Checks: [0-9]+' "$log" 2>/dev/null | tail -n 1)

@@ -15,7 +15,6 @@
  */
 #include "autoconf.h"
 
-#include <crypt.h>
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
@@ -33,6 +32,8 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "map.h"
+#include "passwd.h"
 #include "postern.h"
 #include "services.h"
 #include "tlsctx.h"
@@ -136,23 +137,6 @@ random_password(char out[17])
 	out[16] = '\0';
 }
 
-/* A yescrypt hash of password (crypt(3) format). */
-static char *
-hash_password(const char *password)
-{
-	struct crypt_data data;
-	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-	const char *h;
-
-	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt)) == NULL)
-		log_fatal("event=crypt_gensalt_failed error=\"%s\"", strerror(errno));
-	memset(&data, 0, sizeof(data));
-	h = crypt_r(password, salt, &data);
-	if (h == NULL || h[0] == '*')
-		log_fatal("event=crypt_failed");
-	return xstrdup(h);
-}
-
 /* Write a file unless it exists (or --force); 0 or -1. */
 static int
 write_file(const struct init_opts *o, const char *path, const char *text, mode_t mode)
@@ -244,14 +228,96 @@ parse_opts(int argc, char **argv, struct init_opts *o)
 	return 0;
 }
 
+/* The map sources an instance starts with: file name, mode, and the
+ * text for a dev and a root instance. */
+static const struct {
+	const char *name;
+	mode_t mode;
+	const char *dev_text;
+	const char *root_text;
+} init_maps[] = {
+	{ "virtual_domains", 0644,
+	    "# domains this instance receives mail for (postern domain add)\n"
+	    DEMO_DOMAIN "\n",
+	    "# domains this host receives mail for (postern domain add)\n" },
+	{ "aliases", 0644,
+	    "# address  address, address...   (@domain: catch-all)\n"
+	    "postmaster@" DEMO_DOMAIN " " DEMO_USER "\n",
+	    "# address  address, address...   (@domain: catch-all)\n" },
+	{ "passwd", 0640,
+	    "# user password-hash [quota=SIZE] [enabled=no]   (postern user add)\n",
+	    "# user password-hash [quota=SIZE] [enabled=no]   (postern user add)\n" },
+};
+
+/*
+ * Write and compile the map sources: a demo domain, postmaster alias and
+ * user (whose password is printed) in dev mode, empty maps in root mode.
+ * In root mode the password map is readable by the auth service's group
+ * only.  0 or -1.
+ */
+static int
+write_maps(const struct init_opts *o, const char *maps)
+{
+	const char *error;
+	char password[17];
+	struct buf err = BUF_INIT;
+
+	for (size_t i = 0; i < sizeof(init_maps) / sizeof(init_maps[0]); i++) {
+		char *path = fs_join(maps, init_maps[i].name);
+		char *text;
+		int r;
+
+		if (!o->dev) {
+			text = xstrdup(init_maps[i].root_text);
+		} else if (strcmp(init_maps[i].name, "passwd") == 0) {
+			char *hash;
+
+			random_password(password);
+			if ((hash = passwd_hash(password, &error)) == NULL) {
+				fprintf(stderr, "postern init: %s\n", error);
+				free(path);
+				return -1;
+			}
+			text = xasprintf("%s%s %s\n", init_maps[i].dev_text, DEMO_USER, hash);
+			free(hash);
+		} else {
+			text = xstrdup(init_maps[i].dev_text);
+		}
+		r = write_file(o, path, text, o->dev ? 0600 : init_maps[i].mode);
+		free(text);
+		if (r == 0 && !o->dev && init_maps[i].mode == 0640) {
+			struct group *gr = getgrnam(builtin_service("auth")->user);
+
+			if (gr == NULL || chown(path, 0, gr->gr_gid) < 0) {
+				fprintf(stderr, "postern init: chown %s: %s\n", path,
+				    gr == NULL ? "no group postern-auth" : strerror(errno));
+				r = -1;
+			}
+		}
+		if (r == 0 && map_compile(map_default_type(), path, &err) < 0) {
+			fputs(buf_cstr(&err), stderr);
+			r = -1;
+		}
+		free(path);
+		if (r < 0) {
+			buf_free(&err);
+			return -1;
+		}
+	}
+	buf_free(&err);
+	if (o->dev)
+		printf("demo user: %s  password: %s\n", DEMO_USER, password);
+	return 0;
+}
+
 int
 cmd_init(const char *config, int argc, char **argv)
 {
 	struct init_opts o;
 	struct buf c = BUF_INIT;
-	char dir[PATH_MAX], password[17];
+	char dir[PATH_MAX];
 	const char *error, *libexec = tool_build_libexec();
-	char *cert, *key, *conf, *maps, *path, *hash;
+	char *cert, *key, *conf, *maps, *path;
 	int ret = EXIT_FAIL;
 
 	(void)config;
@@ -309,6 +375,10 @@ cmd_init(const char *config, int argc, char **argv)
 	if (libexec != NULL && buf_printf(&c, "# postern runs from its build tree\n"
 	    "daemon_dir = %s\n", libexec) < 0)
 		log_panic("event=config_text_overflow");
+	if (buf_printf(&c, "virtual_domains = $config_dir/maps/virtual_domains\n"
+	    "aliases = $config_dir/maps/aliases\n"
+	    "passwd = $config_dir/maps/passwd\n") < 0)
+		log_panic("event=config_text_overflow");
 	if (buf_printf(&c, "log_target = %s\n", o.dev ? "stderr" : "syslog") < 0 ||
 	    buf_printf(&c, "tls_cert_file = $config_dir/cert.pem\n"
 	    "tls_key_file = $config_dir/key.pem\n") < 0)
@@ -326,38 +396,13 @@ cmd_init(const char *config, int argc, char **argv)
 		fprintf(stderr, "postern init: %s\n", error);
 		goto out;
 	}
-	if (o.dev) {
-		char *text;
-
-		path = fs_join(maps, "virtual_domains");
-		text = xasprintf("# domains this instance receives mail for\n%s\n", DEMO_DOMAIN);
-		ret = write_file(&o, path, text, 0644);
-		free(path);
-		free(text);
-		if (ret < 0) {
-			ret = EXIT_FAIL;
-			goto out;
-		}
-		random_password(password);
-		hash = hash_password(password);
-		path = fs_join(maps, "passwd");
-		text = xasprintf("# user password-hash (crypt(3) format)\n%s %s\n",
-		    DEMO_USER, hash);
-		ret = write_file(&o, path, text, 0600);
-		free(path);
-		free(text);
-		free(hash);
-		if (ret < 0) {
-			ret = EXIT_FAIL;
-			goto out;
-		}
-	}
+	if (write_maps(&o, maps) < 0)
+		goto out;
 	if (write_file(&o, conf, buf_cstr(&c), 0644) < 0)
 		goto out;
 
 	printf("postern instance written to %s (%s mode)\n", dir, o.dev ? "dev" : "root");
 	if (o.dev) {
-		printf("demo user: %s  password: %s\n", DEMO_USER, password);
 		printf("listeners: 127.0.0.1, SMTP %ld, submission %ld, SMTPS %ld, "
 		    "POP3 %ld, POP3S %ld, IMAP %ld, IMAPS %ld\n",
 		    o.port_base + 25, o.port_base + 87, o.port_base + 65, o.port_base + 10,

@@ -27,6 +27,14 @@ static const struct command commands[] = {
 	{ "status", cmd_status, "status                list the daemons, pids, uptimes, restarts" },
 	{ "reload", cmd_reload, "reload                re-read the config; daemons restart gracefully" },
 	{ "check",  cmd_check,  "check                 validate the config without starting" },
+	{ "user",   cmd_user,   "user add USER [--quota SIZE] | passwd|del|disable|enable USER\n"
+	    "       user quota USER SIZE | user list\n"
+	    "                               manage users (password from a TTY or stdin)" },
+	{ "domain", cmd_domain, "domain add|del DOMAIN | domain list\n"
+	    "                               manage the virtual domains" },
+	{ "map",    cmd_map,    "map [-t TYPE] FILE... compile each map source FILE (atomically)\n"
+	    "       map [-t TYPE] -q KEY FILE\n"
+	    "                               print KEY's value (exit 0 found, 1 not found, 2 error)" },
 	{ "init",   cmd_init,   "init --dev DIR [--port-base N] [--force]\n"
 	    "                               write a self-contained dev-mode instance\n"
 	    "       init [--port-base N] [--force] [DIR]\n"

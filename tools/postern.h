@@ -28,5 +28,8 @@ int cmd_status(const char *config, int argc, char **argv);
 int cmd_reload(const char *config, int argc, char **argv);
 int cmd_check(const char *config, int argc, char **argv);
 int cmd_init(const char *config, int argc, char **argv);
+int cmd_map(const char *config, int argc, char **argv);
+int cmd_user(const char *config, int argc, char **argv);
+int cmd_domain(const char *config, int argc, char **argv);
 
 #endif

@@ -1,6 +1,6 @@
 ## libFuzzer targets, built with clang by `make check-fuzz` (not part of
 ## `make check`): each runs for FUZZ_SECONDS on its seed corpus.
-FUZZ_TARGETS = fuzz_config fuzz_ipc
+FUZZ_TARGETS = fuzz_config fuzz_ipc fuzz_map
 FUZZ_SECONDS = 60
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -15,7 +15,7 @@ check-fuzz:
 			$(OPENSSL_CFLAGS) $(CARES_CFLAGS) \
 			-o tests/fuzz/bin/$$t $(srcdir)/tests/fuzz/$$t.c \
 			$(addprefix $(srcdir)/,$(FUZZ_LIB_SRCS)) \
-			$(OPENSSL_LIBS) $(CARES_LIBS) $(BDB_LIBS) $(CRYPT_LIBS); \
+			$(OPENSSL_LIBS) $(CARES_LIBS) $(BDB_LIBS) $(LMDB_LIBS) $(CRYPT_LIBS); \
 		$(MKDIR_P) tests/fuzz/work/$$t; \
 		./tests/fuzz/bin/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 			tests/fuzz/work/$$t $(srcdir)/tests/fuzz/corpus/$$t; \

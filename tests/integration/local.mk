@@ -6,6 +6,8 @@ tests_integration_testdaemon_SOURCES = tests/integration/testdaemon.c
 tests_integration_testdaemon_LDADD = $(POSTERN_LIBS)
 INTEGRATION_TESTS = \
 	tests/integration/test_master.py \
-	tests/integration/test_root_mode.py
+	tests/integration/test_root_mode.py \
+	tests/integration/test_admin.py \
+	tests/integration/test_auth.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/harness.py

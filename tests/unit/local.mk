@@ -9,8 +9,14 @@ UNIT_TESTS = \
 	tests/unit/test_ev \
 	tests/unit/test_ios \
 	tests/unit/test_net \
-	tests/unit/test_priv
+	tests/unit/test_priv \
+	tests/unit/test_map \
+	tests/unit/test_alias \
+	tests/unit/test_sasl \
+	tests/unit/test_passwd \
+	tests/unit/test_authclient
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 noinst_HEADERS = tests/unit/check_util.h
 LDADD = $(POSTERN_LIBS) $(CHECK_LIBS)
+EXTRA_DIST += tests/unit/test_map.supp

@@ -1,0 +1,438 @@
+"""The auth service: a real instance, spoken to over its Unix socket by a
+small client of the postern-auth/1 framing.  Answers for right and wrong
+passwords, unknown and disabled users; timing that does not reveal whether
+a user exists; growing failure delays; 200 concurrent requests; garbage
+clients; and (as root) the peer check of a root-mode instance."""
+
+import os
+import pwd
+import random
+import select
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Instance, wait_until, main  # noqa: E402
+
+IPC_HELLO = 1
+AUTH_REQ, AUTH_OK, AUTH_FAIL = 16, 17, 18
+AUTH_FAIL_CREDENTIALS, AUTH_FAIL_TEMPORARY = 1, 2
+PROTO = "postern-auth/1"
+IO_TIMEOUT = 20.0
+
+# Users of the test map: user -> (password, attributes).
+USERS = {
+    "alice@example.test": ("right", "quota=10M"),
+    "bob@example.test": ("b0b pass", ""),
+    "off@example.test": ("right", "enabled=no"),
+}
+
+
+def mkpasswd(password):
+    """A yescrypt hash made by mkpasswd(1) (Debian's whois package)."""
+    return subprocess.run(["mkpasswd", "-m", "yescrypt", "--stdin"], input=password,
+                          stdout=subprocess.PIPE, text=True, check=True,
+                          timeout=30).stdout.strip()
+
+
+_HASHES = {}
+
+
+def hash_for(password):
+    if password not in _HASHES:
+        _HASHES[password] = mkpasswd(password)
+    return _HASHES[password]
+
+
+def pstr(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("=I", len(b)) + b + b"\0"
+
+
+def pdata(b):
+    return struct.pack("=I", len(b)) + b
+
+
+def frame(ftype, fid, payload):
+    return struct.pack("=III", ftype, len(payload), fid) + payload
+
+
+def request_frame(fid, user, password, service="smtp", mech="PLAIN",
+                  client="192.0.2.1", flags=0):
+    pw = password.encode() if isinstance(password, str) else password
+    return frame(AUTH_REQ, fid, pstr(service) + pstr(mech) + pstr(user) +
+                 pdata(pw) + pstr(client) + struct.pack("=I", flags))
+
+
+def recv_exact(sock, n):
+    """n bytes, or b"" at EOF before the first byte; raises on a short read."""
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            if out:
+                raise EOFError("EOF inside a frame")
+            return b""
+        out += chunk
+    return out
+
+
+def get_str(payload, off):
+    (n,) = struct.unpack_from("=I", payload, off)
+    s = payload[off + 4:off + 4 + n].decode()
+    assert payload[off + 4 + n] == 0
+    return s, off + 4 + n + 1
+
+
+class AuthConn:
+    """One link to the auth service (blocking, with timeouts)."""
+
+    def __init__(self, path, hello=True):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(IO_TIMEOUT)
+        try:
+            self.sock.connect(path)
+            if hello:
+                self.sock.sendall(frame(IPC_HELLO, 0, pstr(PROTO)))
+                ftype, _, payload = self.recv_frame()
+                assert ftype == IPC_HELLO, ftype
+                assert get_str(payload, 0)[0] == PROTO
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def recv_frame(self):
+        hdr = recv_exact(self.sock, 12)
+        if not hdr:
+            raise EOFError("connection closed")
+        ftype, length, fid = struct.unpack("=III", hdr)
+        payload = recv_exact(self.sock, length) if length else b""
+        return ftype, fid, payload
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def reply(self):
+        """(id, ("OK", user, mailbox, quota)) or (id, ("FAIL", code, reason))."""
+        ftype, fid, p = self.recv_frame()
+        if ftype == AUTH_OK:
+            user, off = get_str(p, 0)
+            mailbox, off = get_str(p, off)
+            (quota,) = struct.unpack_from("=Q", p, off)
+            return fid, ("OK", user, mailbox, quota)
+        assert ftype == AUTH_FAIL, ftype
+        (code,) = struct.unpack_from("=I", p, 0)
+        reason, _ = get_str(p, 4)
+        return fid, ("FAIL", code, reason)
+
+    def auth(self, user, password, **kw):
+        """One request; returns (answer, seconds)."""
+        fid = random.randrange(1, 1 << 31)
+        start = time.monotonic()
+        self.send(request_frame(fid, user, password, **kw))
+        rid, ans = self.reply()
+        assert rid == fid, (rid, fid)
+        return ans, time.monotonic() - start
+
+    def closed_by_peer(self, timeout=5.0):
+        """Whether the service closes the link within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                if not self.sock.recv(4096):
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def write_users(inst, users, owner=None):
+    """Write the instance's password map source and compile it; make it
+    the configured map if the config has none yet."""
+    with open(inst.conf) as f:
+        has_passwd = any(line.split("=")[0].strip() == "passwd" for line in f)
+    path = os.path.join(inst.dir, "maps", "passwd")
+    lines = ["# test users"]
+    for user, (password, attrs) in users.items():
+        lines.append(("%s %s %s" % (user, hash_for(password), attrs)).rstrip())
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    if has_passwd:
+        inst.postern("map", path)
+    else:
+        inst.append_config("passwd = texthash:$config_dir/maps/passwd")
+    if owner is not None:
+        for name in os.listdir(os.path.dirname(path)):
+            if name.startswith("passwd"):
+                os.chown(os.path.join(inst.dir, "maps", name), owner.pw_uid, owner.pw_gid)
+
+
+def auth_socket(inst):
+    return os.path.join(inst.dir, "run", "auth")
+
+
+def auth_running(inst):
+    rows = [r for r in inst.status() if r["service"] == "auth"]
+    return rows and rows[0]["state"] == "running" and rows[0]
+
+
+class AuthTest(unittest.TestCase):
+    delay = "0"
+
+    def setUp(self):
+        self.inst = Instance()
+        write_users(self.inst, USERS)
+        self.inst.append_config("auth_fail_delay = %s\nauth_fail_delay_max = 5s" %
+                                self.delay)
+        self.inst.start()
+        self.row = wait_until(lambda: auth_running(self.inst), what="auth running")
+        self.path = auth_socket(self.inst)
+        wait_until(lambda: os.path.exists(self.path), what="auth socket")
+        self.conns = []
+
+    def tearDown(self):
+        for c in self.conns:
+            c.close()
+        try:
+            self.inst.stop()
+        except Exception:
+            pass
+        self.inst.cleanup()
+
+    def connect(self, hello=True):
+        c = AuthConn(self.path, hello)
+        self.conns.append(c)
+        return c
+
+
+class Answers(AuthTest):
+    def test_right_password(self):
+        c = self.connect()
+        ans, _ = c.auth("Alice@Example.TEST", "right", service="imap", mech="LOGIN")
+        self.assertEqual(ans, ("OK", "alice@example.test", "example.test/alice/",
+                               10 * 1024 * 1024))
+        ans, _ = c.auth("bob@example.test", "b0b pass", service="pop3", mech="USER")
+        self.assertEqual(ans, ("OK", "bob@example.test", "example.test/bob/", 0))
+        self.assertRegex(self.inst.read_log(),
+                         r"event=auth_ok .*user=alice@example.test client=192.0.2.1 "
+                         r"service=imap mechanism=LOGIN")
+
+    def test_failures(self):
+        c = self.connect()
+        for user, pw, reason in (("alice@example.test", "wrong", "bad_password"),
+                                 ("alice@example.test", "", "bad_password"),
+                                 ("alice@example.test", b"right\0", "bad_password"),
+                                 ("nobody@example.test", "right", "unknown_user"),
+                                 ("off@example.test", "right", "disabled")):
+            ans, _ = c.auth(user, pw)
+            self.assertEqual(ans[:2], ("FAIL", AUTH_FAIL_CREDENTIALS), (user, pw))
+            # The reply does not say which.
+            self.assertEqual(ans[2], "authentication failed")
+            wait_until(lambda: "user=%s client=192.0.2.1 service=smtp mechanism=PLAIN "
+                       "reason=%s" % (user, reason) in self.inst.read_log(),
+                       timeout=5, what="the failure's log line")
+        log = self.inst.read_log()
+        self.assertNotIn("wrong", log)
+        self.assertNotIn("right", log)
+
+    def test_timing_does_not_reveal_users(self):
+        c = self.connect()
+        times = {"known": [], "unknown": [], "disabled": []}
+        for _ in range(9):
+            for kind, user in (("known", "alice@example.test"),
+                               ("unknown", "nobody@example.test"),
+                               ("disabled", "off@example.test")):
+                ans, t = c.auth(user, "guess")
+                self.assertEqual(ans[0], "FAIL")
+                times[kind].append(t)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        for kind in ("unknown", "disabled"):
+            ratio = med[kind] / med["known"]
+            self.assertTrue(0.5 <= ratio <= 2.0, "median times %r" % med)
+
+    def test_200_concurrent(self):
+        conns = [self.connect() for _ in range(50)]
+        want = {}
+        fid = 1
+        for i, c in enumerate(conns):
+            batch = b""
+            for j in range(4):
+                user = ("alice@example.test", "bob@example.test")[(i + j) % 2]
+                right = (i * 4 + j) % 3 != 0
+                pw = USERS[user][0] if right else "nope"
+                batch += request_frame(fid, user, pw, client="198.51.100.%d" % i)
+                want[fid] = (c, user if right else None)
+                fid += 1
+            c.send(batch)
+        got = 0
+        pending = {c: 4 for c in conns}
+        deadline = time.monotonic() + 60
+        while pending:
+            self.assertLess(time.monotonic(), deadline, "answers missing")
+            ready, _, _ = select.select(list(pending), [], [], 5)
+            for c in ready:
+                rid, ans = c.reply()
+                conn, user = want.pop(rid)
+                self.assertIs(conn, c)
+                if user is None:
+                    self.assertEqual(ans[:2], ("FAIL", AUTH_FAIL_CREDENTIALS))
+                else:
+                    self.assertEqual(ans[:2], ("OK", user))
+                got += 1
+                pending[c] -= 1
+                if not pending[c]:
+                    del pending[c]
+        self.assertEqual(got, 200)
+        self.assertEqual(want, {})
+
+    def test_garbage_clients(self):
+        # Random bytes instead of a hello.
+        c = self.connect(hello=False)
+        c.send(bytes(random.randrange(256) for _ in range(200)))
+        self.assertTrue(c.closed_by_peer())
+        # A hello naming another protocol.
+        c = self.connect(hello=False)
+        c.send(frame(IPC_HELLO, 0, pstr("postern-qmgr/1")))
+        self.assertTrue(c.closed_by_peer())
+        # A valid hello, then a frame of an unknown type.
+        c = self.connect()
+        c.send(frame(99, 1, b"xxxx"))
+        self.assertTrue(c.closed_by_peer())
+        # A request with short fields, and one with a leftover byte.
+        c = self.connect()
+        c.send(frame(AUTH_REQ, 2, pstr("smtp") + pstr("PLAIN") + struct.pack("=I", 500) +
+                     b"x" * 20))
+        self.assertTrue(c.closed_by_peer())
+        c = self.connect()
+        good = request_frame(3, "alice@example.test", "right")
+        c.send(frame(AUTH_REQ, 3, good[12:] + b"!"))
+        self.assertTrue(c.closed_by_peer())
+        # An over-long frame header.
+        c = self.connect()
+        c.send(struct.pack("=III", AUTH_REQ, 1 << 30, 4))
+        self.assertTrue(c.closed_by_peer())
+        # Half a frame, then close.
+        c = self.connect()
+        c.send(request_frame(5, "alice@example.test", "right")[:20])
+        c.close()
+        # A bad field value is an answer, not a disconnect.
+        c = self.connect()
+        ans, _ = c.auth("alice@example.test", "right", mech="CRAM-MD5")
+        self.assertEqual(ans[:2], ("FAIL", AUTH_FAIL_CREDENTIALS))
+        ans, _ = c.auth("x" * 300, "right")
+        self.assertEqual(ans[:2], ("FAIL", AUTH_FAIL_CREDENTIALS))
+
+        good = self.connect()
+        ans, _ = good.auth("alice@example.test", "right")
+        self.assertEqual(ans[0], "OK")
+        row = auth_running(self.inst)
+        self.assertEqual(row["pid"], self.row["pid"])
+        self.assertEqual(row["restarts"], 0)
+        self.assertIn("event=ipc_close proto=postern-auth/1", self.inst.read_log())
+
+
+class Delays(AuthTest):
+    delay = "200ms"
+
+    def test_growing_delay(self):
+        c = self.connect()
+        ans, t_ok = c.auth("alice@example.test", "right")
+        self.assertEqual(ans[0], "OK")
+        _, t1 = c.auth("alice@example.test", "wrong1")
+        _, t2 = c.auth("alice@example.test", "wrong2")
+        self.assertGreaterEqual(t1, 0.2)
+        self.assertGreaterEqual(t2, 0.4)
+        # The delay itself doubles (a verification's time aside).
+        self.assertGreaterEqual(t2 - t_ok, 2 * (t1 - t_ok) * 0.95, (t_ok, t1, t2))
+        # Another client and another user start afresh, and are not held
+        # up by a slow failure in flight.
+        c.send(request_frame(77, "alice@example.test", "wrong3"))
+        other = self.connect()
+        ans, t_other = other.auth("bob@example.test", "wrong", client="203.0.113.9")
+        self.assertEqual(ans[0], "FAIL")
+        self.assertLess(t_other, 0.6)
+        start = time.monotonic()
+        rid, ans = c.reply()
+        self.assertEqual((rid, ans[0]), (77, "FAIL"))
+        self.assertIn("delay_ms=800", self.inst.read_log())
+        self.assertLess(time.monotonic() - start, 5)
+
+
+def run_as(user, fn):
+    """Run fn() in a child process as user; returns its exit status."""
+    pw = pwd.getpwnam(user)
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            code = fn()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "root mode needs root")
+class RootPeerCheck(unittest.TestCase):
+    def setUp(self):
+        self.inst = Instance(root=True)
+        auth_user = pwd.getpwnam("postern-auth")
+        write_users(self.inst, USERS, owner=auth_user)
+        self.inst.append_config("auth_fail_delay = 0")
+        self.inst.start()
+        wait_until(lambda: auth_running(self.inst), what="auth running")
+        self.path = auth_socket(self.inst)
+        wait_until(lambda: os.path.exists(self.path), what="auth socket")
+
+    def tearDown(self):
+        try:
+            self.inst.stop()
+        except Exception:
+            pass
+        self.inst.cleanup()
+
+    def try_login(self):
+        """0 logged in, 1 refused (link closed), 2 anything else."""
+        c = None
+        try:
+            c = AuthConn(self.path)
+            ans, _ = c.auth("alice@example.test", "right")
+            return 0 if ans[0] == "OK" else 2
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            return 1
+        except Exception:
+            return 2
+        finally:
+            if c is not None:
+                c.close()
+
+    def test_peer_check(self):
+        self.assertEqual(run_as("nobody", self.try_login), 1)
+        for user in ("postern-smtpd", "postern-mail"):
+            self.assertEqual(run_as(user, self.try_login), 0, user)
+        self.assertEqual(self.try_login(), 0)
+        # Root mode may log to syslog rather than the instance's log file.
+        if "postern/auth" in self.inst.read_log():
+            nobody = pwd.getpwnam("nobody").pw_uid
+            wait_until(lambda: "event=peer_refused uid=%d " % nobody
+                       in self.inst.read_log(), timeout=5,
+                       what="the refusal's log line")
+
+
+if __name__ == "__main__":
+    main()

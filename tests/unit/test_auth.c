@@ -1,0 +1,427 @@
+/*
+ * Unit tests for the auth service (auth/auth.c, auth/failtab.c): the
+ * request check and the failure tables from memory, then the real
+ * service and the real client (lib/authclient.c) in one event loop over
+ * a Unix socket, with a texthash password map in a temporary directory.
+ */
+#include "autoconf.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "authclient.h"
+#include "authproto.h"
+#include "check_util.h"
+#include "ev.h"
+#include "failtab.h"
+#include "net.h"
+
+/* mkpasswd -m yescrypt right; mkpasswd -m sha512crypt right */
+#define HASH_Y "$y$j9T$9k2aFuyz.PXiTuH.i8LSv.$UHifFr58/VLILiSqRZ8ACcGvjP0f61lim5IvM2VfkaC"
+#define HASH_6 "$6$Wfzu22BmJjIsdqiK$vJ1h/GpfN3W/yXQdTTgHK4Eh2Qz2ulrPcUSRtlI1/r6cLwf3GI15p3KnjvbuDqe5E9U1omXeQpKYwCVatAJ821"
+
+static const char passwd_text[] =
+    "# test users\n"
+    "alice@example.test " HASH_Y " quota=1M\n"
+    "bob@example.test " HASH_6 "\n"
+    "off@example.test " HASH_Y " enabled=no\n"
+    "locked@example.test !" HASH_Y "\n"
+    "md5@example.test $1$saltsalt$2vnaRpHa6Jxjz5n83ok8Z0\n"
+    "junk@example.test " HASH_Y " colour=blue\n"
+    "nodomain " HASH_Y "\n";
+
+/* --- The check step ----------------------------------------------------- */
+
+START_TEST(test_req_check)
+{
+	static const struct {
+		const char *service, *mech, *user, *client;
+		size_t pwlen;
+		const char *canon;	/* NULL: refused */
+	} cases[] = {
+		{ "smtp", "PLAIN", "Alice@Example.TEST", "192.0.2.1", 5, "alice@example.test" },
+		{ "pop3", "USER", "bob@example.test", "", 0, "bob@example.test" },
+		{ "imap", "LOGIN", "\xc3\xa9@example.test", "::1", 5, "\xc3\xa9@example.test" },
+		{ "ftp", "PLAIN", "a@b", "", 1, NULL },
+		{ "smtp", "CRAM-MD5", "a@b", "", 1, NULL },
+		{ "smtp", "plain", "a@b", "", 1, NULL },
+		{ "smtp", "PLAIN", "", "", 1, NULL },
+		{ "smtp", "PLAIN", "a b@c", "", 1, NULL },
+		{ "smtp", "PLAIN", "a\tb@c", "", 1, NULL },
+		{ "smtp", "PLAIN", "a\x7f@c", "", 1, NULL },
+		{ "smtp", "PLAIN", "a@b", "", AUTH_MAX_PASSWORD + 1, NULL },
+		{ "smtp", "PLAIN", "a@b", "", AUTH_MAX_PASSWORD, "a@b" },
+	};
+	char canon[AUTH_MAX_USER + 1], longuser[AUTH_MAX_USER + 2];
+	struct auth_req r;
+	const char *error;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r.service = cases[i].service;
+		r.mechanism = cases[i].mech;
+		r.user = cases[i].user;
+		r.client = cases[i].client;
+		r.password = "";
+		r.password_len = cases[i].pwlen;
+		r.flags = 0;
+		error = NULL;
+		if (cases[i].canon == NULL) {
+			ck_assert_msg(auth_req_check(&r, canon, &error) == -1,
+			    "case %zu accepted", i);
+			ck_assert_ptr_nonnull(error);
+		} else {
+			ck_assert_msg(auth_req_check(&r, canon, &error) == 0,
+			    "case %zu refused: %s", i, error);
+			ck_assert_str_eq(canon, cases[i].canon);
+		}
+	}
+	memset(longuser, 'u', sizeof(longuser) - 1);
+	longuser[sizeof(longuser) - 1] = '\0';
+	r.user = longuser;
+	r.password_len = 1;
+	ck_assert_int_eq(auth_req_check(&r, canon, &error), -1);
+	longuser[AUTH_MAX_USER] = '\0';
+	ck_assert_int_eq(auth_req_check(&r, canon, &error), 0);
+}
+END_TEST
+
+/* --- The failure tables -------------------------------------------------- */
+
+START_TEST(test_failtab_counts)
+{
+	struct failtab *t = failtab_new(10, 1000);
+
+	ck_assert_uint_eq(failtab_count(t, "a", 0), 0);
+	ck_assert_uint_eq(failtab_add(t, "a", 0), 1);
+	ck_assert_uint_eq(failtab_add(t, "a", 500), 2);
+	ck_assert_uint_eq(failtab_add(t, "b", 600), 1);
+	ck_assert_uint_eq(failtab_count(t, "a", 700), 2);
+	/* Forgotten forget_ms after the latest failure. */
+	ck_assert_uint_eq(failtab_count(t, "a", 1499), 2);
+	ck_assert_uint_eq(failtab_count(t, "a", 1500), 0);
+	ck_assert_uint_eq(failtab_count(t, "b", 1500), 1);
+	ck_assert_uint_eq(failtab_size(t), 1);
+	failtab_forget(t, "b");
+	failtab_forget(t, "nothing");
+	ck_assert_uint_eq(failtab_count(t, "b", 1500), 0);
+	ck_assert_uint_eq(failtab_size(t), 0);
+	failtab_free(&t);
+	ck_assert_ptr_null(t);
+}
+END_TEST
+
+/* A full table evicts its least recently failed key, and stays bounded
+ * under a flood of distinct keys. */
+START_TEST(test_failtab_bounded)
+{
+	struct failtab *t = failtab_new(3, 100000);
+	char key[32];
+
+	ck_assert_uint_eq(failtab_add(t, "a", 1), 1);
+	ck_assert_uint_eq(failtab_add(t, "b", 2), 1);
+	ck_assert_uint_eq(failtab_add(t, "c", 3), 1);
+	ck_assert_uint_eq(failtab_add(t, "a", 4), 2);	/* a is now newest */
+	ck_assert_uint_eq(failtab_add(t, "d", 5), 1);	/* evicts b */
+	ck_assert_uint_eq(failtab_size(t), 3);
+	ck_assert_uint_eq(failtab_count(t, "b", 6), 0);
+	ck_assert_uint_eq(failtab_count(t, "a", 6), 2);
+	ck_assert_uint_eq(failtab_count(t, "c", 6), 1);
+	failtab_free(&t);
+
+	t = failtab_new(1000, 100000);
+	for (unsigned i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "198.51.100.%u", i);
+		ck_assert_uint_eq(failtab_add(t, key, i), 1);
+	}
+	ck_assert_uint_eq(failtab_size(t), 1000);
+	ck_assert_uint_eq(failtab_count(t, "198.51.100.19999", 20000), 1);
+	ck_assert_uint_eq(failtab_count(t, "198.51.100.0", 20000), 0);
+	failtab_free(&t);
+}
+END_TEST
+
+START_TEST(test_failtab_delay)
+{
+	ck_assert_uint_eq(failtab_delay(0, 2000, 30000), 0);
+	ck_assert_uint_eq(failtab_delay(1, 2000, 30000), 2000);
+	ck_assert_uint_eq(failtab_delay(2, 2000, 30000), 4000);
+	ck_assert_uint_eq(failtab_delay(4, 2000, 30000), 16000);
+	ck_assert_uint_eq(failtab_delay(5, 2000, 30000), 30000);
+	ck_assert_uint_eq(failtab_delay(UINT32_MAX, 2000, 30000), 30000);
+	ck_assert_uint_eq(failtab_delay(UINT32_MAX, UINT64_MAX / 3, UINT64_MAX), UINT64_MAX);
+	ck_assert_uint_eq(failtab_delay(7, 0, 30000), 0);
+	ck_assert_uint_eq(failtab_delay(1, 5000, 1000), 1000);
+}
+END_TEST
+
+/* --- The service and the client in one loop ------------------------------- */
+
+struct env {
+	struct ev_loop *loop;
+	char dir[64], sock[128], map[128], spec[160];
+	int lfd;
+	struct ev_io *accept_io;
+	struct auth_server *srv;
+	struct auth_client *client;
+	uid_t peer;
+};
+
+struct answer {
+	unsigned calls;
+	enum auth_result result;
+	char user[64], mailbox[64];
+	uint64_t quota, at;
+	struct env *env;
+	unsigned *outstanding;
+};
+
+static void
+env_accept(struct ev_io *io, int fd, int events, void *arg)
+{
+	struct env *e = arg;
+	int cfd;
+
+	(void)io;
+	(void)events;
+	while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+		auth_server_accept(e->srv, cfd);
+}
+
+/* A service with the test map (or spec if given), delays in ms, and
+ * only peer allowed. */
+static void
+env_start(struct env *e, const char *spec, uint64_t delay, uint64_t delay_max,
+    uid_t peer)
+{
+	struct auth_settings s;
+	const char *error;
+	FILE *f;
+
+	memset(e, 0, sizeof(*e));
+	e->loop = ev_loop_new();
+	snprintf(e->dir, sizeof(e->dir), "/tmp/pt-authtest-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(e->dir));
+	snprintf(e->sock, sizeof(e->sock), "%s/auth", e->dir);
+	snprintf(e->map, sizeof(e->map), "%s/passwd", e->dir);
+	snprintf(e->spec, sizeof(e->spec), "texthash:%s", e->map);
+	ck_assert_ptr_nonnull(f = fopen(e->map, "w"));
+	ck_assert_int_eq(fputs(passwd_text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+	e->peer = peer;
+	memset(&s, 0, sizeof(s));
+	s.passwd = spec != NULL ? spec : e->spec;
+	s.mailboxes = "inline:{bob@example.test=custom/bob}";
+	s.fail_delay_ms = delay;
+	s.fail_delay_max_ms = delay_max;
+	s.fail_forget_ms = 60000;
+	s.failtab_max = 100;
+	s.peers = &e->peer;
+	s.npeers = 1;
+	e->srv = auth_server_new(e->loop, &s);
+	e->lfd = net_bind_unix(e->sock, 0600, (uid_t)-1, (gid_t)-1, 16, &error);
+	ck_assert_int_ge(e->lfd, 0);
+	e->accept_io = ev_io_add(e->loop, e->lfd, EV_READ, env_accept, e);
+	e->client = auth_client_new(e->loop, e->sock);
+}
+
+static void
+env_stop(struct env *e)
+{
+	auth_client_free(&e->client);
+	auth_server_free(&e->srv);
+	ev_io_del(&e->accept_io);
+	close(e->lfd);
+	unlink(e->sock);
+	unlink(e->map);
+	rmdir(e->dir);
+	ev_loop_free(&e->loop);
+}
+
+static void
+on_done(enum auth_result result, const char *user, const char *mailbox,
+    uint64_t quota, const char *reason, void *arg)
+{
+	struct answer *a = arg;
+
+	(void)reason;
+	a->calls++;
+	a->result = result;
+	snprintf(a->user, sizeof(a->user), "%s", user != NULL ? user : "(null)");
+	snprintf(a->mailbox, sizeof(a->mailbox), "%s", mailbox != NULL ? mailbox : "(null)");
+	a->quota = quota;
+	a->at = ev_now(a->env->loop);
+	if (--*a->outstanding == 0)
+		ev_break(a->env->loop);
+}
+
+static void
+on_guard(struct ev_timer *t, void *arg)
+{
+	(void)t;
+	ev_break(arg);
+}
+
+/* Send requests for users[i] with passwords[i], and run until all are
+ * answered (10 s at most). */
+static void
+ask(struct env *e, size_t n, const char *const *users, const char *const *passwords,
+    struct answer *answers)
+{
+	unsigned outstanding = (unsigned)n;
+	struct ev_timer *guard;
+
+	for (size_t i = 0; i < n; i++) {
+		struct auth_request req = {
+			"imap", "LOGIN", users[i], passwords[i], strlen(passwords[i]),
+			"192.0.2.7", 0,
+		};
+
+		memset(&answers[i], 0, sizeof(answers[i]));
+		answers[i].env = e;
+		answers[i].outstanding = &outstanding;
+		(void)auth_client_request(e->client, &req, 10000, on_done, &answers[i]);
+	}
+	guard = ev_timer_add(e->loop, 10000, 0, on_guard, e->loop);
+	ck_assert_int_eq(ev_run(e->loop), 0);
+	ev_timer_del(&guard);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_eq(answers[i].calls, 1);
+}
+
+START_TEST(test_service_answers)
+{
+	static const char *const users[] = {
+		"Alice@Example.Test", "alice@example.test", "bob@example.test",
+		"nobody@example.test", "off@example.test", "locked@example.test",
+		"md5@example.test", "junk@example.test", "nodomain",
+	};
+	static const char *const pws[] = {
+		"right", "wrong", "right", "right", "right", "right", "right",
+		"right", "right",
+	};
+	static const enum auth_result want[] = {
+		AUTH_RESULT_OK, AUTH_RESULT_FAIL, AUTH_RESULT_OK, AUTH_RESULT_FAIL,
+		AUTH_RESULT_FAIL, AUTH_RESULT_FAIL, AUTH_RESULT_FAIL, AUTH_RESULT_FAIL,
+		AUTH_RESULT_TEMP,
+	};
+	struct answer a[sizeof(users) / sizeof(users[0])];
+	struct env e;
+
+	env_start(&e, NULL, 0, 0, getuid());
+	ask(&e, sizeof(users) / sizeof(users[0]), users, pws, a);
+	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++)
+		ck_assert_msg(a[i].result == want[i], "user %s: result %d, want %d",
+		    users[i], a[i].result, want[i]);
+	ck_assert_str_eq(a[0].user, "alice@example.test");
+	ck_assert_str_eq(a[0].mailbox, "example.test/alice/");
+	ck_assert_uint_eq(a[0].quota, 1024 * 1024);
+	/* bob has a virtual_mailboxes entry. */
+	ck_assert_str_eq(a[2].user, "bob@example.test");
+	ck_assert_str_eq(a[2].mailbox, "custom/bob/");
+	ck_assert_uint_eq(a[2].quota, 0);
+	env_stop(&e);
+}
+END_TEST
+
+/* An unreadable password map is a temporary failure, never "no user". */
+START_TEST(test_service_map_missing)
+{
+	static const char *const users[] = { "alice@example.test" };
+	static const char *const pws[] = { "right" };
+	struct answer a[1];
+	struct env e;
+
+	env_start(&e, "texthash:/nonexistent/passwd", 0, 0, getuid());
+	ask(&e, 1, users, pws, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
+	env_stop(&e);
+}
+END_TEST
+
+/* Failures are answered late, later each time; meanwhile the service
+ * answers others at once; a success resets the user's count but not the
+ * client's. */
+START_TEST(test_service_delays)
+{
+	static const char *const u1[] = { "alice@example.test" };
+	static const char *const wrong[] = { "wrong" };
+	static const char *const mixed_u[] = { "bob@example.test", "alice@example.test" };
+	static const char *const mixed_p[] = { "wrong", "right" };
+	struct answer a[2];
+	struct env e;
+	uint64_t t0;
+
+	env_start(&e, NULL, 100, 1000, getuid());
+	t0 = ev_now(e.loop);
+	ask(&e, 1, u1, wrong, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_FAIL);
+	ck_assert_uint_ge(a[0].at - t0, 90);
+	ck_assert_uint_lt(a[0].at - t0, 1000);
+	t0 = ev_now(e.loop);
+	ask(&e, 1, u1, wrong, a);
+	ck_assert_uint_ge(a[0].at - t0, 190);
+
+	/* A third failure (delay 400 ms) and a success in flight together:
+	 * the success is not held up. */
+	t0 = ev_now(e.loop);
+	ask(&e, 2, mixed_u, mixed_p, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_FAIL);
+	ck_assert_int_eq(a[1].result, AUTH_RESULT_OK);
+	ck_assert_uint_ge(a[0].at - t0, 390);
+	ck_assert_uint_lt(a[1].at, a[0].at);
+
+	/* The client address still has 3 failures: the next is 800 ms. */
+	t0 = ev_now(e.loop);
+	ask(&e, 1, u1, wrong, a);
+	ck_assert_uint_ge(a[0].at - t0, 790);
+	env_stop(&e);
+}
+END_TEST
+
+/* A peer with another uid is refused: its requests fail TEMP. */
+START_TEST(test_service_peer_refused)
+{
+	static const char *const users[] = { "alice@example.test" };
+	static const char *const pws[] = { "right" };
+	struct answer a[1];
+	struct env e;
+
+	env_start(&e, NULL, 0, 0, getuid() + 1);
+	ask(&e, 1, users, pws, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
+	ck_assert_uint_eq(auth_server_active(e.srv), 0);
+	env_stop(&e);
+}
+END_TEST
+
+static Suite *
+auth_suite(void)
+{
+	Suite *s = suite_create("auth");
+	TCase *tc = tcase_create("check");
+	TCase *ts = tcase_create("service");
+
+	tcase_add_test(tc, test_req_check);
+	tcase_add_test(tc, test_failtab_counts);
+	tcase_add_test(tc, test_failtab_bounded);
+	tcase_add_test(tc, test_failtab_delay);
+	suite_add_tcase(s, tc);
+	tcase_set_timeout(ts, 60);
+	tcase_add_test(ts, test_service_answers);
+	tcase_add_test(ts, test_service_map_missing);
+	tcase_add_test(ts, test_service_delays);
+	tcase_add_test(ts, test_service_peer_refused);
+	suite_add_tcase(s, ts);
+	return s;
+}
+
+int
+main(void)
+{
+	return check_run_suite(auth_suite());
+}

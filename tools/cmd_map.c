@@ -1,0 +1,143 @@
+/*
+ * postern map: compile map sources, or query a map.
+ *
+ *   postern map [-t TYPE] FILE...
+ *     Compile each text source FILE into its compiled form (FILE.db,
+ *     FILE.lmdb; texthash sources are only checked), atomically.
+ *   postern map [-t TYPE] -q KEY FILE
+ *     Print the value of KEY: exit 0 found, 1 not found, 2 error.
+ *
+ * TYPE defaults to the config's default_map_type when the config file
+ * exists and loads, else to the build's default.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "log.h"
+#include "map.h"
+#include "postern.h"
+#include "xalloc.h"
+
+/* The map types a FILE argument can name. */
+static const char *const map_file_types[] = { "btree", "hash", "lmdb", "texthash" };
+
+/* Print the subcommand's usage and return EXIT_USAGE. */
+static int
+map_usage(void)
+{
+	fprintf(stderr, "usage: postern map [-t TYPE] FILE...\n"
+	    "       postern map [-t TYPE] -q KEY FILE\n"
+	    "TYPE: btree, hash, lmdb or texthash\n");
+	return EXIT_USAGE;
+}
+
+/* The default type: the config's default_map_type if it loads, else the
+ * build's.  Returns a static string. */
+static const char *
+map_type_from_config(const char *path)
+{
+	struct config *cfg;
+	struct buf err = BUF_INIT;
+	const char *type = map_default_type();
+
+	if (access(path, F_OK) < 0)
+		return type;
+	if (config_load(path, &cfg, &err) < 0) {
+		fprintf(stderr, "postern map: %s does not load, using map type "
+		    "%s\n", path, type);
+		buf_free(&err);
+		return type;
+	}
+	buf_free(&err);
+	type = cfg_str(config_global(cfg), "default_map_type");
+	for (size_t i = 0; i < sizeof(map_file_types) / sizeof(map_file_types[0]); i++)
+		if (strcmp(type, map_file_types[i]) == 0)
+			type = map_file_types[i];	/* outlives cfg */
+	config_free(&cfg);
+	return type;
+}
+
+/* Look key up in the map of this type built from file and print it. */
+static int
+map_query(const char *type, const char *key, const char *file)
+{
+	struct buf value = BUF_INIT;
+	struct map *m;
+	const char *error;
+	char cwd[PATH_MAX], *spec;
+	int ret;
+
+	if (file[0] == '/')
+		spec = xasprintf("%s:%s", type, file);
+	else if (getcwd(cwd, sizeof(cwd)) != NULL)
+		spec = xasprintf("%s:%s/%s", type, cwd, file);
+	else {
+		fprintf(stderr, "postern map: getcwd: %s\n", strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (map_open(spec, &m, &error) < 0) {
+		fprintf(stderr, "postern map: %s\n", error);
+		free(spec);
+		return EXIT_USAGE;
+	}
+	ret = map_lookup(m, key, &value, &error);
+	if (ret < 0)
+		fprintf(stderr, "postern map: %s\n", error);
+	else if (ret > 0)
+		printf("%s\n", buf_cstr(&value));
+	map_close(&m);
+	buf_free(&value);
+	free(spec);
+	return ret > 0 ? EXIT_OK : ret == 0 ? EXIT_FAIL : EXIT_USAGE;
+}
+
+int
+cmd_map(const char *config, int argc, char **argv)
+{
+	const char *type = NULL, *key = NULL;
+	struct buf err = BUF_INIT;
+	int i, status = EXIT_OK, known = 0;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
+		if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
+			type = argv[++i];
+		else if (strcmp(argv[i], "-q") == 0 && i + 1 < argc)
+			key = argv[++i];
+		else
+			return map_usage();
+	}
+	if (i >= argc || (key != NULL && i + 1 != argc))
+		return map_usage();
+	if (type == NULL)
+		type = map_type_from_config(config);
+	for (size_t j = 0; j < sizeof(map_file_types) / sizeof(map_file_types[0]); j++)
+		known |= strcmp(type, map_file_types[j]) == 0;
+	if (!known) {
+		fprintf(stderr, "postern map: unknown map type '%s'\n", type);
+		return map_usage();
+	}
+	if (key != NULL)
+		return map_query(type, key, argv[i]);
+
+	for (; i < argc; i++) {
+		buf_reset(&err);
+		if (map_compile(type, argv[i], &err) < 0) {
+			fputs(buf_cstr(&err), stderr);
+			status = EXIT_FAIL;
+		}
+	}
+	buf_free(&err);
+	return status;
+}
