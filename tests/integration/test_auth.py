@@ -343,6 +343,36 @@ class Answers(AuthTest):
         self.assertIn("event=ipc_close proto=postern-auth/1", self.inst.read_log())
 
 
+class Administration(AuthTest):
+    """postern user edits reach the running service without a restart."""
+
+    def user(self, *args, password=None):
+        p = subprocess.run([self.inst.postern_path, "-c", self.inst.conf, "user"] +
+                           list(args), input=password, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def answer(self, user, password):
+        c = self.connect()
+        return c.auth(user, password)[0][0]
+
+    def test_user_changes_are_seen_live(self):
+        pid = self.row["pid"]
+        self.user("add", "Fresh@Example.Test", password="first pw\n")
+        wait_until(lambda: self.answer("fresh@example.test", "first pw") == "OK",
+                   timeout=5, what="the new user to log in")
+        self.user("passwd", "fresh@example.test", password="second pw\n")
+        wait_until(lambda: self.answer("fresh@example.test", "first pw") == "FAIL",
+                   timeout=5, what="the old password to stop working")
+        self.assertEqual(self.answer("fresh@example.test", "second pw"), "OK")
+        self.user("disable", "fresh@example.test")
+        wait_until(lambda: self.answer("fresh@example.test", "second pw") == "FAIL",
+                   timeout=5, what="the disabled user to be refused")
+        self.user("del", "fresh@example.test")
+        # The same auth process served all of it.
+        self.assertEqual(auth_running(self.inst)["pid"], pid)
+
+
 class Delays(AuthTest):
     delay = "200ms"
 
