@@ -1,6 +1,8 @@
 /*
  * auth: the service that answers "is this user with this password
- * allowed?" for smtpd, pop3d and imapd.  Each connection is an ipc link
+ * allowed?" for smtpd, pop3d and imapd, and "does this user exist?" for
+ * smtpd's recipient checks (AUTH_LOOKUP: answered at once, without the
+ * hash, the delays or the failure counts).  Each connection is an ipc link
  * speaking AUTH_PROTO with any number of requests outstanding.  A request
  * is checked, then verified against the password map (unknown, disabled
  * and broken entries cost a verification of a dummy hash, so timing tells
@@ -35,6 +37,9 @@
 #define AUTH_REQ_MIN ((4 + 1) * 5 + 4)
 #define AUTH_REQ_MAX ((4 + AUTH_MAX_NAME + 1) * 3 + (4 + AUTH_MAX_USER + 1) + \
 	(4 + AUTH_MAX_PASSWORD) + 4)
+/* An AUTH_LOOKUP: one string. */
+#define AUTH_LOOKUP_MIN (4 + 1)
+#define AUTH_LOOKUP_MAX (4 + AUTH_MAX_USER + 1)
 
 struct auth_conn;
 
@@ -94,10 +99,12 @@ static const char *const verdict_names[] = {
 
 static int conn_on_msg(struct ipc_link *l, uint32_t type, uint32_t id,
     struct ipc_cursor *c, void *arg);
+static int lookup_on_msg(struct auth_conn *conn, uint32_t id, struct ipc_cursor *c);
 static void conn_on_close(struct ipc_link *l, const char *why, void *arg);
 
 static const struct ipc_type auth_types[] = {
 	{ AUTH_REQ, AUTH_REQ_MIN, AUTH_REQ_MAX, 0 },
+	{ AUTH_LOOKUP, AUTH_LOOKUP_MIN, AUTH_LOOKUP_MAX, 0 },
 };
 
 static const struct ipc_proto auth_proto = {
@@ -434,7 +441,9 @@ conn_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *c
 	struct auth_req r;
 
 	(void)l;
-	(void)type;	/* AUTH_REQ is the only type the table lets in */
+	if (type == AUTH_LOOKUP)
+		return lookup_on_msg(conn, id, c);
+	/* Else AUTH_REQ: the table lets in nothing more. */
 	if (ipc_get_str(c, &r.service) < 0 || ipc_get_str(c, &r.mechanism) < 0 ||
 	    ipc_get_str(c, &r.user) < 0 ||
 	    ipc_get_data(c, &r.password, &r.password_len) < 0 ||
@@ -451,6 +460,129 @@ conn_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *c
 	/* The password is in the frame's buffer, which is ours until this
 	 * handler returns: wipe it. */
 	explicit_bzero((void *)(uintptr_t)r.password, r.password_len);
+	return 0;
+}
+
+int
+auth_lookup_check(const char *user, char *canon, const char **error_r)
+{
+	size_t len = strlen(user);
+
+	if (len == 0 || len > AUTH_MAX_USER) {
+		*error_r = len == 0 ? "empty user name" : "user name too long";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)user[i];
+
+		if (ch <= ' ' || ch == 0x7f) {
+			*error_r = "invalid character in user name";
+			return -1;
+		}
+		canon[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+	}
+	canon[len] = '\0';
+	return 0;
+}
+
+/* Answer AUTH_USER. */
+static void
+reply_user(struct auth_conn *conn, uint32_t id, int found, const char *canon,
+    const char *mailbox, uint64_t quota, int enabled)
+{
+	struct ipc_msg m;
+
+	ipc_msg_init(&m, AUTH_USER, id);
+	ipc_put_u32(&m, found ? 1 : 0);
+	ipc_put_str(&m, canon);
+	ipc_put_str(&m, mailbox);
+	ipc_put_u64(&m, quota);
+	ipc_put_u32(&m, enabled ? 1 : 0);
+	reply(conn, &m, 0);
+}
+
+/* Answer an AUTH_LOOKUP for user: found or not, or a temporary failure
+ * when a map cannot be read.  Never touches the failure tables. */
+static void
+handle_lookup(struct auth_conn *conn, uint32_t id, const char *user)
+{
+	struct auth_server *srv = conn->srv;
+	char canon[AUTH_MAX_USER + 1];
+	struct buf value, mailbox = BUF_INIT;
+	struct passwd_entry e;
+	const char *error = NULL;
+	uint64_t quota = 0;
+	int r = 0, enabled = 0;
+
+	if (auth_lookup_check(user, canon, &error) < 0) {
+		log_debug("event=lookup conn=%lu id=%u user=%s found=no reason=\"%s\"",
+		    conn->seq, (unsigned)id, log_safe(user), error);
+		reply_user(conn, id, 0, "", "", 0, 0);
+		return;
+	}
+	if (map_ready(srv, &srv->passwd) < 0) {
+		error = "the password map cannot be opened";
+		goto temp;
+	}
+	buf_init(&value, MAP_MAX_VALUE);
+	if (srv->passwd.map != NULL &&
+	    (r = map_lookup(srv->passwd.map, canon, &value, &error)) < 0) {
+		buf_free(&value);
+		goto temp;
+	}
+	if (r == 0) {
+		buf_free(&value);
+		log_debug("event=lookup conn=%lu id=%u user=%s found=no", conn->seq,
+		    (unsigned)id, log_safe(canon));
+		reply_user(conn, id, 0, canon, "", 0, 0);
+		return;
+	}
+	/* A broken entry still names an account: it exists, cannot log in. */
+	if (passwd_parse(buf_cstr(&value), &e, &error) < 0) {
+		log_error("event=bad_passwd_entry conn=%lu id=%u user=%s error=\"%s\"",
+		    conn->seq, (unsigned)id, log_safe(canon), error);
+	} else {
+		quota = e.quota;
+		enabled = e.enabled && e.hash[0] != '!' && e.hash[0] != '*';
+		passwd_entry_free(&e);
+	}
+	buf_free(&value);
+	if (map_ready(srv, &srv->mailboxes) < 0) {
+		error = "the virtual_mailboxes map cannot be opened";
+		goto temp;
+	}
+	r = mailbox_path(srv->mailboxes.map, canon, &mailbox, &error);
+	if (r == 1 && mailbox.len > AUTH_MAX_MAILBOX)
+		r = 0, error = "mailbox path too long";
+	if (r != 1) {
+		buf_free(&mailbox);
+		goto temp;
+	}
+	log_debug("event=lookup conn=%lu id=%u user=%s found=yes enabled=%s",
+	    conn->seq, (unsigned)id, log_safe(canon), enabled ? "yes" : "no");
+	reply_user(conn, id, 1, canon, buf_cstr(&mailbox), quota, enabled);
+	buf_free(&mailbox);
+	return;
+temp:
+	log_error("event=lookup_temp conn=%lu id=%u user=%s error=\"%s\"",
+	    conn->seq, (unsigned)id, log_safe(canon), error);
+	reply_fail(conn, id, AUTH_FAIL_TEMPORARY, "the user database cannot be read", 0);
+}
+
+/* An AUTH_LOOKUP frame: read it, then answer it. */
+static int
+lookup_on_msg(struct auth_conn *conn, uint32_t id, struct ipc_cursor *c)
+{
+	const char *user;
+
+	if (ipc_get_str(c, &user) < 0 || ipc_get_end(c) < 0)
+		return -1;
+	if (user == NULL) {
+		c->error = "null_field";
+		return -1;
+	}
+	conn->last_request = ev_now(conn->srv->loop);
+	handle_lookup(conn, id, user);
 	return 0;
 }
 

@@ -60,6 +60,14 @@ void auth_server_stop(struct auth_server *srv);
  */
 int auth_req_check(const struct auth_req *r, char *canon, const char **error_r)
 	__attribute__((warn_unused_result));
+/*
+ * The check step of an AUTH_LOOKUP, without side effects: 0 with the
+ * canonical (lower-case) user in canon (at least AUTH_MAX_USER + 1
+ * bytes) if user could name an entry of the password map, else -1 with
+ * *error_r (empty, too long, a space or a control character).
+ */
+int auth_lookup_check(const char *user, char *canon, const char **error_r)
+	__attribute__((warn_unused_result));
 /* Whether uid may use the service. */
 int auth_peer_allowed(const struct auth_settings *s, uid_t uid);
 

@@ -27,6 +27,11 @@
 /* Connect failures are logged at most this often. */
 #define AUTH_ERROR_LOG_MS 10000
 
+enum pending_kind {
+	PENDING_LOGIN,		/* AUTH_REQ, answered AUTH_OK or AUTH_FAIL */
+	PENDING_LOOKUP,		/* AUTH_LOOKUP, answered AUTH_USER or AUTH_FAIL */
+};
+
 enum pending_state {
 	PENDING_UNSENT,		/* waiting for the link */
 	PENDING_SENT,		/* waiting for the reply */
@@ -37,16 +42,19 @@ struct auth_pending {
 	struct auth_client *c;
 	struct auth_pending **list;	/* the list p is on */
 	struct auth_pending *prev, *next;
+	enum pending_kind kind;
 	enum pending_state state;
 	uint32_t id;
 	struct ipc_msg msg;	/* the request until sent (holds the password) */
 	struct ev_timer *timer;
-	auth_done_fn *done;
+	auth_done_fn *done;		/* PENDING_LOGIN */
+	auth_lookup_fn *lookup_done;	/* PENDING_LOOKUP */
 	void *arg;
 	/* The answer, kept for the deferred call. */
 	enum auth_result result;
 	char *user, *mailbox, *reason;
 	uint64_t quota;
+	int found, enabled;		/* PENDING_LOOKUP */
 };
 
 struct auth_client {
@@ -71,6 +79,8 @@ static const struct ipc_type auth_client_types[] = {
 	{ AUTH_OK, 4 + 1 + 4 + 1 + 8,
 	    4 + AUTH_MAX_USER + 1 + 4 + AUTH_MAX_MAILBOX + 1 + 8, 0 },
 	{ AUTH_FAIL, 4 + 4 + 1, 4 + 4 + AUTH_MAX_REASON + 1, 0 },
+	{ AUTH_USER, 4 + 4 + 1 + 4 + 1 + 8 + 4,
+	    4 + 4 + AUTH_MAX_USER + 1 + 4 + AUTH_MAX_MAILBOX + 1 + 8 + 4, 0 },
 };
 
 static const struct ipc_proto auth_client_proto = {
@@ -134,7 +144,11 @@ pending_deliver(void *arg)
 	struct auth_pending *p = arg;
 
 	pending_unlink(p);
-	p->done(p->result, p->user, p->mailbox, p->quota, p->reason, p->arg);
+	if (p->kind == PENDING_LOOKUP)
+		p->lookup_done(p->result, p->found, p->user, p->mailbox, p->quota,
+		    p->enabled, p->reason, p->arg);
+	else
+		p->done(p->result, p->user, p->mailbox, p->quota, p->reason, p->arg);
 	pending_free(p);
 }
 
@@ -332,6 +346,37 @@ find_sent(struct auth_client *c, uint32_t id)
 	return NULL;
 }
 
+/* An AUTH_USER reply: the answer to a lookup. */
+static int
+on_user(struct auth_client *c, uint32_t id, struct ipc_cursor *cur)
+{
+	struct auth_pending *p;
+	const char *user, *mailbox;
+	uint32_t found, enabled;
+	uint64_t quota;
+
+	if (ipc_get_u32(cur, &found) < 0 || ipc_get_str(cur, &user) < 0 ||
+	    ipc_get_str(cur, &mailbox) < 0 || ipc_get_u64(cur, &quota) < 0 ||
+	    ipc_get_u32(cur, &enabled) < 0 || ipc_get_end(cur) < 0)
+		return -1;
+	if (user == NULL || mailbox == NULL || found > 1 || enabled > 1 ||
+	    (found && (user[0] == '\0' || mailbox[0] == '\0'))) {
+		cur->error = "malformed_auth_user";
+		return -1;
+	}
+	if ((p = find_sent(c, id)) == NULL)
+		return 0;
+	if (p->kind != PENDING_LOOKUP) {
+		cur->error = "auth_user_to_a_login";
+		return -1;
+	}
+	p->found = (int)found;
+	p->enabled = found ? (int)enabled : 0;
+	pending_finish(p, AUTH_RESULT_OK, user, mailbox, found ? quota : 0,
+	    found ? "user found" : "no such user");
+	return 0;
+}
+
 /* A reply from the service. */
 static int
 auth_client_on_msg(struct ipc_link *l, uint32_t type, uint32_t id,
@@ -344,6 +389,8 @@ auth_client_on_msg(struct ipc_link *l, uint32_t type, uint32_t id,
 	uint32_t code;
 
 	(void)l;
+	if (type == AUTH_USER)
+		return on_user(c, id, cur);
 	if (type == AUTH_OK) {
 		if (ipc_get_str(cur, &user) < 0 || ipc_get_str(cur, &mailbox) < 0 ||
 		    ipc_get_u64(cur, &quota) < 0 || ipc_get_end(cur) < 0)
@@ -352,9 +399,14 @@ auth_client_on_msg(struct ipc_link *l, uint32_t type, uint32_t id,
 			cur->error = "auth_ok_without_user";
 			return -1;
 		}
-		if ((p = find_sent(c, id)) != NULL)
+		if ((p = find_sent(c, id)) != NULL) {
+			if (p->kind != PENDING_LOGIN) {
+				cur->error = "auth_ok_to_a_lookup";
+				return -1;
+			}
 			pending_finish(p, AUTH_RESULT_OK, user, mailbox, quota,
 			    "authenticated");
+		}
 		return 0;
 	}
 	if (ipc_get_u32(cur, &code) < 0 || ipc_get_str(cur, &reason) < 0 ||
@@ -365,7 +417,12 @@ auth_client_on_msg(struct ipc_link *l, uint32_t type, uint32_t id,
 		return -1;
 	}
 	/* A reply to a cancelled or timed-out request finds nothing. */
-	if ((p = find_sent(c, id)) != NULL)
+	if ((p = find_sent(c, id)) != NULL && p->kind == PENDING_LOOKUP &&
+	    code != AUTH_FAIL_TEMPORARY) {
+		cur->error = "credentials_failure_to_a_lookup";
+		return -1;
+	}
+	if (p != NULL)
 		pending_finish(p, code == AUTH_FAIL_TEMPORARY ? AUTH_RESULT_TEMP :
 		    AUTH_RESULT_FAIL, NULL, NULL, 0, reason != NULL ? reason : "");
 	return 0;
@@ -434,6 +491,27 @@ auth_client_free(struct auth_client **cp)
 	*cp = NULL;
 }
 
+/* A new unanswered request of kind, with an empty message of type and a
+ * fresh id, on the client's list. */
+static struct auth_pending *
+pending_new(struct auth_client *c, enum pending_kind kind, uint32_t type, void *arg)
+{
+	struct auth_pending *p = xcalloc(1, sizeof(*p));
+
+	p->c = c;
+	p->kind = kind;
+	p->arg = arg;
+	/* Ids are only matched against unanswered requests, so a late reply
+	 * to a forgotten one (after wrap-around too) is dropped. */
+	while (c->next_id == 0 || find_sent(c, c->next_id) != NULL)
+		c->next_id++;
+	p->id = c->next_id++;
+	pending_link(p, &c->head);
+	p->state = PENDING_UNSENT;
+	ipc_msg_init(&p->msg, type, p->id);
+	return p;
+}
+
 /* The length check of one request field against its limit. */
 static int
 field_ok(const char *s, size_t max)
@@ -445,19 +523,9 @@ struct auth_pending *
 auth_client_request(struct auth_client *c, const struct auth_request *req,
     uint64_t timeout_ms, auth_done_fn *done, void *arg)
 {
-	struct auth_pending *p = xcalloc(1, sizeof(*p));
+	struct auth_pending *p = pending_new(c, PENDING_LOGIN, AUTH_REQ, arg);
 
-	p->c = c;
 	p->done = done;
-	p->arg = arg;
-	/* Ids are only matched against unanswered requests, so a late reply
-	 * to a forgotten one (after wrap-around too) is dropped. */
-	while (c->next_id == 0 || find_sent(c, c->next_id) != NULL)
-		c->next_id++;
-	p->id = c->next_id++;
-	pending_link(p, &c->head);
-	p->state = PENDING_UNSENT;
-	ipc_msg_init(&p->msg, AUTH_REQ, p->id);
 
 	/* What the service would refuse anyway is refused here, so one bad
 	 * request can never break the link the others share. */
@@ -486,6 +554,29 @@ auth_client_request(struct auth_client *c, const struct auth_request *req,
 	ipc_put_u32(&p->msg, req->tls ? AUTH_F_TLS : 0);
 	p->timer = ev_timer_add(c->loop, timeout_ms, 0, pending_timeout, p);
 
+	if (c->link != NULL)
+		pending_send(p);
+	else
+		auth_client_connect(c);
+	return p;
+}
+
+struct auth_pending *
+auth_client_lookup(struct auth_client *c, const char *user, uint64_t timeout_ms,
+    auth_lookup_fn *done, void *arg)
+{
+	struct auth_pending *p = pending_new(c, PENDING_LOOKUP, AUTH_LOOKUP, arg);
+
+	p->lookup_done = done;
+
+	/* A name the service would refuse cannot be a user: say so here. */
+	if (user == NULL || user[0] == '\0' || strlen(user) > AUTH_MAX_USER) {
+		pending_finish(p, AUTH_RESULT_OK, "", "", 0,
+		    "not a possible user name");
+		return p;
+	}
+	ipc_put_str(&p->msg, user);
+	p->timer = ev_timer_add(c->loop, timeout_ms, 0, pending_timeout, p);
 	if (c->link != NULL)
 		pending_send(p);
 	else

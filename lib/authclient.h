@@ -1,7 +1,8 @@
 /*
  * authclient: how smtpd, pop3d and imapd ask the auth service.  One
  * client per process keeps one link to run_dir/auth (reconnecting when it
- * drops) and multiplexes any number of outstanding requests by id.
+ * drops) and multiplexes any number of outstanding requests by id: logins
+ * (auth_client_request) and user lookups (auth_client_lookup) alike.
  */
 #ifndef POSTERN_AUTHCLIENT_H
 #define POSTERN_AUTHCLIENT_H
@@ -48,7 +49,29 @@ void auth_client_free(struct auth_client **cp);
  */
 struct auth_pending *auth_client_request(struct auth_client *c,
     const struct auth_request *req, uint64_t timeout_ms, auth_done_fn *done, void *arg);
-/* Forget a request whose session went away; done() will not be called. */
+
+/*
+ * The answer to a lookup.  result is AUTH_RESULT_OK when the user
+ * database answered (found says whether the user exists; user, mailbox,
+ * quota and enabled as in authproto.h's AUTH_USER), or AUTH_RESULT_TEMP
+ * when it could not (found 0, user and mailbox NULL).  Never
+ * AUTH_RESULT_FAIL.  Strings are valid only during the call; reason is
+ * for the log.
+ */
+typedef void auth_lookup_fn(enum auth_result result, int found, const char *user,
+    const char *mailbox, uint64_t quota, int enabled, const char *reason, void *arg);
+
+/*
+ * Ask whether user exists in the user database (no password: for
+ * recipient validation).  A name the service could never know (empty,
+ * longer than AUTH_MAX_USER) is answered "not found" without asking.
+ * done() is called as for auth_client_request(); the handle is cancelled
+ * with auth_client_cancel() like any other.
+ */
+struct auth_pending *auth_client_lookup(struct auth_client *c, const char *user,
+    uint64_t timeout_ms, auth_lookup_fn *done, void *arg);
+/* Forget a request or lookup whose session went away; done() will not be
+ * called. */
 void auth_client_cancel(struct auth_client *c, struct auth_pending *p);
 
 #endif

@@ -23,6 +23,20 @@
  * AUTH_FAIL_CREDENTIALS after the same delay; AUTH_FAIL_TEMPORARY means
  * the password map could not be read (the daemon answers 454 / -ERR
  * [SYS/TEMP] / NO [UNAVAILABLE]).
+ *
+ * AUTH_LOOKUP (client -> auth): does this user exist?  For smtpd's
+ * recipient validation; no password, no delay, never the hash.
+ *   str  user        the address to look up, as the client has it
+ * AUTH_USER (auth -> client), same id:
+ *   u32  found       1 the password map has the user, 0 it does not
+ *   str  user        the canonical user (lower case; "" if the name
+ *                    cannot be a user at all)
+ *   str  mailbox     found: the mailbox directory relative to mail_dir
+ *                    (as in AUTH_OK); else ""
+ *   u64  quota       found: bytes, 0 for no quota; else 0
+ *   u32  enabled     found: 0 if the account is disabled or locked (it
+ *                    still exists and still receives mail); else 0
+ * or AUTH_FAIL with AUTH_FAIL_TEMPORARY when a map could not be read.
  */
 #ifndef POSTERN_AUTHPROTO_H
 #define POSTERN_AUTHPROTO_H
@@ -35,6 +49,8 @@
 #define AUTH_REQ   (IPC_TYPE_USER + 0)
 #define AUTH_OK    (IPC_TYPE_USER + 1)
 #define AUTH_FAIL  (IPC_TYPE_USER + 2)
+#define AUTH_LOOKUP (IPC_TYPE_USER + 3)
+#define AUTH_USER  (IPC_TYPE_USER + 4)
 
 #define AUTH_F_TLS 0x1
 

@@ -90,6 +90,26 @@ check_map_spec(const char *v, const char **error_r)
 	return map_parse_spec(v, &type, &arg, error_r);
 }
 
+/* A mynetworks item: a network in CIDR form. */
+static int
+check_cidr(const char *v, const char **error_r)
+{
+	struct net_cidr c;
+
+	return net_parse_cidr(v, &c, error_r);
+}
+
+/* A recipient delimiter: empty or one character other than '@'. */
+static int
+check_delimiter(const char *v, const char **error_r)
+{
+	if (strlen(v) > 1 || v[0] == '@' || v[0] == ' ') {
+		*error_r = "the delimiter is one character (or empty for none)";
+		return -1;
+	}
+	return 0;
+}
+
 /* A map type this build supports. */
 static int
 check_map_type(const char *v, const char **error_r)
@@ -184,6 +204,15 @@ const struct cfg_key config_global_keys[] = {
 	    "addresses separated by commas. Aliases expand recursively up "
 	    "to alias_max_depth. Empty: none.",
 	    check_map_spec },
+	{ "mynetworks", CFG_LIST, "127.0.0.0/8 [::1]/128", 0, 0, NULL,
+	    "The networks whose clients may relay mail through smtpd without "
+	    "authenticating, as ADDRESS/BITS items.",
+	    check_cidr },
+	{ "recipient_delimiter", CFG_STR, "+", 0, 0, NULL,
+	    "The character that separates a user from an extension in a local "
+	    "address (user+tag@domain is delivered to user@domain). Empty: "
+	    "none.",
+	    check_delimiter },
 	{ "alias_max_depth", CFG_INT, "10", 1, 64, NULL,
 	    "How many levels of aliases are followed before the expansion "
 	    "is refused as a loop.",
@@ -224,6 +253,45 @@ const struct cfg_key config_global_keys[] = {
 	{ "auth_timeout", CFG_TIME, "30s", 1 * SEC_MS, 5 * MIN_MS, NULL,
 	    "How long a daemon waits for the auth service to answer "
 	    "before it fails the login as a temporary error.",
+	    NULL },
+	{ "smtpd_banner", CFG_STR, "$hostname ESMTP postern", 0, 0, NULL,
+	    "The text of smtpd's 220 greeting. It should begin with the host "
+	    "name; when it begins with a space (hostname empty), the system's "
+	    "host name is put in front.",
+	    NULL },
+	{ "smtpd_max_message_size", CFG_SIZE, "25m", 1024, 4LL * 1024 * 1024 * 1024, NULL,
+	    "The largest message smtpd accepts, advertised with SIZE and "
+	    "enforced both on MAIL FROM's SIZE= and while the content "
+	    "arrives (552 5.3.4).",
+	    NULL },
+	{ "smtpd_max_recipients", CFG_INT, "1000", 1, 100000, NULL,
+	    "The most recipients one message may have; further RCPT "
+	    "commands get 452 4.5.3.",
+	    NULL },
+	{ "smtpd_max_errors", CFG_INT, "10", 1, 1000, NULL,
+	    "How many refused commands a session may send before smtpd "
+	    "answers 421 4.7.0 and closes the connection.",
+	    NULL },
+	{ "smtpd_max_connections", CFG_INT, "10000", 1, 1000000, NULL,
+	    "The most concurrent SMTP connections, counted across all of "
+	    "smtpd's processes; more get 421 4.7.0.",
+	    NULL },
+	{ "smtpd_max_connections_per_ip", CFG_INT, "50", 0, 1000000, NULL,
+	    "The most concurrent SMTP connections from one client address; "
+	    "0: no limit.",
+	    NULL },
+	{ "smtpd_timeout", CFG_TIME, "5m", 1 * SEC_MS, 1 * HOUR_MS, NULL,
+	    "How long smtpd waits for the next command (RFC 5321 4.5.3.2 asks "
+	    "for at least 5 minutes) before it answers 421 4.4.2 and closes.",
+	    NULL },
+	{ "smtpd_data_timeout", CFG_TIME, "10m", 1 * SEC_MS, 1 * HOUR_MS, NULL,
+	    "How long smtpd waits for more message content inside DATA or "
+	    "BDAT before it gives up with 421 4.4.2.",
+	    NULL },
+	{ "smtpd_sender_login_match", CFG_BOOL, "yes", 0, 0, NULL,
+	    "Whether an authenticated client on submission or smtps may only "
+	    "use its own address (or the null sender) as the envelope "
+	    "sender.",
 	    NULL },
 };
 const size_t config_global_nkeys =

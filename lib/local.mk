@@ -17,4 +17,8 @@ lib_libpostern_a_SOURCES = \
 	lib/sasl.c lib/sasl.h \
 	lib/authproto.h lib/authclient.c lib/authclient.h \
 	lib/alias.c lib/alias.h \
-	lib/passwd.c lib/passwd.h
+	lib/passwd.c lib/passwd.h \
+	lib/smtp.c lib/smtp.h \
+	lib/qfile.c lib/qfile.h \
+	lib/policy.c lib/policy.h \
+	lib/connlimit.c lib/connlimit.h

@@ -364,3 +364,91 @@ net_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
 	if (inet_ntop(sa->sa_family, a, out, (socklen_t)outlen) == NULL)
 		snprintf(out, outlen, "unknown");
 }
+
+int
+net_parse_cidr(const char *s, struct net_cidr *c_r, const char **error_r)
+{
+	struct net_cidr c;
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t hn = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long bits;
+	unsigned maxbits;
+
+	memset(&c, 0, sizeof(c));
+	if (hn >= 2 && s[0] == '[' && s[hn - 1] == ']') {
+		s++;
+		hn -= 2;
+	}
+	if (hn == 0 || hn >= sizeof(host)) {
+		*error_r = "a network is ADDRESS or ADDRESS/BITS";
+		return -1;
+	}
+	memcpy(host, s, hn);
+	host[hn] = '\0';
+	if (inet_pton(AF_INET, host, c.addr) == 1) {
+		c.family = AF_INET;
+		maxbits = 32;
+	} else if (inet_pton(AF_INET6, host, c.addr) == 1) {
+		c.family = AF_INET6;
+		maxbits = 128;
+	} else {
+		*error_r = "not an IPv4 or IPv6 address";
+		return -1;
+	}
+	bits = maxbits;
+	if (slash != NULL) {
+		char *end;
+
+		if (slash[1] < '0' || slash[1] > '9' || strlen(slash + 1) > 3) {
+			*error_r = "the prefix length must be a number";
+			return -1;
+		}
+		bits = strtoul(slash + 1, &end, 10);
+		if (*end != '\0' || bits > maxbits) {
+			*error_r = err_fmt("the prefix length must be 0 to %u", maxbits);
+			return -1;
+		}
+	}
+	c.bits = (unsigned)bits;
+	for (unsigned i = c.bits; i < maxbits; i++) {
+		if (c.addr[i / 8] & (0x80 >> (i % 8))) {
+			*error_r = "host bits set after the prefix (write the network address)";
+			return -1;
+		}
+	}
+	*c_r = c;
+	return 0;
+}
+
+int
+net_cidr_match(const struct net_cidr *c, const struct sockaddr *addr)
+{
+	const unsigned char *a;
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	int family = addr->sa_family;
+
+	if (family == AF_INET) {
+		a = (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr;
+	} else if (family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)addr)->sin6_addr.s6_addr;
+		if (c->family == AF_INET && memcmp(a, mapped, 12) == 0) {
+			a += 12;
+			family = AF_INET;
+		}
+	} else {
+		return 0;
+	}
+	if (family != c->family)
+		return 0;
+	for (unsigned i = 0; i < c->bits / 8; i++)
+		if (a[i] != c->addr[i])
+			return 0;
+	if (c->bits % 8) {
+		unsigned char m = (unsigned char)(0xff << (8 - c->bits % 8));
+
+		if ((a[c->bits / 8] & m) != c->addr[c->bits / 8])
+			return 0;
+	}
+	return 1;
+}

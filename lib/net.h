@@ -46,6 +46,21 @@ int fd_set_cloexec(int fd, int on) __attribute__((warn_unused_result));
 /* Write all n bytes, retrying on EINTR and short writes (blocking fds).
  * 0 or -1 with errno. */
 int fd_write_all(int fd, const void *p, size_t n) __attribute__((warn_unused_result));
+/* A network in CIDR form: 10.0.0.0/8, 127.0.0.1, [::1]/128, ::1/128. */
+struct net_cidr {
+	int family;			/* AF_INET or AF_INET6 */
+	unsigned char addr[16];		/* network address, host bits cleared */
+	unsigned bits;			/* prefix length */
+};
+
+/* Parse a CIDR network (a bare address is a /32 or /128).  0, or -1 with
+ * *error_r (bad address, prefix too long, host bits set). */
+int net_parse_cidr(const char *s, struct net_cidr *c_r, const char **error_r)
+	__attribute__((warn_unused_result));
+/* 1 if addr (AF_INET or AF_INET6; IPv4-mapped IPv6 counts as IPv4) is
+ * inside the network, else 0. */
+int net_cidr_match(const struct net_cidr *c, const struct sockaddr *addr);
+
 /* The text form of a socket address ("127.0.0.1", "::1"), into out. */
 void net_addr_text(const struct sockaddr *sa, char *out, size_t outlen);
 

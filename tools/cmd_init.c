@@ -185,6 +185,14 @@ put_services(struct buf *c, const struct init_opts *o)
 			if (strcmp(init_sockets[j].service, name) == 0 &&
 			    buf_printf(c, "    unix_listen = %s\n", init_sockets[j].socket) < 0)
 				log_panic("event=config_text_overflow");
+		/* smtpd: one process per core (issue 4), as at init time. */
+		if (strcmp(name, "smtpd") == 0) {
+			long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+			if (buf_printf(c, "    processes = %ld\n",
+			    n < 1 ? 1 : n > 256 ? 256 : n) < 0)
+				log_panic("event=config_text_overflow");
+		}
 		if (buf_puts(c, "}\n") < 0)
 			log_panic("event=config_text_overflow");
 	}

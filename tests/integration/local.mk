@@ -8,6 +8,8 @@ INTEGRATION_TESTS = \
 	tests/integration/test_master.py \
 	tests/integration/test_root_mode.py \
 	tests/integration/test_admin.py \
-	tests/integration/test_auth.py
+	tests/integration/test_auth.py \
+	tests/integration/test_smtpd.py \
+	tests/integration/test_sendmail.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/harness.py

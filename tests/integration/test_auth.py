@@ -384,8 +384,11 @@ class Delays(AuthTest):
         _, t2 = c.auth("alice@example.test", "wrong2")
         self.assertGreaterEqual(t1, 0.2)
         self.assertGreaterEqual(t2, 0.4)
-        # The delay itself doubles (a verification's time aside).
-        self.assertGreaterEqual(t2 - t_ok, 2 * (t1 - t_ok) * 0.95, (t_ok, t1, t2))
+        # The delay itself doubles (the service logs what it applied; wall
+        # times above are lower bounds only, as a loaded machine adds to them).
+        log = self.inst.read_log()
+        self.assertIn("delay_ms=200", log)
+        self.assertIn("delay_ms=400", log)
         # Another client and another user start afresh, and are not held
         # up by a slow failure in flight.
         c.send(request_frame(77, "alice@example.test", "wrong3"))

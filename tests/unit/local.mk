@@ -14,7 +14,11 @@ UNIT_TESTS = \
 	tests/unit/test_alias \
 	tests/unit/test_sasl \
 	tests/unit/test_passwd \
-	tests/unit/test_authclient
+	tests/unit/test_authclient \
+	tests/unit/test_smtp \
+	tests/unit/test_qfile \
+	tests/unit/test_policy \
+	tests/unit/test_connlimit
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 noinst_HEADERS = tests/unit/check_util.h

@@ -2,7 +2,8 @@
  * Unit tests for the auth service (auth/auth.c, auth/failtab.c): the
  * request check and the failure tables from memory, then the real
  * service and the real client (lib/authclient.c) in one event loop over
- * a Unix socket, with a texthash password map in a temporary directory.
+ * a Unix socket, with a texthash password map in a temporary directory:
+ * logins and user lookups (AUTH_LOOKUP).
  */
 #include "autoconf.h"
 
@@ -175,6 +176,7 @@ struct answer {
 	unsigned calls;
 	enum auth_result result;
 	char user[64], mailbox[64];
+	int found, enabled;
 	uint64_t quota, at;
 	struct env *env;
 	unsigned *outstanding;
@@ -293,6 +295,38 @@ ask(struct env *e, size_t n, const char *const *users, const char *const *passwo
 		ck_assert_uint_eq(answers[i].calls, 1);
 }
 
+/* A lookup's done(): recorded like a login's. */
+static void
+on_lookup(enum auth_result result, int found, const char *user, const char *mailbox,
+    uint64_t quota, int enabled, const char *reason, void *arg)
+{
+	struct answer *a = arg;
+
+	a->found = found;
+	a->enabled = enabled;
+	on_done(result, user, mailbox, quota, reason, arg);
+}
+
+/* Look users[i] up, and run until all are answered (10 s at most). */
+static void
+ask_lookup(struct env *e, size_t n, const char *const *users, struct answer *answers)
+{
+	unsigned outstanding = (unsigned)n;
+	struct ev_timer *guard;
+
+	for (size_t i = 0; i < n; i++) {
+		memset(&answers[i], 0, sizeof(answers[i]));
+		answers[i].env = e;
+		answers[i].outstanding = &outstanding;
+		(void)auth_client_lookup(e->client, users[i], 10000, on_lookup, &answers[i]);
+	}
+	guard = ev_timer_add(e->loop, 10000, 0, on_guard, e->loop);
+	ck_assert_int_eq(ev_run(e->loop), 0);
+	ev_timer_del(&guard);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_eq(answers[i].calls, 1);
+}
+
 START_TEST(test_service_answers)
 {
 	static const char *const users[] = {
@@ -399,6 +433,110 @@ START_TEST(test_service_peer_refused)
 }
 END_TEST
 
+/* --- User lookups -------------------------------------------------------- */
+
+START_TEST(test_lookup_check)
+{
+	static const struct {
+		const char *user, *canon;	/* canon NULL: refused */
+	} cases[] = {
+		{ "Alice@Example.TEST", "alice@example.test" },
+		{ "\xc3\xa9@example.test", "\xc3\xa9@example.test" },
+		{ "", NULL },
+		{ "a b@c", NULL },
+		{ "a\tb@c", NULL },
+		{ "a\x7f@c", NULL },
+	};
+	char canon[AUTH_MAX_USER + 1], longuser[AUTH_MAX_USER + 2];
+	const char *error;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		error = NULL;
+		if (cases[i].canon == NULL) {
+			ck_assert_msg(auth_lookup_check(cases[i].user, canon, &error) == -1,
+			    "case %zu accepted", i);
+			ck_assert_ptr_nonnull(error);
+		} else {
+			ck_assert_msg(auth_lookup_check(cases[i].user, canon, &error) == 0,
+			    "case %zu refused: %s", i, error);
+			ck_assert_str_eq(canon, cases[i].canon);
+		}
+	}
+	memset(longuser, 'u', sizeof(longuser) - 1);
+	longuser[sizeof(longuser) - 1] = '\0';
+	ck_assert_int_eq(auth_lookup_check(longuser, canon, &error), -1);
+	longuser[AUTH_MAX_USER] = '\0';
+	ck_assert_int_eq(auth_lookup_check(longuser, canon, &error), 0);
+}
+END_TEST
+
+/* Every kind of entry, answered at once even with failure delays set, and
+ * lookups never count as failures. */
+START_TEST(test_service_lookup)
+{
+	static const char *const users[] = {
+		"Alice@Example.Test", "bob@example.test", "off@example.test",
+		"locked@example.test", "junk@example.test", "nobody@example.test",
+		"a b@example.test", "nodomain",
+	};
+	static const struct {
+		enum auth_result result;
+		int found, enabled;
+		const char *user, *mailbox;
+	} want[] = {
+		{ AUTH_RESULT_OK, 1, 1, "alice@example.test", "example.test/alice/" },
+		{ AUTH_RESULT_OK, 1, 1, "bob@example.test", "custom/bob/" },
+		{ AUTH_RESULT_OK, 1, 0, "off@example.test", "example.test/off/" },
+		{ AUTH_RESULT_OK, 1, 0, "locked@example.test", "example.test/locked/" },
+		/* A broken entry still names an account. */
+		{ AUTH_RESULT_OK, 1, 0, "junk@example.test", "example.test/junk/" },
+		{ AUTH_RESULT_OK, 0, 0, "nobody@example.test", "" },
+		{ AUTH_RESULT_OK, 0, 0, "", "" },
+		/* An entry that cannot have a mailbox: a configuration error. */
+		{ AUTH_RESULT_TEMP, 0, 0, "(null)", "(null)" },
+	};
+	static const char *const u1[] = { "alice@example.test" };
+	static const char *const wrong[] = { "wrong" };
+	struct answer a[sizeof(users) / sizeof(users[0])];
+	struct env e;
+	uint64_t t0;
+
+	env_start(&e, NULL, 1000, 1000, getuid());
+	t0 = ev_now(e.loop);
+	ask_lookup(&e, sizeof(users) / sizeof(users[0]), users, a);
+	ck_assert_uint_lt(ev_now(e.loop) - t0, 900);
+	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
+		ck_assert_msg(a[i].result == want[i].result, "user %s: result %d",
+		    users[i], a[i].result);
+		ck_assert_msg(a[i].found == want[i].found && a[i].enabled == want[i].enabled,
+		    "user %s: found %d enabled %d", users[i], a[i].found, a[i].enabled);
+		ck_assert_str_eq(a[i].user, want[i].user);
+		ck_assert_str_eq(a[i].mailbox, want[i].mailbox);
+	}
+	ck_assert_uint_eq(a[0].quota, 1024 * 1024);
+	ck_assert_uint_eq(a[1].quota, 0);
+	/* None of that counted: the first wrong password waits the first
+	 * delay (1 s), not more. */
+	t0 = ev_now(e.loop);
+	ask(&e, 1, u1, wrong, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_FAIL);
+	ck_assert_uint_lt(a[0].at - t0, 1900);
+	env_stop(&e);
+
+	/* An unreadable password map: TEMP, never "not found". */
+	env_start(&e, "texthash:/nonexistent/passwd", 0, 0, getuid());
+	ask_lookup(&e, 1, u1, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
+	env_stop(&e);
+
+	/* A refused peer learns nothing. */
+	env_start(&e, NULL, 0, 0, getuid() + 1);
+	ask_lookup(&e, 1, u1, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
+	env_stop(&e);
+}
+END_TEST
+
 static Suite *
 auth_suite(void)
 {
@@ -410,12 +548,14 @@ auth_suite(void)
 	tcase_add_test(tc, test_failtab_counts);
 	tcase_add_test(tc, test_failtab_bounded);
 	tcase_add_test(tc, test_failtab_delay);
+	tcase_add_test(tc, test_lookup_check);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(ts, 60);
 	tcase_add_test(ts, test_service_answers);
 	tcase_add_test(ts, test_service_map_missing);
 	tcase_add_test(ts, test_service_delays);
 	tcase_add_test(ts, test_service_peer_refused);
+	tcase_add_test(ts, test_service_lookup);
 	suite_add_tcase(s, ts);
 	return s;
 }

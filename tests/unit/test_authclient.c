@@ -1,9 +1,10 @@
 /*
  * Unit tests for lib/authclient.c, driven in one event loop against a
  * fake auth service on a Unix socket in a temporary directory: answers,
- * timeouts, a dropped link and reconnecting, an absent service, and the
- * rules that done() is called exactly once, from the loop, and never
- * after auth_client_cancel() or auth_client_free().
+ * timeouts, a dropped link and reconnecting, an absent service, user
+ * lookups beside logins, and the rules that done() is called exactly
+ * once, from the loop, and never after auth_client_cancel() or
+ * auth_client_free().
  */
 #include "autoconf.h"
 
@@ -28,6 +29,7 @@ enum fake_mode {
 	FAKE_SILENT,	/* never answer */
 	FAKE_DROP,	/* close the link on a request */
 	FAKE_TEMP,	/* AUTH_FAIL_TEMPORARY */
+	FAKE_CROSSED,	/* answer a lookup with AUTH_OK, a login with AUTH_USER */
 };
 
 struct fake {
@@ -38,7 +40,7 @@ struct fake {
 	struct ipc_link *links[8];
 	size_t nlinks;
 	enum fake_mode mode;
-	unsigned requests, accepts;
+	unsigned requests, lookups, accepts;
 	char last_service[32], last_client[64];
 	uint32_t last_flags;
 };
@@ -49,6 +51,7 @@ struct answer {
 	enum auth_result result;
 	char user[64], mailbox[64], reason[128];
 	uint64_t quota;
+	int found, enabled;
 	int *in_request;	/* set while auth_client_request runs */
 	unsigned *outstanding;	/* break the loop when it reaches 0 */
 	struct ev_loop *loop;
@@ -63,9 +66,10 @@ static void fake_on_close(struct ipc_link *l, const char *why, void *arg);
 
 static const struct ipc_type fake_types[] = {
 	{ AUTH_REQ, 20, 4096, 0 },
+	{ AUTH_LOOKUP, 5, 4096, 0 },
 };
 static const struct ipc_proto fake_proto = {
-	AUTH_PROTO, fake_types, 1, fake_on_msg, fake_on_close,
+	AUTH_PROTO, fake_types, 2, fake_on_msg, fake_on_close,
 };
 
 /* Copy a C string into a fixed test field (truncating). */
@@ -87,6 +91,49 @@ fake_forget(struct fake *f, struct ipc_link *l)
 	ipc_link_free(&l);
 }
 
+/* An AUTH_LOOKUP: "u@..." and "off@..." exist (off disabled), no one else. */
+static int
+fake_lookup(struct fake *f, struct ipc_link *l, uint32_t id, struct ipc_cursor *c)
+{
+	const char *user;
+	struct ipc_msg m;
+	int found, enabled;
+
+	if (ipc_get_str(c, &user) < 0 || ipc_get_end(c) < 0)
+		return -1;
+	f->lookups++;
+	switch (f->mode) {
+	case FAKE_SILENT:
+		return 0;
+	case FAKE_DROP:
+		return -1;
+	case FAKE_TEMP:
+		ipc_msg_init(&m, AUTH_FAIL, id);
+		ipc_put_u32(&m, AUTH_FAIL_TEMPORARY);
+		ipc_put_str(&m, "map unreadable");
+		break;
+	case FAKE_CROSSED:
+		ipc_msg_init(&m, AUTH_OK, id);
+		ipc_put_str(&m, user);
+		ipc_put_str(&m, "example.test/u/");
+		ipc_put_u64(&m, 0);
+		break;
+	default:
+		found = strncmp(user, "u@", 2) == 0 || strncmp(user, "off@", 4) == 0;
+		enabled = strncmp(user, "u@", 2) == 0;
+		ipc_msg_init(&m, AUTH_USER, id);
+		ipc_put_u32(&m, (uint32_t)found);
+		ipc_put_str(&m, user);
+		ipc_put_str(&m, found ? "example.test/u/" : "");
+		ipc_put_u64(&m, found ? 777 : 0);
+		ipc_put_u32(&m, (uint32_t)enabled);
+		break;
+	}
+	ck_assert_int_eq(ipc_link_send(l, &m), 0);
+	ipc_msg_free(&m);
+	return 0;
+}
+
 static int
 fake_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *c,
     void *arg)
@@ -98,6 +145,8 @@ fake_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *c
 	uint32_t flags;
 	struct ipc_msg m;
 
+	if (type == AUTH_LOOKUP)
+		return fake_lookup(f, l, id, c);
 	ck_assert_uint_eq(type, AUTH_REQ);
 	if (ipc_get_str(c, &service) < 0 || ipc_get_str(c, &mech) < 0 ||
 	    ipc_get_str(c, &user) < 0 || ipc_get_data(c, &pw, &pwlen) < 0 ||
@@ -117,6 +166,14 @@ fake_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *c
 		ipc_msg_init(&m, AUTH_FAIL, id);
 		ipc_put_u32(&m, AUTH_FAIL_TEMPORARY);
 		ipc_put_str(&m, "map unreadable");
+		break;
+	case FAKE_CROSSED:
+		ipc_msg_init(&m, AUTH_USER, id);
+		ipc_put_u32(&m, 1);
+		ipc_put_str(&m, user);
+		ipc_put_str(&m, "example.test/u/");
+		ipc_put_u64(&m, 0);
+		ipc_put_u32(&m, 1);
 		break;
 	case FAKE_ANSWER:
 		if (pwlen == 5 && memcmp(pw, "right", 5) == 0) {
@@ -251,6 +308,45 @@ request(struct auth_client *c, const char *user, const char *password,
 	ck_assert_ptr_nonnull(p);
 	ck_assert_uint_eq(a->calls, 0);
 	return p;
+}
+
+/* A lookup's done(): recorded like a login's. */
+static void
+on_lookup(enum auth_result result, int found, const char *user, const char *mailbox,
+    uint64_t quota, int enabled, const char *reason, void *arg)
+{
+	struct answer *a = arg;
+
+	a->found = found;
+	a->enabled = enabled;
+	on_done(result, user, mailbox, quota, reason, arg);
+}
+
+/* Start one lookup, checking done() does not run inside the call. */
+static struct auth_pending *
+lookup(struct auth_client *c, const char *user, uint64_t timeout_ms, struct answer *a)
+{
+	static int in_request;
+	struct auth_pending *p;
+
+	a->in_request = &in_request;
+	in_request = 1;
+	p = auth_client_lookup(c, user, timeout_ms, on_lookup, a);
+	in_request = 0;
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(a->calls, 0);
+	return p;
+}
+
+/* Zero n answers and make each count down *outstanding. */
+static void
+answers_init(struct answer *a, size_t n, unsigned *outstanding, struct ev_loop *loop)
+{
+	memset(a, 0, n * sizeof(*a));
+	for (size_t i = 0; i < n; i++) {
+		a[i].outstanding = outstanding;
+		a[i].loop = loop;
+	}
 }
 
 START_TEST(test_ok_and_fail)
@@ -532,6 +628,139 @@ START_TEST(test_free_outstanding)
 }
 END_TEST
 
+/* Lookups and logins share one link; each gets its own kind of answer. */
+START_TEST(test_lookup)
+{
+	struct ev_loop *loop = ev_loop_new();
+	struct fake f;
+	struct auth_client *c;
+	struct answer a[5];
+	unsigned outstanding = 5;
+	char longuser[AUTH_MAX_USER + 2];
+
+	fake_start(&f, loop);
+	c = auth_client_new(loop, f.path);
+	answers_init(a, 5, &outstanding, loop);
+	memset(longuser, 'u', sizeof(longuser) - 1);
+	longuser[sizeof(longuser) - 1] = '\0';
+	(void)lookup(c, "u@example.test", 5000, &a[0]);
+	(void)lookup(c, "nobody@example.test", 5000, &a[1]);
+	(void)request(c, "u@example.test", "right", 5000, &a[2]);
+	(void)lookup(c, "off@example.test", 5000, &a[3]);
+	(void)lookup(c, longuser, 5000, &a[4]);
+	run_for(loop, 5000);
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_uint_eq(a[i].calls, 1);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_OK);
+	ck_assert_int_eq(a[0].found, 1);
+	ck_assert_int_eq(a[0].enabled, 1);
+	ck_assert_str_eq(a[0].user, "u@example.test");
+	ck_assert_str_eq(a[0].mailbox, "example.test/u/");
+	ck_assert_uint_eq(a[0].quota, 777);
+	ck_assert_int_eq(a[1].result, AUTH_RESULT_OK);
+	ck_assert_int_eq(a[1].found, 0);
+	ck_assert_uint_eq(a[1].quota, 0);
+	ck_assert_int_eq(a[2].result, AUTH_RESULT_OK);
+	ck_assert_int_eq(a[3].found, 1);
+	ck_assert_int_eq(a[3].enabled, 0);
+	/* Too long to be anyone: answered without asking. */
+	ck_assert_int_eq(a[4].result, AUTH_RESULT_OK);
+	ck_assert_int_eq(a[4].found, 0);
+	ck_assert_uint_eq(f.lookups, 3);
+	ck_assert_uint_eq(f.requests, 1);
+	ck_assert_uint_eq(f.accepts, 1);
+	auth_client_free(&c);
+	fake_stop(&f);
+	ev_loop_free(&loop);
+}
+END_TEST
+
+/* A lookup fails TEMP on a temporary answer, a timeout, a dropped link
+ * and an absent service; cancel works for lookups as for logins. */
+START_TEST(test_lookup_failures)
+{
+	struct ev_loop *loop = ev_loop_new();
+	struct fake f;
+	struct auth_client *c;
+	struct answer a[3];
+	struct auth_pending *p;
+	unsigned outstanding;
+	enum fake_mode modes[] = { FAKE_TEMP, FAKE_SILENT, FAKE_DROP };
+
+	fake_start(&f, loop);
+	c = auth_client_new(loop, f.path);
+	for (size_t i = 0; i < 3; i++) {
+		f.mode = modes[i];
+		outstanding = 1;
+		answers_init(a, 1, &outstanding, loop);
+		(void)lookup(c, "u@example.test", 150, &a[0]);
+		run_for(loop, 5000);
+		ck_assert_uint_eq(a[0].calls, 1);
+		ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
+		ck_assert_int_eq(a[0].found, 0);
+		ck_assert_str_eq(a[0].user, "(null)");
+	}
+
+	/* Cancelled before the answer, and cancelled while the answer is
+	 * deferred (a local "not found"): neither is ever called. */
+	f.mode = FAKE_ANSWER;
+	outstanding = 1;
+	answers_init(a, 3, &outstanding, loop);
+	p = lookup(c, "u@example.test", 5000, &a[0]);
+	auth_client_cancel(c, p);
+	p = lookup(c, "", 5000, &a[1]);
+	auth_client_cancel(c, p);
+	(void)lookup(c, "u@example.test", 5000, &a[2]);
+	run_for(loop, 5000);
+	run_for(loop, 100);
+	ck_assert_uint_eq(a[0].calls, 0);
+	ck_assert_uint_eq(a[1].calls, 0);
+	ck_assert_uint_eq(a[2].calls, 1);
+	ck_assert_int_eq(a[2].found, 1);
+	auth_client_free(&c);
+	fake_stop(&f);
+
+	c = auth_client_new(loop, "/nonexistent/postern/auth");
+	outstanding = 1;
+	answers_init(a, 1, &outstanding, loop);
+	(void)lookup(c, "u@example.test", 5000, &a[0]);
+	run_for(loop, 5000);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
+	auth_client_free(&c);
+	ev_loop_free(&loop);
+}
+END_TEST
+
+/* A reply of the wrong kind (AUTH_OK to a lookup, AUTH_USER to a login)
+ * is a protocol violation: the link closes, both fail TEMP. */
+START_TEST(test_lookup_crossed_reply)
+{
+	struct ev_loop *loop = ev_loop_new();
+	struct fake f;
+	struct auth_client *c;
+	struct answer a[1];
+	unsigned outstanding;
+
+	fake_start(&f, loop);
+	f.mode = FAKE_CROSSED;
+	c = auth_client_new(loop, f.path);
+	outstanding = 1;
+	answers_init(a, 1, &outstanding, loop);
+	(void)lookup(c, "u@example.test", 5000, &a[0]);
+	run_for(loop, 5000);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
+	outstanding = 1;
+	answers_init(a, 1, &outstanding, loop);
+	(void)request(c, "u@example.test", "right", 5000, &a[0]);
+	run_for(loop, 5000);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
+	ck_assert_uint_eq(f.accepts, 2);
+	auth_client_free(&c);
+	fake_stop(&f);
+	ev_loop_free(&loop);
+}
+END_TEST
+
 static Suite *
 authclient_suite(void)
 {
@@ -546,6 +775,9 @@ authclient_suite(void)
 	tcase_add_test(tc, test_no_service);
 	tcase_add_test(tc, test_drop_and_reconnect);
 	tcase_add_test(tc, test_free_outstanding);
+	tcase_add_test(tc, test_lookup);
+	tcase_add_test(tc, test_lookup_failures);
+	tcase_add_test(tc, test_lookup_crossed_reply);
 	suite_add_tcase(s, tc);
 	return s;
 }

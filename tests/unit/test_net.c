@@ -1,12 +1,14 @@
 /*
- * Unit tests for lib/net.c (listen addresses, binding), lib/fsutil.c
+ * Unit tests for lib/net.c (listen addresses, binding, CIDR networks), lib/fsutil.c
  * (directories, atomic writes) and the listener hand-over parsing in
  * lib/daemon.c.
  */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +307,83 @@ START_TEST(test_write_all)
 }
 END_TEST
 
+/* CIDR networks: parsing (good and bad) and matching, IPv4-mapped
+ * IPv6 clients counting as IPv4. */
+static const struct {
+	const char *net;	/* NULL ends a group */
+	int ok;
+	const char *addr;	/* an address to match, or NULL */
+	int match;
+} cidr_cases[] = {
+	{ "10.0.0.0/8", 1, "10.200.3.4", 1 },
+	{ "10.0.0.0/8", 1, "11.0.0.1", 0 },
+	{ "10.0.0.0/8", 1, "::ffff:10.1.2.3", 1 },
+	{ "10.0.0.0/8", 1, "::ffff:11.1.2.3", 0 },
+	{ "10.0.0.0/8", 1, "::a00:1", 0 },
+	{ "127.0.0.1", 1, "127.0.0.1", 1 },
+	{ "127.0.0.1", 1, "127.0.0.2", 0 },
+	{ "192.168.1.128/25", 1, "192.168.1.200", 1 },
+	{ "192.168.1.128/25", 1, "192.168.1.127", 0 },
+	{ "0.0.0.0/0", 1, "203.0.113.9", 1 },
+	{ "0.0.0.0/0", 1, "2001:db8::1", 0 },
+	{ "[::1]/128", 1, "::1", 1 },
+	{ "::1/128", 1, "::2", 0 },
+	{ "::1", 1, "127.0.0.1", 0 },
+	{ "2001:db8::/32", 1, "2001:db8:ffff::1", 1 },
+	{ "2001:db8::/32", 1, "2001:db9::1", 0 },
+	{ "2001:db8::/33", 1, "2001:db8:8000::1", 0 },
+	{ "::ffff:0:0/96", 1, "::ffff:1.2.3.4", 1 },
+	{ "10.0.0.1/8", 0, NULL, 0 },
+	{ "10.0.0.0/33", 0, NULL, 0 },
+	{ "10.0.0.0/", 0, NULL, 0 },
+	{ "10.0.0.0/-1", 0, NULL, 0 },
+	{ "10.0.0.0/8x", 0, NULL, 0 },
+	{ "10.0.0/8", 0, NULL, 0 },
+	{ "2001:db8::1/32", 0, NULL, 0 },
+	{ "::/129", 0, NULL, 0 },
+	{ "example.com", 0, NULL, 0 },
+	{ "", 0, NULL, 0 },
+	{ "[]", 0, NULL, 0 },
+	{ "/8", 0, NULL, 0 },
+};
+
+START_TEST(test_cidr)
+{
+	struct net_cidr c, untouched;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	const char *error = NULL;
+	int r;
+
+	memset(&c, 0x5a, sizeof(c));
+	untouched = c;
+	r = net_parse_cidr(cidr_cases[_i].net, &c, &error);
+	if (!cidr_cases[_i].ok) {
+		ck_assert_msg(r == -1, "%s accepted", cidr_cases[_i].net);
+		ck_assert_ptr_nonnull(error);
+		ck_assert(memcmp(&c, &untouched, sizeof(c)) == 0);
+		return;
+	}
+	ck_assert_msg(r == 0, "%s refused: %s", cidr_cases[_i].net, error);
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(cidr_cases[_i].addr, ':') != NULL) {
+		sin6->sin6_family = AF_INET6;
+		ck_assert_int_eq(inet_pton(AF_INET6, cidr_cases[_i].addr,
+		    &sin6->sin6_addr), 1);
+	} else {
+		sin->sin_family = AF_INET;
+		ck_assert_int_eq(inet_pton(AF_INET, cidr_cases[_i].addr,
+		    &sin->sin_addr), 1);
+	}
+	ck_assert_msg(net_cidr_match(&c, (struct sockaddr *)&ss) == cidr_cases[_i].match,
+	    "%s in %s", cidr_cases[_i].addr, cidr_cases[_i].net);
+	/* Other families never match. */
+	ss.ss_family = AF_UNIX;
+	ck_assert_int_eq(net_cidr_match(&c, (struct sockaddr *)&ss), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -320,6 +399,8 @@ main(void)
 	tcase_add_loop_test(tc, test_parse_listeners, 0,
 	    sizeof(listener_cases) / sizeof(listener_cases[0]));
 	tcase_add_test(tc, test_write_all);
+	tcase_add_loop_test(tc, test_cidr, 0,
+	    sizeof(cidr_cases) / sizeof(cidr_cases[0]));
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);
 }

@@ -1,0 +1,756 @@
+/*
+ * smtpd commands: the command table.  Each verb has flags (allowed before
+ * TLS on submission, needs HELO/EHLO, needs MAIL, ends a pipelining group,
+ * counts toward the error limit), a *check* step that only looks (syntax
+ * through lib/smtp.h, the session's state) and fills the parsed argument
+ * or a refusal, and a *proceed* step that acts.  Policy checks (MAIL,
+ * RCPT) and AUTH are asynchronous: proceed starts them and pauses the
+ * session's input; the callback replies and resumes it.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "authclient.h"
+#include "ios.h"
+#include "log.h"
+#include "policy.h"
+#include "sasl.h"
+#include "smtpd.h"
+#include "xalloc.h"
+
+/* Command flags. */
+#define CMD_PRE_TLS	0x01	/* allowed before TLS on submission */
+#define CMD_NEED_HELO	0x02	/* needs HELO/EHLO first */
+#define CMD_NEED_MAIL	0x04	/* needs a MAIL transaction */
+#define CMD_GROUP_END	0x08	/* may only end a pipelined group (RFC 2920) */
+#define CMD_COUNTS	0x10	/* a refusal counts toward smtpd_max_errors */
+
+/* A command's argument after its check. */
+struct cmd_arg {
+	const char *raw;		/* the text after the verb */
+	struct smtp_mail mail;		/* MAIL */
+	struct smtp_rcpt rcpt;		/* RCPT */
+	uint64_t bdat_size;		/* BDAT */
+	int bdat_last;
+	char mech[24];			/* AUTH */
+	const char *initial;		/* AUTH initial response or NULL */
+};
+
+struct cmd {
+	enum smtp_verb verb;
+	const char *name;
+	unsigned flags;
+	/* Pure: 0 to go on with a filled, or -1 with *r. */
+	int (*check)(const struct session *s, struct cmd_arg *a, struct smtp_reply *r);
+	/* Act on a checked command. */
+	void (*proceed)(struct session *s, struct cmd_arg *a);
+};
+
+/* Fill *r and return -1, so a refusal is one statement. */
+static int
+refuse(struct smtp_reply *r, int code, const char *esc, const char *text)
+{
+	r->code = code;
+	r->esc = esc;
+	r->text = text;
+	return -1;
+}
+
+/* The extensions the session offers to the parser. */
+static void
+session_ext(const struct session *s, struct smtp_ext *ext)
+{
+	ext->esmtp = s->esmtp;
+	ext->max_size = s->sd->set.max_size;
+}
+
+/* --- HELO / EHLO ------------------------------------------------------------ */
+
+/* HELO/EHLO: the client names itself with a domain or address literal. */
+static int
+check_helo(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	(void)s;
+	return smtp_parse_helo(a->raw, r);
+}
+
+/* Record the client's name and start afresh (RFC 5321 4.1.4). */
+static void
+greet_common(struct session *s, const char *arg, int esmtp)
+{
+	session_reset_transaction(s);
+	free(s->helo);
+	s->helo = xstrdup(arg);
+	s->esmtp = esmtp;
+}
+
+/* HELO: a plain RFC 821 session, no extensions. */
+static void
+proceed_helo(struct session *s, struct cmd_arg *a)
+{
+	greet_common(s, a->raw, 0);
+	session_reply(s, 250, NULL, "%s", s->sd->set.hostname);
+}
+
+/* EHLO: the multi-line reply with exactly the extensions on offer. */
+static void
+proceed_ehlo(struct session *s, struct cmd_arg *a)
+{
+	struct ios *io = s->ios;
+	int tls = session_tls(s);
+
+	greet_common(s, a->raw, 1);
+	(void)ios_printf(io, "250-%s\r\n", s->sd->set.hostname);
+	(void)ios_printf(io, "250-PIPELINING\r\n");
+	(void)ios_printf(io, "250-SIZE %llu\r\n", (unsigned long long)s->sd->set.max_size);
+	(void)ios_printf(io, "250-8BITMIME\r\n");
+	(void)ios_printf(io, "250-SMTPUTF8\r\n");
+	(void)ios_printf(io, "250-ENHANCEDSTATUSCODES\r\n");
+	(void)ios_printf(io, "250-DSN\r\n");
+	if (s->sd->tls != NULL && !tls)
+		(void)ios_printf(io, "250-STARTTLS\r\n");
+	if (tls)
+		(void)ios_printf(io, "250-AUTH PLAIN LOGIN\r\n");
+	(void)ios_printf(io, "250 CHUNKING\r\n");
+}
+
+/* --- MAIL ------------------------------------------------------------------- */
+
+/* MAIL: no transaction yet, authenticated where required, valid syntax. */
+static int
+check_mail(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	struct smtp_ext ext;
+
+	if (s->have_mail)
+		return refuse(r, 503, "5.5.1", "Nested MAIL command");
+	if (s->kind != KIND_SMTP && s->auth_user == NULL)
+		return refuse(r, 530, "5.7.0", "Authentication required");
+	session_ext(s, &ext);
+	return smtp_parse_mail(a->raw, &ext, &a->mail, r);
+}
+
+/* The policy's answer about the sender. */
+static void
+mail_done(const struct policy_result *pr, void *arg)
+{
+	struct session *s = arg;
+	struct smtp_mail *m = &s->pending_mail;
+
+	s->pp = NULL;
+	if (pr->verdict == POLICY_ACCEPT || pr->verdict == POLICY_DISCARD) {
+		struct envelope *e = &s->env;
+
+		envelope_free(e);
+		memset(e, 0, sizeof(*e));
+		e->sender = m->sender;
+		m->sender = NULL;
+		e->envid = m->envid;
+		m->envid = NULL;
+		e->body_8bit = m->body == SMTP_BODY_8BITMIME;
+		e->smtputf8 = m->smtputf8;
+		e->ret = (int)m->ret;
+		e->client = xstrdup(s->addr);
+		e->helo = xstrdup(s->helo);
+		if (s->auth_user != NULL)
+			e->auth = xstrdup(s->auth_user);
+		s->have_mail = 1;
+		s->sender_discard = pr->verdict == POLICY_DISCARD;
+		s->nrcpt_ok = 0;
+		session_reply(s, 250, "2.1.0", "Ok");
+	} else {
+		struct smtp_reply r = { pr->code, pr->esc, pr->text };
+
+		log_info("event=sender_refused session=%llu client=%s from=%s",
+		    (unsigned long long)s->id, s->addr, log_safe(m->sender));
+		session_refuse(s, &r, 1);
+	}
+	smtp_mail_free(m);
+	memset(m, 0, sizeof(*m));
+	session_resume(s);
+}
+
+/* MAIL: ask the policy about the sender; the reply waits for it. */
+static void
+proceed_mail(struct session *s, struct cmd_arg *a)
+{
+	struct policy_client c;
+
+	s->pending_mail = a->mail;
+	memset(&a->mail, 0, sizeof(a->mail));
+	session_policy_client(s, &c);
+	session_wait(s);
+	s->pp = policy_check_sender(s->sd->policy, &c, s->pending_mail.sender,
+	    mail_done, s);
+}
+
+/* --- RCPT ------------------------------------------------------------------- */
+
+/* RCPT: below the recipient limit, valid syntax. */
+static int
+check_rcpt(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	struct smtp_ext ext;
+
+	if (s->nrcpt_ok >= s->sd->set.max_rcpts)
+		return refuse(r, 452, "4.5.3", "Too many recipients");
+	session_ext(s, &ext);
+	return smtp_parse_rcpt(a->raw, &ext, s->env.smtputf8, &a->rcpt, r);
+}
+
+/* Whether the envelope already lists addr. */
+static int
+have_rcpt(const struct envelope *e, const char *addr)
+{
+	for (size_t i = 0; i < e->nrcpts; i++)
+		if (strcmp(e->rcpts[i].addr, addr) == 0)
+			return 1;
+	return 0;
+}
+
+/* The policy's answer about a recipient. */
+static void
+rcpt_done(const struct policy_result *pr, void *arg)
+{
+	struct session *s = arg;
+
+	s->pp = NULL;
+	if (pr->verdict == POLICY_ACCEPT || pr->verdict == POLICY_DISCARD) {
+		if (pr->verdict == POLICY_ACCEPT && !have_rcpt(&s->env, s->pending_rcpt))
+			envelope_add_rcpt(&s->env, s->pending_rcpt, s->pending_notify,
+			    s->pending_orcpt);
+		if (pr->verdict == POLICY_DISCARD)
+			log_info("event=rcpt_discard session=%llu client=%s to=%s",
+			    (unsigned long long)s->id, s->addr,
+			    log_safe(s->pending_rcpt));
+		s->nrcpt_ok++;
+		session_reply(s, 250, "2.1.5", "Ok");
+	} else {
+		struct smtp_reply r = { pr->code, pr->esc, pr->text };
+
+		log_info("event=rcpt_refused session=%llu client=%s to=%s",
+		    (unsigned long long)s->id, s->addr, log_safe(s->pending_rcpt));
+		session_refuse(s, &r, 1);
+	}
+	xfree(&s->pending_rcpt);
+	xfree(&s->pending_orcpt);
+	session_resume(s);
+}
+
+/* RCPT: ask the policy about the recipient; the reply waits for it. */
+static void
+proceed_rcpt(struct session *s, struct cmd_arg *a)
+{
+	struct policy_client c;
+
+	s->pending_rcpt = a->rcpt.rcpt;
+	s->pending_orcpt = a->rcpt.orcpt;
+	s->pending_notify = a->rcpt.notify;
+	memset(&a->rcpt, 0, sizeof(a->rcpt));
+	session_policy_client(s, &c);
+	session_wait(s);
+	s->pp = policy_check_rcpt(s->sd->policy, &c, s->pending_rcpt, rcpt_done, s);
+}
+
+/* --- DATA and BDAT ---------------------------------------------------------- */
+
+/* DATA: no argument, no BDAT before, at least one recipient accepted. */
+static int
+check_data(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	if (a->raw[0] != '\0')
+		return refuse(r, 501, "5.5.4", "Syntax error: DATA takes no argument");
+	if (s->bdat_mode)
+		return refuse(r, 503, "5.5.1", "DATA not allowed after BDAT");
+	if (s->nrcpt_ok == 0)
+		return refuse(r, 554, "5.5.1", "No valid recipients");
+	return 0;
+}
+
+/* DATA: refuse an early talker, open the queue file, send 354. */
+static void
+proceed_data(struct session *s, struct cmd_arg *a)
+{
+	struct smtp_reply r;
+	size_t buffered;
+
+	(void)a;
+	/* RFC 2920: the content may only follow our 354.  A client that
+	 * sent it already is an early talker (or a smuggler): the bytes
+	 * cannot be trusted as content nor as commands, so the session
+	 * ends here. */
+	(void)ios_peek(s->ios, &buffered);
+	if (buffered > 0) {
+		log_info("event=reject session=%llu client=%s code=554 "
+		    "reason=early_talker buffered=%zu", (unsigned long long)s->id,
+		    s->addr, buffered);
+		s->nrejects++;
+		session_close_after(s, 554, "5.5.0",
+		    "Error: SMTP protocol synchronization (data sent before 354)");
+		return;
+	}
+	if (data_begin(s, 0, &r) < 0) {
+		session_refuse(s, &r, 0);
+		return;
+	}
+	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	s->state = ST_DATA;
+	session_set_timeout(s, 1);
+}
+
+/* BDAT's own refusals, once its size is known (the chunk is then read
+ * and thrown away so the stream stays in step). */
+static int
+check_bdat(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	(void)a;
+	if (!s->have_mail)
+		return refuse(r, 503, "5.5.1", "Need MAIL command");
+	if (s->nrcpt_ok == 0)
+		return refuse(r, 554, "5.5.1", "No valid recipients");
+	return 0;
+}
+
+/* Read a chunk and throw it away, then send *r. */
+static void
+bdat_skip(struct session *s, const struct cmd_arg *a, const struct smtp_reply *r)
+{
+	s->body.bdat_left = a->bdat_size;
+	s->body.bdat_last = a->bdat_last;
+	s->body.bdat_skip = 1;
+	s->body.bdat_reply = *r;
+	s->state = ST_BDAT;
+	session_set_timeout(s, 1);
+}
+
+/* BDAT: start the message on the first chunk, then read the chunk. */
+static void
+proceed_bdat(struct session *s, struct cmd_arg *a)
+{
+	struct smtp_reply r;
+
+	if (!s->bdat_mode) {
+		if (data_begin(s, 1, &r) < 0) {
+			bdat_skip(s, a, &r);
+			return;
+		}
+		s->bdat_mode = 1;
+	}
+	s->body.bdat_left = a->bdat_size;
+	s->body.bdat_last = a->bdat_last;
+	s->body.bdat_skip = 0;
+	s->state = ST_BDAT;
+	session_set_timeout(s, 1);
+}
+
+/* --- Small commands --------------------------------------------------------- */
+
+/* Commands without checks of their own. */
+static int
+check_none(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	(void)s;
+	(void)a;
+	(void)r;
+	return 0;
+}
+
+/* RSET: drop the transaction. */
+static void
+proceed_rset(struct session *s, struct cmd_arg *a)
+{
+	(void)a;
+	session_reset_transaction(s);
+	session_reply(s, 250, "2.0.0", "Ok");
+}
+
+/* NOOP: nothing. */
+static void
+proceed_noop(struct session *s, struct cmd_arg *a)
+{
+	(void)a;
+	session_reply(s, 250, "2.0.0", "Ok");
+}
+
+/* QUIT: say goodbye and close. */
+static void
+proceed_quit(struct session *s, struct cmd_arg *a)
+{
+	(void)a;
+	session_close_after(s, 221, "2.0.0", "Bye");
+}
+
+/* HELP: a short list of the commands. */
+static void
+proceed_help(struct session *s, struct cmd_arg *a)
+{
+	(void)a;
+	session_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT "
+	    "RSET NOOP QUIT HELP VRFY STARTTLS AUTH (see RFC 5321)");
+}
+
+/* VRFY: needs an argument. */
+static int
+check_vrfy(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	(void)s;
+	if (a->raw[0] == '\0')
+		return refuse(r, 501, "5.5.4", "Syntax: VRFY address");
+	return 0;
+}
+
+/* VRFY never tells whether a user exists. */
+static void
+proceed_vrfy(struct session *s, struct cmd_arg *a)
+{
+	(void)a;
+	session_reply(s, 252, "2.5.0",
+	    "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+/* EXPN: never answered. */
+static int
+check_expn(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	(void)s;
+	(void)a;
+	return refuse(r, 502, "5.5.1", "EXPN not available");
+}
+
+/* Any verb not in the table. */
+static int
+check_unknown(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	(void)s;
+	(void)a;
+	return refuse(r, 500, "5.5.1", "Command unrecognized");
+}
+
+/* --- STARTTLS --------------------------------------------------------------- */
+
+/* STARTTLS: no argument, not yet in TLS, a certificate configured. */
+static int
+check_starttls(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	if (a->raw[0] != '\0')
+		return refuse(r, 501, "5.5.4", "Syntax error: STARTTLS takes no argument");
+	if (session_tls(s))
+		return refuse(r, 503, "5.5.1", "Already in TLS");
+	if (s->sd->tls == NULL)
+		return refuse(r, 454, "4.7.0", "TLS not available");
+	return 0;
+}
+
+/* Start the handshake; whatever the client pipelined after STARTTLS is
+ * dropped by ios, and the session starts over (RFC 3207 4.2). */
+static void
+proceed_starttls(struct session *s, struct cmd_arg *a)
+{
+	(void)a;
+	session_reply(s, 220, "2.0.0", "Ready to start TLS");
+	if (ios_starttls_server(s->ios, s->sd->tls) < 0) {
+		log_error("event=starttls_failed session=%llu client=%s",
+		    (unsigned long long)s->id, s->addr);
+		session_close_after(s, 421, "4.7.0", "TLS failed, closing connection");
+		return;
+	}
+	session_reset_all(s);
+	s->state = ST_TLS_WAIT;
+}
+
+/* --- AUTH ------------------------------------------------------------------- */
+
+/* AUTH: once, outside a transaction, after EHLO, over TLS, PLAIN or LOGIN. */
+static int
+check_auth(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+{
+	if (s->auth_user != NULL)
+		return refuse(r, 503, "5.5.1", "Already authenticated");
+	if (s->have_mail)
+		return refuse(r, 503, "5.5.1", "AUTH not allowed during a mail transaction");
+	if (!s->esmtp)
+		return refuse(r, 503, "5.5.1", "Send EHLO first");
+	if (!session_tls(s))
+		return refuse(r, 538, "5.7.11",
+		    "Encryption required for requested authentication mechanism");
+	if (smtp_parse_auth(a->raw, a->mech, &a->initial, r) < 0)
+		return -1;
+	if (strcmp(a->mech, "PLAIN") != 0 && strcmp(a->mech, "LOGIN") != 0)
+		return refuse(r, 504, "5.5.4", "Unrecognized authentication type");
+	return 0;
+}
+
+/* The auth service's answer. */
+static void
+auth_done(enum auth_result result, const char *user, const char *mailbox,
+    uint64_t quota, const char *reason, void *arg)
+{
+	struct session *s = arg;
+
+	(void)mailbox;
+	(void)quota;
+	s->ap = NULL;
+	switch (result) {
+	case AUTH_RESULT_OK:
+		s->auth_user = xstrdup(user);
+		log_info("event=auth session=%llu client=%s user=%s mech=%s",
+		    (unsigned long long)s->id, s->addr, log_safe(user), s->auth_mech);
+		session_reply(s, 235, "2.7.0", "Authentication successful");
+		break;
+	case AUTH_RESULT_FAIL: {
+		static const struct smtp_reply fail =
+		    { 535, "5.7.8", "Authentication credentials invalid" };
+
+		log_info("event=auth_failed session=%llu client=%s user=%s reason=%s",
+		    (unsigned long long)s->id, s->addr, log_safe(s->login_user),
+		    log_safe(reason));
+		session_refuse(s, &fail, 1);
+		break;
+	}
+	default: {
+		static const struct smtp_reply temp =
+		    { 454, "4.7.0", "Temporary authentication failure" };
+
+		log_warn("event=auth_unavailable session=%llu client=%s reason=%s",
+		    (unsigned long long)s->id, s->addr, log_safe(reason));
+		session_refuse(s, &temp, 0);
+		break;
+	}
+	}
+	xfree(&s->login_user);
+	session_resume(s);
+}
+
+/* Ask the auth service; the session waits for the answer. */
+static void
+auth_submit(struct session *s, const char *user, const char *password, size_t len)
+{
+	struct auth_request req = {
+		.service = "smtp",
+		.mechanism = s->auth_mech,
+		.user = user,
+		.password = password,
+		.password_len = len,
+		.client = s->addr,
+		.tls = session_tls(s),
+	};
+
+	if (s->login_user != user) {
+		free(s->login_user);
+		s->login_user = xstrdup(user);	/* for the log line */
+	}
+	s->state = ST_CMD;
+	session_wait(s);
+	s->ap = auth_client_request(s->sd->auth, &req, s->sd->set.auth_timeout_ms,
+	    auth_done, s);
+}
+
+/* Decode a PLAIN message and submit it. */
+static void
+auth_plain(struct session *s, struct buf *msg)
+{
+	static const struct smtp_reply bad =
+	    { 501, "5.5.2", "Invalid PLAIN authentication message" };
+	const char *user, *password, *error;
+	size_t len;
+
+	if (sasl_plain_split(msg, &user, &password, &len, &error) < 0) {
+		s->state = ST_CMD;
+		session_refuse(s, &bad, 1);
+		return;
+	}
+	auth_submit(s, user, password, len);
+}
+
+/* Decode one base64 response into out; on failure refuse and end AUTH. */
+static int
+auth_decode(struct session *s, const char *text, size_t len, struct buf *out)
+{
+	static const struct smtp_reply bad =
+	    { 501, "5.5.2", "Cannot decode base64 response" };
+
+	if (len == 1 && text[0] == '=')
+		len = 0;	/* RFC 4954: "=" is an empty initial response */
+	if (base64_decode(text, len, out) < 0) {
+		s->state = ST_CMD;
+		session_refuse(s, &bad, 1);
+		return -1;
+	}
+	return 0;
+}
+
+/* AUTH: take the initial response or ask for it with 334. */
+static void
+proceed_auth(struct session *s, struct cmd_arg *a)
+{
+	struct buf dec;
+
+	buf_init(&dec, 2048);
+	snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", a->mech);
+	if (strcmp(a->mech, "PLAIN") == 0) {
+		if (a->initial == NULL) {
+			s->state = ST_AUTH_PLAIN;
+			session_reply(s, 334, NULL, "%s", "");
+		} else if (auth_decode(s, a->initial, strlen(a->initial), &dec) == 0) {
+			auth_plain(s, &dec);
+		}
+	} else if (a->initial == NULL) {
+		s->state = ST_AUTH_USER;
+		session_reply(s, 334, NULL, "VXNlcm5hbWU6");	/* Username: */
+	} else if (auth_decode(s, a->initial, strlen(a->initial), &dec) == 0) {
+		free(s->login_user);
+		s->login_user = xstrndup(buf_cstr(&dec), dec.len);
+		s->state = ST_AUTH_PASS;
+		session_reply(s, 334, NULL, "UGFzc3dvcmQ6");	/* Password: */
+	}
+	if (dec.data != NULL)
+		explicit_bzero(dec.data, dec.cap);
+	buf_free(&dec);
+}
+
+void
+cmd_auth_continue(struct session *s, const char *line, size_t len)
+{
+	static const struct smtp_reply cancelled =
+	    { 501, "5.0.0", "Authentication cancelled" };
+	struct buf dec;
+
+	if (len == 1 && line[0] == '*') {
+		s->state = ST_CMD;
+		xfree(&s->login_user);
+		session_refuse(s, &cancelled, 1);
+		return;
+	}
+	buf_init(&dec, 2048);
+	if (auth_decode(s, line, len, &dec) == 0) {
+		switch (s->state) {
+		case ST_AUTH_PLAIN:
+			auth_plain(s, &dec);
+			break;
+		case ST_AUTH_USER:
+			free(s->login_user);
+			s->login_user = xstrndup(buf_cstr(&dec), dec.len);
+			s->state = ST_AUTH_PASS;
+			session_reply(s, 334, NULL, "UGFzc3dvcmQ6");
+			break;
+		default:
+			auth_submit(s, s->login_user, buf_cstr(&dec), dec.len);
+			break;
+		}
+	}
+	if (dec.data != NULL)
+		explicit_bzero(dec.data, dec.cap);
+	buf_free(&dec);
+}
+
+/* --- The table and the dispatcher -------------------------------------------- */
+
+static const struct cmd commands[] = {
+	{ SMTP_HELO, "HELO", CMD_PRE_TLS | CMD_GROUP_END | CMD_COUNTS, check_helo, proceed_helo },
+	{ SMTP_EHLO, "EHLO", CMD_PRE_TLS | CMD_GROUP_END | CMD_COUNTS, check_helo, proceed_ehlo },
+	{ SMTP_MAIL, "MAIL", CMD_NEED_HELO | CMD_COUNTS, check_mail, proceed_mail },
+	{ SMTP_RCPT, "RCPT", CMD_NEED_HELO | CMD_NEED_MAIL | CMD_COUNTS, check_rcpt, proceed_rcpt },
+	{ SMTP_DATA, "DATA", CMD_NEED_HELO | CMD_NEED_MAIL | CMD_GROUP_END | CMD_COUNTS,
+	    check_data, proceed_data },
+	{ SMTP_BDAT, "BDAT", CMD_NEED_HELO | CMD_NEED_MAIL | CMD_COUNTS, check_bdat, proceed_bdat },
+	{ SMTP_RSET, "RSET", CMD_PRE_TLS, check_none, proceed_rset },
+	{ SMTP_NOOP, "NOOP", CMD_PRE_TLS | CMD_GROUP_END, check_none, proceed_noop },
+	{ SMTP_QUIT, "QUIT", CMD_PRE_TLS | CMD_GROUP_END, check_none, proceed_quit },
+	{ SMTP_HELP, "HELP", CMD_PRE_TLS | CMD_GROUP_END, check_none, proceed_help },
+	{ SMTP_VRFY, "VRFY", CMD_NEED_HELO | CMD_GROUP_END | CMD_COUNTS, check_vrfy, proceed_vrfy },
+	{ SMTP_EXPN, "EXPN", CMD_GROUP_END | CMD_COUNTS, check_expn, NULL },
+	{ SMTP_STARTTLS, "STARTTLS", CMD_PRE_TLS | CMD_NEED_HELO | CMD_GROUP_END | CMD_COUNTS,
+	    check_starttls, proceed_starttls },
+	{ SMTP_AUTH, "AUTH", CMD_NEED_HELO | CMD_GROUP_END | CMD_COUNTS, check_auth, proceed_auth },
+	{ SMTP_UNKNOWN, "UNKNOWN", CMD_PRE_TLS | CMD_COUNTS, check_unknown, NULL },
+};
+
+/* The table entry for a verb. */
+static const struct cmd *
+cmd_find(enum smtp_verb verb)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (commands[i].verb == verb)
+			return &commands[i];
+	return &commands[sizeof(commands) / sizeof(commands[0]) - 1];
+}
+
+/* The checks every command's flags call for (pure). */
+static int
+check_flags(const struct session *s, const struct cmd *c, struct smtp_reply *r)
+{
+	if (s->kind == KIND_SUBMISSION && !session_tls(s) && !(c->flags & CMD_PRE_TLS))
+		return refuse(r, 530, "5.7.0", "Must issue a STARTTLS command first");
+	if ((c->flags & CMD_NEED_HELO) && s->helo == NULL)
+		return refuse(r, 503, "5.5.1", "Send HELO/EHLO first");
+	if ((c->flags & CMD_NEED_MAIL) && !s->have_mail)
+		return refuse(r, 503, "5.5.1", "Need MAIL command");
+	return 0;
+}
+
+void
+cmd_dispatch(struct session *s, const char *line, size_t len)
+{
+	struct cmd_arg a;
+	struct smtp_reply r;
+	enum smtp_verb verb;
+	const struct cmd *c;
+	size_t buffered;
+
+	memset(&a, 0, sizeof(a));
+	if (smtp_parse_command(line, len, &verb, &a.raw, &r) < 0) {
+		session_refuse(s, &r, 1);
+		return;
+	}
+	c = cmd_find(verb);
+	log_debug("event=command session=%llu verb=%s", (unsigned long long)s->id, c->name);
+	if (verb == SMTP_BDAT) {
+		/* Without a size the stream cannot be followed: end it. */
+		if (smtp_parse_bdat(a.raw, &a.bdat_size, &a.bdat_last, &r) < 0) {
+			log_info("event=reject session=%llu client=%s code=%d reason=bad_bdat",
+			    (unsigned long long)s->id, s->addr, r.code);
+			session_close_after(s, r.code, r.esc, r.text);
+			return;
+		}
+		if (check_flags(s, c, &r) < 0 || c->check(s, &a, &r) < 0) {
+			bdat_skip(s, &a, &r);
+			return;
+		}
+		c->proceed(s, &a);
+		return;
+	}
+	if (check_flags(s, c, &r) < 0 || c->check(s, &a, &r) < 0) {
+		session_refuse(s, &r, (c->flags & CMD_COUNTS) != 0);
+		return;
+	}
+	if ((c->flags & CMD_GROUP_END) && verb != SMTP_QUIT && verb != SMTP_DATA &&
+	    verb != SMTP_STARTTLS) {
+		(void)ios_peek(s->ios, &buffered);
+		if (buffered > 0)
+			log_info("event=improper_pipelining session=%llu client=%s "
+			    "after=%s", (unsigned long long)s->id, s->addr, c->name);
+	}
+	c->proceed(s, &a);
+}
+
+void
+cmd_cancel_pending(struct session *s)
+{
+	if (s->pp != NULL) {
+		policy_cancel(s->sd->policy, s->pp);
+		s->pp = NULL;
+	}
+	if (s->ap != NULL) {
+		auth_client_cancel(s->sd->auth, s->ap);
+		s->ap = NULL;
+	}
+	smtp_mail_free(&s->pending_mail);
+	memset(&s->pending_mail, 0, sizeof(s->pending_mail));
+	xfree(&s->pending_rcpt);
+	xfree(&s->pending_orcpt);
+}

@@ -1,0 +1,637 @@
+/*
+ * smtpd message content: DATA and BDAT.  Bytes are parsed as they arrive
+ * (never a whole message in memory) by a small byte-level state machine:
+ * dot-unstuffing and the end marker for DATA, the 998-byte line limit,
+ * SIZE, and the SMTP smuggling defence -- a bare CR or bare LF anywhere in
+ * the content refuses the message, and only CRLF "." CRLF ends DATA (a
+ * "." line after a bare LF or CR never does; see CVE-2023-51764).  Errors
+ * never stop the parser: it reads on to the end of the data so the session
+ * stays in step, then answers.
+ *
+ * Content is written LF-normalised to a queue file (lib/qfile.h) after a
+ * Received header.  On submission and smtps the header section is
+ * followed line by line so Date and Message-ID can be added when missing.
+ * A complete message joins the process's commit batch: one deferred call
+ * per loop iteration commits every message completed in it with one round
+ * of syncs (qfile_commit), and only then do their 250s go out.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ios.h"
+#include "ipc.h"
+#include "log.h"
+#include "smtpd.h"
+#include "xalloc.h"
+
+/* The fields submission adds when the header lacks them. */
+#define FIELD_DATE "date:"
+#define FIELD_MSGID "message-id:"
+
+/* An RFC 5322 date for now, into out. */
+static void
+rfc5322_date(char *out, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (localtime_r(&now, &tm) == NULL ||
+	    strftime(out, len, "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+		snprintf(out, len, "Thu, 01 Jan 1970 00:00:00 +0000");
+}
+
+/* The first content error decides the reply; the file goes at once. */
+static void
+body_error(struct session *s, enum body_err e)
+{
+	struct body *b = &s->body;
+
+	if (b->err != BODY_OK)
+		return;
+	b->err = e;
+	qfile_abort(&b->w);
+	log_debug("event=content_error session=%llu error=%d",
+	    (unsigned long long)s->id, (int)e);
+}
+
+/* Write message bytes unless discarding or failed. */
+static void
+body_write(struct session *s, const void *p, size_t n)
+{
+	struct body *b = &s->body;
+
+	if (b->err != BODY_OK || b->discard || b->w == NULL || n == 0)
+		return;
+	if (qfile_write(b->w, p, n) < 0) {
+		log_error("event=spool_write_failed session=%llu id=%s",
+		    (unsigned long long)s->id, s->env.id);
+		body_error(s, BODY_IO);
+	}
+}
+
+/* Whether line (not empty, not starting with whitespace) is a header
+ * field: a name of printable ASCII up to a colon. */
+static int
+is_field(const char *line, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if (c == ':')
+			return i > 0;
+		if (c < 33 || c > 126)
+			return 0;
+	}
+	return 0;
+}
+
+/* The header section ended: add the missing fields (and a blank line
+ * when the body starts without one). */
+static void
+header_finish(struct session *s, int add_blank)
+{
+	struct body *b = &s->body;
+	char date[64], *text;
+
+	b->in_header = 0;
+	if (!b->fix_header)
+		return;
+	if (!b->have_date) {
+		rfc5322_date(date, sizeof(date));
+		text = xasprintf("Date: %s\n", date);
+		body_write(s, text, strlen(text));
+		free(text);
+	}
+	if (!b->have_msgid) {
+		text = xasprintf("Message-ID: <%s@%s>\n", s->env.id, s->sd->set.hostname);
+		body_write(s, text, strlen(text));
+		free(text);
+	}
+	if (add_blank)
+		body_write(s, "\n", 1);
+}
+
+/* A complete line of the header section (fix_header only). */
+static void
+header_line_end(struct session *s)
+{
+	struct body *b = &s->body;
+	const char *line = buf_cstr(&b->hline);
+	size_t len = b->hline.len;
+
+	if (len == 0) {
+		header_finish(s, 0);
+	} else if (line[0] == ' ' || line[0] == '\t') {
+		/* a continuation line */
+	} else if (is_field(line, len)) {
+		if (len >= strlen(FIELD_DATE) &&
+		    strncasecmp(line, FIELD_DATE, strlen(FIELD_DATE)) == 0)
+			b->have_date = 1;
+		if (len >= strlen(FIELD_MSGID) &&
+		    strncasecmp(line, FIELD_MSGID, strlen(FIELD_MSGID)) == 0)
+			b->have_msgid = 1;
+	} else {
+		header_finish(s, 1);	/* the body starts without a blank line */
+	}
+	body_write(s, line, len);
+	body_write(s, "\n", 1);
+	buf_reset(&b->hline);
+}
+
+/* Count bytes against SIZE. */
+static void
+body_count(struct session *s, size_t n)
+{
+	struct body *b = &s->body;
+
+	b->size += n;
+	if (b->size > s->sd->set.max_size)
+		body_error(s, BODY_TOO_BIG);
+}
+
+/* Bytes inside a line. */
+static void
+body_content(struct session *s, const char *p, size_t n)
+{
+	struct body *b = &s->body;
+
+	b->line_len += n;
+	if (b->line_len > SMTP_MAX_LINE)
+		body_error(s, BODY_TOO_LONG);
+	body_count(s, n);
+	if (b->err != BODY_OK)
+		return;
+	if (b->in_header && b->fix_header) {
+		if (buf_append(&b->hline, p, n) < 0)
+			body_error(s, BODY_TOO_LONG);
+		return;
+	}
+	body_write(s, p, n);
+}
+
+/* The end of a line (crlf: it ended with CRLF, else a bare LF). */
+static void
+body_line_end(struct session *s, int crlf)
+{
+	struct body *b = &s->body;
+
+	b->prev_crlf = crlf;
+	b->line_len = 0;
+	body_count(s, crlf ? 2 : 1);
+	if (b->err != BODY_OK)
+		return;
+	if (b->in_header && b->fix_header)
+		header_line_end(s);
+	else
+		body_write(s, "\n", 1);
+}
+
+/*
+ * Parse n content bytes.  dot: DATA (dot-unstuffing and the end marker)
+ * rather than BDAT.  Returns the bytes used; *ended_r is 1 when DATA's
+ * end marker was the last of them.
+ */
+static size_t
+body_feed(struct session *s, const char *p, size_t n, int dot, int *ended_r)
+{
+	struct body *b = &s->body;
+	size_t i = 0, j;
+
+	*ended_r = 0;
+	while (i < n) {
+		switch (b->st) {
+		case B_BOL:
+			if (dot && p[i] == '.') {
+				b->st = B_BOL_DOT;
+				b->line_len = 1;
+				i++;
+			} else {
+				b->st = B_LINE;
+			}
+			break;
+		case B_BOL_DOT:
+			if (p[i] == '\r') {
+				b->st = B_DOT_CR;
+				i++;
+			} else {
+				b->st = B_LINE;	/* the leading dot is dropped */
+			}
+			break;
+		case B_DOT_CR:
+			if (p[i] != '\n') {
+				body_error(s, BODY_BARE_EOL);
+				b->st = B_LINE;
+				break;
+			}
+			i++;
+			if (b->prev_crlf) {
+				*ended_r = 1;
+				return i;
+			}
+			/* "." CRLF after a bare line end: not the end. */
+			body_line_end(s, 1);
+			b->st = B_BOL;
+			break;
+		case B_LINE:
+			for (j = i; j < n && p[j] != '\r' && p[j] != '\n'; j++)
+				continue;
+			if (j > i)
+				body_content(s, p + i, j - i);
+			i = j;
+			if (i == n)
+				break;
+			if (p[i] == '\r') {
+				b->st = B_CR;
+			} else {
+				body_error(s, BODY_BARE_EOL);
+				body_line_end(s, 0);
+				b->st = B_BOL;
+			}
+			i++;
+			break;
+		case B_CR:
+			if (p[i] == '\n') {
+				i++;
+				body_line_end(s, 1);
+				b->st = B_BOL;
+			} else {
+				body_error(s, BODY_BARE_EOL);
+				b->st = B_LINE;
+			}
+			break;
+		}
+	}
+	return i;
+}
+
+/* The Received header (RFC 5321 4.4), folded, LF line endings. */
+static char *
+received_header(struct session *s)
+{
+	struct buf h = BUF_INIT;
+	const char *tls = s->env.tls;
+	char date[64];
+	int v6 = strchr(s->addr, ':') != NULL;
+
+	rfc5322_date(date, sizeof(date));
+	if (buf_printf(&h, "Received: from %s ([%s%s])\n\tby %s (postern) with %s id %s",
+	    s->helo != NULL ? s->helo : "unknown", v6 ? "IPv6:" : "", s->addr,
+	    s->sd->set.hostname, s->env.proto, s->env.id) < 0)
+		log_panic("event=overflow");
+	if (tls != NULL) {
+		const char *colon = strchr(tls, ':');
+
+		if (buf_printf(&h, "\n\t(using %.*s with cipher %s)",
+		    (int)(colon ? colon - tls : (ptrdiff_t)strlen(tls)), tls,
+		    colon ? colon + 1 : "unknown") < 0)
+			log_panic("event=overflow");
+	}
+	if (s->auth_user != NULL &&
+	    buf_printf(&h, "\n\t(authenticated as %s)", s->auth_user) < 0)
+		log_panic("event=overflow");
+	if (s->env.nrcpts == 1 &&
+	    buf_printf(&h, "\n\tfor <%s>", s->env.rcpts[0].addr) < 0)
+		log_panic("event=overflow");
+	if (buf_printf(&h, "; %s\n", date) < 0)
+		log_panic("event=overflow");
+	return buf_steal(&h);
+}
+
+int
+data_begin(struct session *s, int bdat, struct smtp_reply *r)
+{
+	struct body *b = &s->body;
+	struct envelope *e = &s->env;
+	const char *tls = session_tls_text(s), *error;
+	struct timespec now;
+	char *received;
+
+	data_abort(s);
+	b->st = B_BOL;
+	b->err = BODY_OK;
+	b->prev_crlf = 1;
+	b->line_len = 0;
+	b->size = 0;
+	b->in_header = 1;
+	b->fix_header = s->kind != KIND_SMTP;
+	b->have_date = b->have_msgid = 0;
+	b->discard = s->sender_discard || e->nrcpts == 0;
+	buf_reset(&b->hline);
+
+	if (clock_gettime(CLOCK_REALTIME, &now) == 0)
+		e->arrival_us = (uint64_t)now.tv_sec * 1000000u +
+		    (uint64_t)now.tv_nsec / 1000u;
+	free(e->proto);
+	e->proto = xasprintf("%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
+	    s->esmtp && tls != NULL ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
+	free(e->tls);
+	e->tls = tls != NULL ? xstrdup(tls) : NULL;
+	if (b->discard) {
+		qfile_new_id(e->id);
+	} else if (qfile_begin(s->sd->set.incoming, e, &b->w, &error) < 0) {
+		log_error("event=spool_open_failed session=%llu error=\"%s\"",
+		    (unsigned long long)s->id, error);
+		r->code = 451;
+		r->esc = "4.3.0";
+		r->text = "Error: cannot queue the message now, try again later";
+		return -1;
+	}
+	received = received_header(s);
+	body_write(s, received, strlen(received));
+	free(received);
+	log_debug("event=data_begin session=%llu id=%s bdat=%d",
+	    (unsigned long long)s->id, e->id, bdat);
+	return 0;
+}
+
+/* The reply for a content error. */
+static void
+body_err_reply(enum body_err e, struct smtp_reply *r)
+{
+	switch (e) {
+	case BODY_BARE_EOL:
+		*r = (struct smtp_reply){ 554, "5.6.0",
+		    "Message refused: bare CR or LF in the content "
+		    "(lines must end with CRLF)" };
+		break;
+	case BODY_TOO_LONG:
+		*r = (struct smtp_reply){ 500, "5.5.2", "Line too long (over 998 bytes)" };
+		break;
+	case BODY_TOO_BIG:
+		*r = (struct smtp_reply){ 552, "5.3.4", "Message size exceeds fixed limit" };
+		break;
+	default:
+		*r = (struct smtp_reply){ 451, "4.3.0",
+		    "Error: queue file write error, try again later" };
+		break;
+	}
+}
+
+/* The deferred group commit: every message completed in this loop
+ * iteration is made durable together, then each gets its answer. */
+static void
+batch_commit(void *arg)
+{
+	struct smtpd *sd = arg;
+	size_t n = sd->nbatch, queued = 0;
+	struct session **ss;
+	struct qfile_writer **ws;
+	int *results;
+	const char *error = NULL;
+	char **ids;
+
+	sd->batch_queued = 0;
+	if (n == 0)
+		return;
+	ss = xcalloc(n, sizeof(*ss));
+	ws = xcalloc(n, sizeof(*ws));
+	results = xcalloc(n, sizeof(*results));
+	ids = xcalloc(n, sizeof(*ids));
+	memcpy(ss, sd->batch, n * sizeof(*ss));
+	sd->nbatch = 0;
+	for (size_t i = 0; i < n; i++) {
+		ws[i] = ss[i]->body.w;
+		ss[i]->body.w = NULL;
+	}
+	qfile_commit(ws, n, results, &error);
+	for (size_t i = 0; i < n; i++) {
+		struct session *s = ss[i];
+
+		if (results[i] == 0) {
+			log_info("event=queued session=%llu id=%s from=<%s> nrcpt=%zu "
+			    "size=%llu client=%s tls=%s auth=%s",
+			    (unsigned long long)s->id, s->env.id, log_safe(s->env.sender),
+			    s->env.nrcpts, (unsigned long long)s->body.size, s->addr,
+			    s->env.tls ? s->env.tls : "none",
+			    s->auth_user ? log_safe(s->auth_user) : "none");
+			session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->env.id);
+			s->nmsgs++;
+			s->nrcpts_total += (unsigned)s->env.nrcpts;
+			ids[queued++] = xstrdup(s->env.id);
+		} else {
+			log_error("event=commit_failed session=%llu id=%s error=\"%s\"",
+			    (unsigned long long)s->id, s->env.id, error ? error : "unknown");
+			session_reply(s, 451, "4.3.0",
+			    "Error: queue file write error, try again later");
+		}
+		session_reset_transaction(s);
+		session_resume(s);
+	}
+	if (queued > 0)
+		smtpd_notify_qmgr(sd, (const char *const *)ids, queued);
+	for (size_t i = 0; i < queued; i++)
+		free(ids[i]);
+	free(ids);
+	free(results);
+	free(ws);
+	free(ss);
+}
+
+/* Hand a complete message to the commit batch; the session waits. */
+static void
+batch_add(struct session *s)
+{
+	struct smtpd *sd = s->sd;
+
+	if (sd->nbatch == sd->batch_cap) {
+		sd->batch_cap = sd->batch_cap ? sd->batch_cap * 2 : 16;
+		sd->batch = xreallocarray(sd->batch, sd->batch_cap, sizeof(*sd->batch));
+	}
+	sd->batch[sd->nbatch++] = s;
+	session_wait(s);
+	if (!sd->batch_queued) {
+		sd->batch_queued = 1;
+		ev_defer(sd->d->loop, batch_commit, sd);
+	}
+}
+
+void
+data_unbatch(struct session *s)
+{
+	struct smtpd *sd = s->sd;
+
+	for (size_t i = 0; i < sd->nbatch; i++)
+		if (sd->batch[i] == s) {
+			memmove(&sd->batch[i], &sd->batch[i + 1],
+			    (sd->nbatch - i - 1) * sizeof(*sd->batch));
+			sd->nbatch--;
+			return;
+		}
+}
+
+void
+data_abort(struct session *s)
+{
+	data_unbatch(s);
+	qfile_abort(&s->body.w);
+	s->body.bdat_left = 0;
+	s->body.bdat_skip = 0;
+	buf_reset(&s->body.hline);
+}
+
+/* The content is complete: answer an error, or queue it. */
+static void
+data_finish(struct session *s)
+{
+	struct body *b = &s->body;
+	struct smtp_reply r;
+
+	s->state = ST_CMD;
+	session_set_timeout(s, 0);
+	if (b->err == BODY_OK && b->in_header)
+		header_finish(s, 0);
+	if (b->err != BODY_OK) {
+		body_err_reply(b->err, &r);
+		log_info("event=message_refused session=%llu id=%s size=%llu",
+		    (unsigned long long)s->id, s->env.id, (unsigned long long)b->size);
+		session_reset_transaction(s);
+		session_refuse(s, &r, b->err != BODY_IO);
+		return;
+	}
+	if (b->discard) {
+		log_info("event=discarded session=%llu id=%s from=<%s> size=%llu client=%s",
+		    (unsigned long long)s->id, s->env.id, log_safe(s->env.sender),
+		    (unsigned long long)b->size, s->addr);
+		session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->env.id);
+		s->nmsgs++;
+		session_reset_transaction(s);
+		return;
+	}
+	batch_add(s);
+}
+
+int
+data_input(struct session *s)
+{
+	const char *p;
+	size_t n, used;
+	int ended;
+
+	p = ios_peek(s->ios, &n);
+	if (n == 0)
+		return 0;
+	used = body_feed(s, p, n, 1, &ended);
+	ios_consume(s->ios, used);
+	if (!ended)
+		return 0;
+	data_finish(s);
+	return 1;
+}
+
+int
+bdat_input(struct session *s)
+{
+	struct body *b = &s->body;
+	const char *p;
+	size_t n;
+	int ended;
+
+	if (b->bdat_left > 0) {
+		p = ios_peek(s->ios, &n);
+		if (n == 0)
+			return 0;
+		if (n > b->bdat_left)
+			n = (size_t)b->bdat_left;
+		if (!b->bdat_skip)
+			(void)body_feed(s, p, n, 0, &ended);
+		ios_consume(s->ios, n);
+		b->bdat_left -= n;
+		if (b->bdat_left > 0)
+			return 0;
+	}
+	if (b->bdat_skip) {
+		struct smtp_reply r = b->bdat_reply;
+
+		b->bdat_skip = 0;
+		s->state = ST_CMD;
+		session_set_timeout(s, 0);
+		session_refuse(s, &r, 1);
+		return 1;
+	}
+	if (!b->bdat_last) {
+		s->state = ST_CMD;
+		session_set_timeout(s, 0);
+		if (b->err != BODY_OK) {
+			struct smtp_reply r;
+
+			body_err_reply(b->err, &r);
+			session_reset_transaction(s);
+			session_refuse(s, &r, b->err != BODY_IO);
+			return 1;
+		}
+		session_reply(s, 250, "2.0.0", "Ok: %llu octets received",
+		    (unsigned long long)b->size);
+		return 1;
+	}
+	/* The last chunk: a final line without CRLF still counts as a line,
+	 * but a CR at the very end is bare. */
+	if (b->st == B_CR)
+		body_error(s, BODY_BARE_EOL);
+	else if (b->st == B_LINE && b->line_len > 0)
+		body_line_end(s, 1);
+	data_finish(s);
+	return 1;
+}
+
+/*
+ * Tell qmgr that messages arrived: best effort, never waiting.  qmgr
+ * (issue 5) does not exist yet; when its socket is absent or refuses this
+ * is a no-op, and qmgr's periodic scan of incoming/new finds the mail
+ * anyway, so a lost notice only delays it.  The link is one-way: our
+ * hello, one SMTPD_NOTIFY_NEW frame per queue id, then close.
+ */
+void
+smtpd_notify_qmgr(struct smtpd *sd, const char *const *ids, size_t n)
+{
+	struct sockaddr_un sun;
+	struct buf out = BUF_INIT;
+	int fd;
+
+	if (strlen(sd->set.qmgr_socket) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, sd->set.qmgr_socket, strlen(sd->set.qmgr_socket));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		if (errno != ENOENT && errno != ECONNREFUSED)
+			log_debug("event=qmgr_notify_failed error=\"%s\"", strerror(errno));
+		close(fd);
+		return;
+	}
+	for (size_t i = 0; i <= n; i++) {
+		struct ipc_msg m;
+		uint32_t hdr[3];
+
+		if (i == 0) {
+			ipc_msg_init(&m, IPC_HELLO, 0);
+			ipc_put_str(&m, SMTPD_NOTIFY_PROTO);
+		} else {
+			ipc_msg_init(&m, SMTPD_NOTIFY_NEW, (uint32_t)i);
+			ipc_put_str(&m, ids[i - 1]);
+		}
+		hdr[0] = m.type;
+		hdr[1] = (uint32_t)m.payload.len;
+		hdr[2] = m.id;
+		if (buf_append(&out, hdr, sizeof(hdr)) < 0 ||
+		    buf_append(&out, m.payload.data, m.payload.len) < 0)
+			log_panic("event=overflow");
+		ipc_msg_free(&m);
+	}
+	if (send(fd, out.data, out.len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_debug("event=qmgr_notify_failed error=\"%s\"", strerror(errno));
+	buf_free(&out);
+	close(fd);
+}

@@ -1,0 +1,196 @@
+/*
+ * smtpd(8): the SMTP listener for ports 25 (smtp), 587 (submission) and
+ * 465 (smtps).  main() is the table of contents: the shared skeleton reads
+ * the config, drops privileges and runs the loop; the hooks below load
+ * the TLS key and map the connection counters while still privileged,
+ * open the policy and the auth client after the drop, and hand each
+ * connection to a session (session.c).
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "authclient.h"
+#include "config.h"
+#include "connlimit.h"
+#include "daemon.h"
+#include "fsutil.h"
+#include "log.h"
+#include "policy.h"
+#include "smtpd.h"
+#include "tlsctx.h"
+#include "xalloc.h"
+
+/* Raise the open-file limit as far as the hard limit allows: every
+ * session is one descriptor, and thousands may be idle at once. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("event=rlimit_failed error=\"%s\"", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("event=rlimit_failed error=\"%s\"", strerror(errno));
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("event=nofile soft=%llu hard=%llu",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+}
+
+/* The host name for greetings: the config's, else the system's. */
+static char *
+resolve_hostname(const struct cfg_section *global)
+{
+	const char *h = cfg_str(global, "hostname");
+	char name[256];
+
+	if (h[0] != '\0')
+		return xstrdup(h);
+	if (gethostname(name, sizeof(name) - 1) < 0)
+		return xstrdup("localhost");
+	name[sizeof(name) - 1] = '\0';
+	return xstrdup(name);
+}
+
+/* Read the settings (the banner gets the host name in front when
+ * $hostname expanded to nothing). */
+static void
+load_settings(struct daemon *d, struct smtpd_settings *set)
+{
+	const struct cfg_section *g = d->global;
+	const char *banner = cfg_str(g, "smtpd_banner");
+
+	set->hostname = resolve_hostname(g);
+	if (banner[0] == '\0' || banner[0] == ' ')
+		set->banner = xasprintf("%s%s", set->hostname, banner);
+	else
+		set->banner = xstrdup(banner);
+	set->incoming = fs_join(cfg_str(g, "spool_dir"), "incoming");
+	set->qmgr_socket = fs_join(cfg_str(g, "run_dir"), "qmgr");
+	set->max_size = cfg_size(g, "smtpd_max_message_size");
+	set->max_rcpts = (unsigned)cfg_int(g, "smtpd_max_recipients");
+	set->max_errors = (unsigned)cfg_int(g, "smtpd_max_errors");
+	set->max_conns = (unsigned)cfg_int(g, "smtpd_max_connections");
+	set->max_conns_ip = (unsigned)cfg_int(g, "smtpd_max_connections_per_ip");
+	set->timeout_ms = cfg_time_ms(g, "smtpd_timeout");
+	set->data_timeout_ms = cfg_time_ms(g, "smtpd_data_timeout");
+	set->auth_timeout_ms = cfg_time_ms(g, "auth_timeout");
+	set->sender_login_match = cfg_bool(g, "smtpd_sender_login_match");
+}
+
+/* Privileged: the TLS key (root-only in root mode), the file limit, and
+ * the shared connection counters (created in run_dir, which only root may
+ * write in root mode; the mapping outlives the drop). */
+static int
+pre_drop(struct daemon *d, const char **error_r)
+{
+	struct smtpd *sd = xcalloc(1, sizeof(*sd));
+	const char *cert = cfg_str(d->global, "tls_cert_file");
+	const char *key = cfg_str(d->global, "tls_key_file");
+	char *path;
+	int r;
+
+	sd->d = d;
+	d->ctx = sd;
+	raise_nofile();
+	if (cert[0] != '\0' && key[0] != '\0') {
+		sd->tls = tls_server_ctx(cert, key, error_r);
+		if (sd->tls == NULL)
+			return -1;
+	} else {
+		log_warn("event=no_tls detail=\"tls_cert_file or tls_key_file is "
+		    "empty: no STARTTLS, no AUTH, smtps refused\"");
+	}
+	path = fs_join(cfg_str(d->global, "run_dir"), "smtpd.conns");
+	r = connlimit_open(path, (unsigned)cfg_int(d->svc, "processes"), d->instance,
+	    &sd->conns, error_r);
+	free(path);
+	return r;
+}
+
+/* After the drop: settings, policy (maps) and the auth service client. */
+static int
+post_drop(struct daemon *d, const char **error_r)
+{
+	struct smtpd *sd = d->ctx;
+	char *auth = fs_join(cfg_str(d->global, "run_dir"), "auth");
+	int r;
+
+	load_settings(d, &sd->set);
+	r = policy_open(d->global, d->loop, auth, &sd->policy, error_r);
+	if (r == 0)
+		sd->auth = auth_client_new(d->loop, auth);
+	free(auth);
+	return r < 0 ? -1 : 0;
+}
+
+/* A new connection on one of the listeners. */
+static void
+on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
+    const struct sockaddr_storage *peer)
+{
+	smtpd_accept(d->ctx, l, fd, peer);
+}
+
+/* Sessions still open, for a retiring process. */
+static size_t
+active(struct daemon *d)
+{
+	return ((struct smtpd *)d->ctx)->nsessions;
+}
+
+/* SIGTERM: 421 to every session, then close them all. */
+static void
+on_stop(struct daemon *d)
+{
+	smtpd_stop_all(d->ctx);
+}
+
+/* Free the state before exit. */
+static void
+cleanup(struct daemon *d)
+{
+	struct smtpd *sd = d->ctx;
+
+	if (sd == NULL)
+		return;
+	smtpd_stop_all(sd);
+	if (sd->auth != NULL)
+		auth_client_free(&sd->auth);
+	if (sd->policy != NULL)
+		policy_close(&sd->policy);
+	if (sd->conns != NULL)
+		connlimit_close(&sd->conns);
+	SSL_CTX_free(sd->tls);
+	free(sd->batch);
+	free(sd->set.hostname);
+	free(sd->set.banner);
+	free(sd->set.incoming);
+	free(sd->set.qmgr_socket);
+	free(sd);
+	d->ctx = NULL;
+}
+
+static const struct daemon_hooks hooks = {
+	.pre_drop = pre_drop,
+	.post_drop = post_drop,
+	.on_accept = on_accept,
+	.active = active,
+	.on_stop = on_stop,
+	.cleanup = cleanup,
+};
+
+int
+main(int argc, char **argv)
+{
+	return daemon_main(argc, argv, &hooks);
+}

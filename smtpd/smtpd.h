@@ -1,0 +1,236 @@
+/*
+ * smtpd: the SMTP listener's shared declarations.  One struct smtpd per
+ * process (the settings, the TLS context, the policy, connection counts
+ * and the auth client, the open sessions and the batch of messages
+ * waiting for the group commit) and one struct session per connection.
+ *
+ * The code is split by job: main.c is the table of contents (daemon
+ * hooks), session.c the connection life cycle, input dispatch and replies,
+ * cmd.c the command table with each verb's check and proceed steps,
+ * data.c message content (DATA and BDAT), the Received header, the spool
+ * and the group commit.
+ */
+#ifndef POSTERN_SMTPD_H
+#define POSTERN_SMTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "buf.h"
+#include "daemon.h"
+#include "ev.h"
+#include "ipc.h"
+#include "qfile.h"
+#include "smtp.h"
+
+struct ios;
+struct policy;
+struct policy_pending;
+struct policy_client;
+struct connlimit;
+struct auth_client;
+struct auth_pending;
+
+/* The one-way notice link to qmgr: after the hello, one frame per queued
+ * message carrying its queue id (str), then the link closes. */
+#define SMTPD_NOTIFY_PROTO "postern-smtpd-notify/1"
+#define SMTPD_NOTIFY_NEW (IPC_TYPE_USER + 0)
+
+/* What a listener is for, from its listen tag. */
+enum smtpd_kind {
+	KIND_SMTP,		/* port 25: MX, AUTH only after STARTTLS */
+	KIND_SUBMISSION,	/* port 587: STARTTLS and AUTH before MAIL */
+	KIND_SMTPS,		/* port 465: implicit TLS, AUTH before MAIL */
+};
+
+/* Settings read once from the config. */
+struct smtpd_settings {
+	char *hostname;		/* for the greeting, Received, Message-ID */
+	char *banner;		/* the 220 text */
+	char *incoming;		/* spool_dir/incoming */
+	char *qmgr_socket;	/* run_dir/qmgr */
+	uint64_t max_size;	/* SIZE, bytes */
+	unsigned max_rcpts;
+	unsigned max_errors;
+	unsigned max_conns;
+	unsigned max_conns_ip;	/* 0: no limit */
+	uint64_t timeout_ms;	/* between commands */
+	uint64_t data_timeout_ms;	/* inside DATA / BDAT */
+	uint64_t auth_timeout_ms;	/* for the auth service's answer */
+	int sender_login_match;		/* submission: own addresses only */
+};
+
+/* The process's state (daemon->ctx). */
+struct smtpd {
+	struct daemon *d;
+	struct smtpd_settings set;
+	SSL_CTX *tls;			/* NULL: no TLS configured */
+	struct policy *policy;
+	struct connlimit *conns;
+	struct auth_client *auth;
+	struct session *sessions;	/* every open session */
+	size_t nsessions;
+	uint64_t next_id;		/* session numbers for the log */
+	/* Messages complete and waiting for the group commit. */
+	struct session **batch;
+	size_t nbatch, batch_cap;
+	int batch_queued;		/* the commit is deferred already */
+};
+
+/* Where a session is in the protocol. */
+enum sstate {
+	ST_TLS_WAIT,		/* smtps: handshake before the greeting */
+	ST_CMD,			/* reading commands */
+	ST_AUTH_PLAIN,		/* waiting for the PLAIN response */
+	ST_AUTH_USER,		/* LOGIN: waiting for the user name */
+	ST_AUTH_PASS,		/* LOGIN: waiting for the password */
+	ST_DATA,		/* reading DATA content */
+	ST_BDAT,		/* reading a BDAT chunk */
+	ST_CLOSING,		/* last reply queued; closing */
+};
+
+/* Errors found in message content; the first one decides the reply. */
+enum body_err {
+	BODY_OK,
+	BODY_BARE_EOL,		/* bare CR or LF: 554 5.6.0 */
+	BODY_TOO_LONG,		/* a line over 998 bytes: 500 5.5.2 */
+	BODY_TOO_BIG,		/* over SIZE: 552 5.3.4 */
+	BODY_IO,		/* spool write failed: 451 4.3.0 */
+};
+
+/* Byte-level state of the content parser. */
+enum body_st {
+	B_BOL,			/* at the start of a line */
+	B_BOL_DOT,		/* a '.' at the start of a line (DATA only) */
+	B_DOT_CR,		/* ".\r" at the start of a line (DATA only) */
+	B_LINE,			/* inside a line */
+	B_CR,			/* a '\r' inside a line */
+};
+
+/* A message being received (DATA or BDAT). */
+struct body {
+	struct qfile_writer *w;	/* NULL when discarding or failed */
+	int discard;		/* every recipient discarded: write nothing */
+	enum body_st st;
+	enum body_err err;
+	int prev_crlf;		/* the last line ended with CRLF */
+	size_t line_len;	/* bytes of the current line so far */
+	uint64_t size;		/* bytes of content, as on the wire */
+	int in_header;		/* still in the header section */
+	int fix_header;		/* add Date/Message-ID when missing */
+	int have_date, have_msgid;
+	struct buf hline;	/* the current header line (fix_header) */
+	uint64_t bdat_left;	/* bytes left of the current chunk */
+	int bdat_last;		/* the current chunk is the last */
+	int bdat_skip;		/* chunk is read and thrown away */
+	struct smtp_reply bdat_reply;	/* reply after a skipped chunk */
+};
+
+struct session {
+	struct smtpd *sd;
+	struct session *prev, *next;
+	uint64_t id;
+	struct ios *ios;
+	struct ev_timer *timer;		/* command / data timeout */
+	enum smtpd_kind kind;
+	struct sockaddr_storage peer;
+	char addr[64];			/* peer IP as text */
+	int counted;			/* connlimit_enter() counted us */
+	enum sstate state;
+	int waiting;			/* an async step is pending */
+	int out_blocked;		/* paused until output drains */
+	int tls_logged;
+	int greeted;			/* the 220 has been sent */
+
+	/* Session (reset by STARTTLS). */
+	char *helo;			/* NULL until HELO/EHLO */
+	int esmtp;
+	char *auth_user;		/* after AUTH */
+	char *login_user;		/* LOGIN: the user between steps */
+	char auth_mech[24];
+	unsigned errors;
+
+	/* Transaction (reset by RSET, HELO, after each message). */
+	int have_mail;
+	struct envelope env;		/* sender, parameters, recipients */
+	size_t nrcpt_ok;		/* accepted, including discarded */
+	int sender_discard;		/* sender_access said DISCARD */
+	int bdat_mode;			/* BDAT used: DATA is refused */
+	struct body body;
+
+	/* Async steps in flight. */
+	struct policy_pending *pp;
+	struct auth_pending *ap;
+	char *pending_rcpt;		/* RCPT being checked */
+	unsigned pending_notify;
+	char *pending_orcpt;
+	struct smtp_mail pending_mail;	/* MAIL being checked */
+
+	/* Counts for the disconnect line. */
+	unsigned nmsgs, nrcpts_total, nrejects;
+};
+
+/* --- session.c ------------------------------------------------------------ */
+
+/* Queue a one-line reply "CODE ESC TEXT" (esc may be NULL: no enhanced
+ * code, for the greeting and HELO/EHLO). */
+void session_reply(struct session *s, int code, const char *esc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Queue a refusal from the parser or policy, log it and count the error
+ * if count says so; may queue 421 and close past smtpd_max_errors. */
+void session_refuse(struct session *s, const struct smtp_reply *r, int count);
+/* Queue the reply, then close after it is sent. */
+void session_close_after(struct session *s, int code, const char *esc, const char *text);
+/* Forget the transaction (envelope, writer, pending checks). */
+void session_reset_transaction(struct session *s);
+/* Forget the whole session state (after STARTTLS). */
+void session_reset_all(struct session *s);
+/* An async step starts / finished: processing of input pauses / resumes. */
+void session_wait(struct session *s);
+void session_resume(struct session *s);
+/* Use the data timeout (1) or the command timeout (0). */
+void session_set_timeout(struct session *s, int data);
+/* The session's TLS state for logs and Received: "TLSv1.3:CIPHER" or NULL
+ * (static storage). */
+const char *session_tls_text(struct session *s);
+/* 1 if TLS is active on the session. */
+int session_tls(const struct session *s);
+/* The policy's view of the client. */
+void session_policy_client(const struct session *s, struct policy_client *c);
+
+/* Process-wide start and stop (main.c calls these). */
+void smtpd_accept(struct smtpd *sd, const struct daemon_listener *l, int fd,
+    const struct sockaddr_storage *peer);
+void smtpd_stop_all(struct smtpd *sd);
+
+/* --- cmd.c ---------------------------------------------------------------- */
+
+/* Handle one command line (without its line ending). */
+void cmd_dispatch(struct session *s, const char *line, size_t len);
+/* Handle one AUTH continuation line. */
+void cmd_auth_continue(struct session *s, const char *line, size_t len);
+/* Cancel async checks a closing session still has pending. */
+void cmd_cancel_pending(struct session *s);
+
+/* --- data.c --------------------------------------------------------------- */
+
+/* Start a message after DATA (bdat 0) or the first BDAT (bdat 1): open the
+ * queue file and write the Received header.  0, or -1 with *r set. */
+int data_begin(struct session *s, int bdat, struct smtp_reply *r);
+/* Feed buffered input to the DATA parser.  Returns 1 when the message
+ * ended (and was handed to the commit or refused), 0 when more is needed. */
+int data_input(struct session *s);
+/* Feed buffered input to the current BDAT chunk; 1 chunk done, 0 more. */
+int bdat_input(struct session *s);
+/* Tell qmgr (run_dir/qmgr) that these messages are in incoming/new:
+ * best effort, never blocking; a no-op while qmgr's socket is absent. */
+void smtpd_notify_qmgr(struct smtpd *sd, const char *const *ids, size_t n);
+/* Throw away the message in progress (nothing stays behind). */
+void data_abort(struct session *s);
+/* Remove a session from the pending commit (its writer is aborted). */
+void data_unbatch(struct session *s);
+
+#endif

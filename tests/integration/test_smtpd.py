@@ -1,0 +1,724 @@
+"""smtpd(8) against a real dev-mode instance, with Python's smtplib, swaks
+and raw sockets: delivery to a local user (queue file envelope and body),
+STARTTLS on 25 and 587, implicit TLS on 465, AUTH PLAIN/LOGIN success and
+failure, AUTH refused before TLS, submission rules, pipelining and reply
+order, the early-talker refusal, BDAT, SIZE, 8BITMIME and SMTPUTF8, DSN
+parameters, relay control, unknown users, the SMTP smuggling defence,
+long lines, 100 recipients, a disconnect mid-DATA, the idle timeout, the
+per-address connection limit, garbage input, the error limit and the 421
+at shutdown."""
+
+import os
+import re
+import resource
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Instance, wait_until, main  # noqa: E402
+
+IO_TIMEOUT = 10.0
+TIMEOUT_S = 3           # smtpd_timeout of the test instance
+PER_IP = 10             # smtpd_max_connections_per_ip of the test instance
+MAX_SIZE = 64 * 1024    # smtpd_max_message_size of the test instance
+MAX_RCPTS = 150         # smtpd_max_recipients of the test instance
+IDLE_CONNECTIONS = 5000
+
+CONFIG = """
+mynetworks = 10.255.255.0/24
+smtpd_timeout = %ds
+smtpd_data_timeout = %ds
+smtpd_max_connections_per_ip = %d
+smtpd_max_message_size = %d
+smtpd_max_recipients = %d
+auth_fail_delay = 0
+""" % (TIMEOUT_S, TIMEOUT_S, PER_IP, MAX_SIZE, MAX_RCPTS)
+
+USER = "demo@example.test"
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def parse_qfile(path):
+    """(envelope as a list of (name, value), body bytes) of a queue file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    head, _, body = data.partition(b"\n\n")
+    env = []
+    for line in head.decode().split("\n"):
+        name, _, value = line.partition(" ")
+        env.append((name, value))
+    return env, body
+
+
+def env_get(env, name):
+    return [v for n, v in env if n == name]
+
+
+class Raw:
+    """A raw SMTP client: write bytes, read replies (multi-line aware)."""
+
+    def __init__(self, port, tls=False):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+        if tls:
+            self.sock = tls_context().wrap_socket(self.sock)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; have %r" % self.buf)
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def reply(self):
+        """(code, text of the last line) of one possibly multi-line reply."""
+        lines = [self.line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self.line())
+        return int(lines[-1][:3]), "\n".join(l[4:] for l in lines)
+
+    def cmd(self, text):
+        self.send(text + "\r\n")
+        return self.reply()
+
+    def closed(self, timeout=IO_TIMEOUT):
+        """Whether the server closes the connection (EOF) within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (socket.timeout, ConnectionResetError):
+            return False
+        except ssl.SSLError:
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Smtpd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Instance(extra_config=CONFIG)
+        m = re.search(r"password: (\S+)", cls.inst.init_output)
+        cls.password = m.group(1)
+        cls.inst.start()
+        cls.smtp = cls.inst.base + 25
+        cls.submission = cls.inst.base + 87
+        cls.smtps = cls.inst.base + 65
+        cls.new = os.path.join(cls.inst.dir, "spool", "incoming", "new")
+        cls.tmp = os.path.join(cls.inst.dir, "spool", "incoming", "tmp")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.inst.stop()
+        finally:
+            cls.inst.cleanup()
+
+    def setUp(self):
+        self.raws = []
+
+    def tearDown(self):
+        for r in self.raws:
+            r.close()
+
+    # --- helpers ---------------------------------------------------------
+
+    def raw(self, port=None, tls=False, ehlo=True):
+        r = Raw(port or self.smtp, tls)
+        self.raws.append(r)
+        code, _ = r.reply()
+        self.assertEqual(code, 220)
+        if ehlo:
+            self.assertEqual(r.cmd("EHLO client.example")[0], 250)
+        return r
+
+    def queued(self):
+        return set(os.listdir(self.new))
+
+    def qfile(self, qid):
+        path = os.path.join(self.new, qid)
+        wait_until(lambda: os.path.exists(path), timeout=5, what="queue file " + qid)
+        return parse_qfile(path)
+
+    def qid_of(self, text):
+        m = re.search(r"queued as (\w+)", text)
+        self.assertIsNotNone(m, text)
+        return m.group(1)
+
+    def no_tmp_files(self):
+        return not os.listdir(self.tmp)
+
+    def submit_client(self, port=None):
+        c = smtplib.SMTP("127.0.0.1", port or self.submission, timeout=IO_TIMEOUT)
+        c.ehlo("client.example")
+        c.starttls(context=tls_context())
+        c.ehlo("client.example")
+        return c
+
+    # --- tests -----------------------------------------------------------
+
+    def test_plain_delivery_to_local_user(self):
+        # smtplib dot-stuffs ".dot line"; smtpd must unstuff it.
+        msg = b"Subject: plain\r\nFrom: a@outside.example\r\n\r\nline one\r\n.dot line\r\n"
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=IO_TIMEOUT) as c:
+            code, _ = c.ehlo("client.example")
+            self.assertEqual(code, 250)
+            self.assertNotIn("auth", c.esmtp_features)  # no AUTH before TLS on 25
+            for ext in ("pipelining", "size", "8bitmime", "smtputf8",
+                        "enhancedstatuscodes", "dsn", "chunking", "starttls"):
+                self.assertIn(ext, c.esmtp_features)
+            c.mail("a@outside.example")
+            c.rcpt(USER)
+            code, text = c.data(msg)
+            self.assertEqual(code, 250)
+            self.assertTrue(text.startswith(b"2.0.0 Ok: queued as "), text)
+        qid = self.qid_of(text.decode())
+        env, body = self.qfile(qid)
+        self.assertEqual(env[0], ("POSTERN-QUEUE", "1"))
+        self.assertEqual(env_get(env, "id"), [qid])
+        self.assertEqual(env_get(env, "sender"), ["a@outside.example"])
+        self.assertEqual(env_get(env, "rcpt"), [USER + " 0 -"])
+        self.assertEqual(env_get(env, "client"), ["127.0.0.1"])
+        self.assertEqual(env_get(env, "helo"), ["client.example"])
+        self.assertEqual(env_get(env, "proto"), ["ESMTP"])
+        self.assertTrue(body.startswith(b"Received: from client.example ([127.0.0.1])\n"), body)
+        self.assertIn(b"id " + qid.encode(), body)
+        self.assertIn(b"for <demo@example.test>;", body)
+        self.assertTrue(body.endswith(b"Subject: plain\nFrom: a@outside.example\n\n"
+                                      b"line one\n.dot line\n"), body)
+        self.assertNotIn(b"\r", body)
+        # Port 25 adds no Date or Message-ID.
+        self.assertNotIn(b"\nDate:", body)
+
+    def test_swaks_delivery(self):
+        p = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % self.smtp,
+                            "--from", "sw@outside.example", "--to", USER,
+                            "--pipeline", "--body", "from swaks"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        qid = self.qid_of(p.stdout)
+        env, body = self.qfile(qid)
+        self.assertEqual(env_get(env, "sender"), ["sw@outside.example"])
+        self.assertIn(b"from swaks", body)
+
+    def test_swaks_submission_tls_auth_login(self):
+        p = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % self.submission,
+                            "-tls", "--auth", "LOGIN", "--auth-user", USER,
+                            "--auth-password", self.password, "--from", USER,
+                            "--to", "friend@remote.example", "--body", "relayed"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn("235 2.7.0", p.stdout)
+        env, body = self.qfile(self.qid_of(p.stdout))
+        self.assertEqual(env_get(env, "proto"), ["ESMTPSA"])
+        self.assertEqual(env_get(env, "auth"), [USER])
+        self.assertTrue(env_get(env, "tls")[0].startswith("TLSv1."))
+
+    def test_starttls_on_25(self):
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=IO_TIMEOUT) as c:
+            c.ehlo("client.example")
+            code, text = c.starttls(context=tls_context())
+            self.assertEqual(code, 220)
+            self.assertEqual(c.ehlo("client.example")[0], 250)
+            self.assertNotIn("starttls", c.esmtp_features)
+            self.assertEqual(c.esmtp_features.get("auth", "").split(), ["PLAIN", "LOGIN"])
+            c.mail("tls@outside.example")
+            c.rcpt(USER)
+            code, text = c.data(b"Subject: tls\r\n\r\nover tls\r\n")
+            self.assertEqual(code, 250)
+        env, body = self.qfile(self.qid_of(text.decode()))
+        self.assertEqual(env_get(env, "proto"), ["ESMTPS"])
+        self.assertIn(b"(using TLSv1.", body)
+
+    def test_starttls_state_reset_and_injection(self):
+        r = self.raw()
+        # Anything pipelined after STARTTLS is discarded before the handshake.
+        r.send("STARTTLS\r\nMAIL FROM:<inject@outside.example>\r\n")
+        self.assertEqual(r.reply()[0], 220)
+        r.sock = tls_context().wrap_socket(r.sock)
+        # The session starts over: HELO/EHLO is needed again.
+        self.assertEqual(r.cmd("MAIL FROM:<a@outside.example>"), (503, "5.5.1 Send HELO/EHLO first"))
+        self.assertEqual(r.cmd("EHLO client.example")[0], 250)
+        self.assertEqual(r.cmd("MAIL FROM:<a@outside.example>")[0], 250)
+
+    def test_smtps_implicit_tls_adds_date_and_message_id(self):
+        with smtplib.SMTP_SSL("127.0.0.1", self.smtps, timeout=IO_TIMEOUT,
+                              context=tls_context()) as c:
+            c.ehlo("client.example")
+            self.assertNotIn("starttls", c.esmtp_features)
+            c.login(USER, self.password)
+            c.mail(USER)
+            c.rcpt(USER)
+            code, text = c.data(b"Subject: no date\r\n\r\nbody\r\n")
+            self.assertEqual(code, 250)
+        qid = self.qid_of(text.decode())
+        env, body = self.qfile(qid)
+        self.assertIn(b"\nDate: ", body)
+        self.assertIn(b"\nMessage-ID: <" + qid.encode() + b"@", body)
+        headers, _, rest = body.partition(b"\n\n")
+        self.assertIn(b"Subject: no date", headers)
+        self.assertIn(b"Message-ID:", headers)
+        self.assertEqual(rest, b"body\n")
+        self.assertIn(b"with ESMTPSA", body)
+        self.assertIn(b"(authenticated as demo@example.test)", body)
+
+    def test_auth_success_and_failure(self):
+        c = self.submit_client()
+        try:
+            with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
+                c.login(USER, "wrong password")
+            self.assertEqual(cm.exception.smtp_code, 535)
+            self.assertIn(b"5.7.8", cm.exception.smtp_error)
+            code, _ = c.login(USER, self.password)
+            self.assertEqual(code, 235)
+            self.assertEqual(c.docmd("AUTH", "PLAIN AGZvbwBiYXI=")[0], 503)
+        finally:
+            c.close()
+
+    def test_auth_login_steps_and_cancel(self):
+        import base64
+        r = self.raw(self.smtps, tls=True)
+        self.assertEqual(r.cmd("AUTH LOGIN"), (334, "VXNlcm5hbWU6"))
+        self.assertEqual(r.cmd("*"), (501, "5.0.0 Authentication cancelled"))
+        self.assertEqual(r.cmd("AUTH LOGIN"), (334, "VXNlcm5hbWU6"))
+        self.assertEqual(r.cmd(base64.b64encode(USER.encode()).decode()),
+                         (334, "UGFzc3dvcmQ6"))
+        code, _ = r.cmd(base64.b64encode(self.password.encode()).decode())
+        self.assertEqual(code, 235)
+        r2 = self.raw(self.smtps, tls=True)
+        self.assertEqual(r2.cmd("AUTH PLAIN")[0], 334)
+        self.assertEqual(r2.cmd("not base64!")[0], 501)
+        self.assertEqual(r2.cmd("AUTH CRAM-MD5")[0], 504)
+
+    def test_auth_refused_before_tls(self):
+        r = self.raw()
+        self.assertEqual(r.cmd("AUTH PLAIN AGRlbW8AeA==")[0:1], (538,))
+        r2 = self.raw(self.submission)
+        self.assertEqual(r2.cmd("AUTH PLAIN AGRlbW8AeA=="),
+                         (530, "5.7.0 Must issue a STARTTLS command first"))
+
+    def test_submission_requires_tls_then_auth(self):
+        r = self.raw(self.submission)
+        self.assertEqual(r.cmd("MAIL FROM:<%s>" % USER),
+                         (530, "5.7.0 Must issue a STARTTLS command first"))
+        c = self.submit_client()
+        try:
+            code, text = c.mail(USER)
+            self.assertEqual((code, text), (530, b"5.7.0 Authentication required"))
+            c.login(USER, self.password)
+            # smtpd_sender_login_match: only the user's own addresses.
+            code, text = c.mail("someone.else@example.test")
+            self.assertEqual(code, 553, text)
+            self.assertTrue(text.startswith(b"5.7.1"), text)
+            self.assertEqual(c.mail("<>")[0], 250)
+            c.rset()
+            self.assertEqual(c.mail(USER)[0], 250)
+        finally:
+            c.close()
+
+    def test_relay_denied_then_allowed_after_auth(self):
+        r = self.raw()
+        self.assertEqual(r.cmd("MAIL FROM:<x@outside.example>")[0], 250)
+        code, text = r.cmd("RCPT TO:<victim@elsewhere.example>")
+        self.assertEqual(code, 554)
+        self.assertTrue(text.startswith("5.7.1"), text)
+        c = self.submit_client()
+        try:
+            c.login(USER, self.password)
+            c.mail(USER)
+            self.assertEqual(c.rcpt("victim@elsewhere.example")[0], 250)
+        finally:
+            c.close()
+
+    def test_unknown_local_user(self):
+        r = self.raw()
+        r.cmd("MAIL FROM:<x@outside.example>")
+        code, text = r.cmd("RCPT TO:<nobody@example.test>")
+        self.assertEqual(code, 550)
+        self.assertTrue(text.startswith("5.1.1"), text)
+        # The postmaster alias reaches the demo user.
+        self.assertEqual(r.cmd("RCPT TO:<postmaster@example.test>")[0], 250)
+        self.assertEqual(r.cmd("RCPT TO:<Postmaster>")[0], 250)
+
+    def test_pipelined_transaction_reply_order(self):
+        r = self.raw()
+        r.send("MAIL FROM:<p@outside.example> RET=HDRS ENVID=env+2Did\r\n"
+               "RCPT TO:<demo@example.test> NOTIFY=SUCCESS,FAILURE "
+               "ORCPT=rfc822;demo@example.test\r\n"
+               "RCPT TO:<nobody@example.test>\r\n"
+               "RCPT TO:<demo+tag@example.test>\r\n"
+               "DATA\r\n")
+        self.assertEqual(r.reply()[0], 250)
+        self.assertEqual(r.reply()[0], 250)
+        self.assertEqual(r.reply()[0], 550)
+        self.assertEqual(r.reply()[0], 250)
+        self.assertEqual(r.reply()[0], 354)
+        r.send("Subject: pipe\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 250)
+        self.assertEqual(r.reply()[0], 250)
+        self.assertEqual(r.reply()[0], 221)
+        env, _ = self.qfile(self.qid_of(text))
+        self.assertEqual(env_get(env, "ret"), ["HDRS"])
+        self.assertEqual(env_get(env, "envid"), ["env-id"])
+        rcpts = env_get(env, "rcpt")
+        self.assertEqual(len(rcpts), 2)
+        self.assertTrue(rcpts[0].startswith("demo@example.test 6 "), rcpts)
+        self.assertIn("demo@example.test", rcpts[0].split(" ", 2)[2])
+        self.assertEqual(rcpts[1], "demo+tag@example.test 0 -")
+
+    def test_early_talker_refused(self):
+        before = self.queued()
+        r = self.raw()
+        r.cmd("MAIL FROM:<e@outside.example>")
+        r.cmd("RCPT TO:<demo@example.test>")
+        r.send("DATA\r\nSubject: early\r\n\r\nbody\r\n.\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 554)
+        self.assertTrue(text.startswith("5.5.0"), text)
+        self.assertTrue(r.closed())
+        self.assertEqual(self.queued(), before)
+
+    def test_no_valid_recipients_data(self):
+        r = self.raw()
+        r.send("MAIL FROM:<n@outside.example>\r\nRCPT TO:<nobody@example.test>\r\nDATA\r\n")
+        self.assertEqual(r.reply()[0], 250)
+        self.assertEqual(r.reply()[0], 550)
+        self.assertEqual(r.reply(), (554, "5.5.1 No valid recipients"))
+        self.assertEqual(r.cmd("NOOP")[0], 250)
+
+    def test_bdat(self):
+        r = self.raw()
+        r.cmd("MAIL FROM:<b@outside.example>")
+        r.cmd("RCPT TO:<demo@example.test>")
+        part1 = b"Subject: chunks\r\n\r\nfirst "
+        part2 = b"part\r\nsecond line\r\n"
+        r.send(b"BDAT %d\r\n" % len(part1) + part1 + b"BDAT %d LAST\r\n" % len(part2) + part2)
+        code, text = r.reply()
+        self.assertEqual(code, 250, text)
+        code, text = r.reply()
+        self.assertEqual(code, 250, text)
+        env, body = self.qfile(self.qid_of(text))
+        self.assertTrue(body.endswith(b"Subject: chunks\n\nfirst part\nsecond line\n"), body)
+        # DATA after BDAT is refused; BDAT without MAIL has its chunk read
+        # and thrown away, and the session stays in step.
+        r.cmd("MAIL FROM:<b@outside.example>")
+        r.cmd("RCPT TO:<demo@example.test>")
+        r.send("BDAT 3\r\nabc")
+        self.assertEqual(r.reply()[0], 250)
+        self.assertEqual(r.cmd("DATA")[0], 503)
+        self.assertEqual(r.cmd("RSET")[0], 250)
+        r.send("BDAT 12 LAST\r\nNOOP\r\nQUIT\r\n")
+        self.assertEqual(r.reply()[0], 503)
+        self.assertEqual(r.cmd("NOOP")[0], 250)
+        # Bare LF inside a BDAT chunk is refused too.
+        r.cmd("MAIL FROM:<b@outside.example>")
+        r.cmd("RCPT TO:<demo@example.test>")
+        before = self.queued()
+        r.send("BDAT 10 LAST\r\nbad\nline\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 554, text)
+        self.assertEqual(self.queued(), before)
+
+    def test_size_declared_and_actual(self):
+        r = self.raw()
+        code, text = r.cmd("MAIL FROM:<s@outside.example> SIZE=%d" % (MAX_SIZE + 1))
+        self.assertEqual(code, 552)
+        self.assertTrue(text.startswith("5.3.4"), text)
+        before = self.queued()
+        r.cmd("MAIL FROM:<s@outside.example> SIZE=1000")
+        r.cmd("RCPT TO:<demo@example.test>")
+        self.assertEqual(r.cmd("DATA")[0], 354)
+        line = b"x" * 900 + b"\r\n"
+        r.send(line * (MAX_SIZE // len(line) + 20) + b".\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 552)
+        self.assertTrue(text.startswith("5.3.4"), text)
+        self.assertEqual(r.cmd("NOOP")[0], 250)
+        self.assertEqual(self.queued(), before)
+        self.assertTrue(wait_until(self.no_tmp_files, timeout=5, what="empty tmp/"))
+
+    def test_8bit_body_and_smtputf8(self):
+        r = self.raw()
+        self.assertEqual(r.cmd("MAIL FROM:<u@outside.example> BODY=8BITMIME")[0], 250)
+        self.assertEqual(r.cmd("RCPT TO:<demo@example.test>")[0], 250)
+        self.assertEqual(r.cmd("DATA")[0], 354)
+        r.send("Subject: 8bit\r\n\r\nGrüße, naïve café\r\n.\r\n".encode("utf-8"))
+        code, text = r.reply()
+        self.assertEqual(code, 250)
+        env, body = self.qfile(self.qid_of(text))
+        self.assertEqual(env_get(env, "body"), ["8BITMIME"])
+        self.assertIn("Grüße, naïve café\n".encode("utf-8"), body)
+        # A UTF-8 local part needs SMTPUTF8.
+        r.cmd("RSET")
+        r.send("MAIL FROM:<u@outside.example>\r\n")
+        self.assertEqual(r.reply()[0], 250)
+        r.send("RCPT TO:<jörg@example.test>\r\n".encode("utf-8"))
+        code, _ = r.reply()
+        self.assertIn(code, (501, 553))
+        r.cmd("RSET")
+        r.send("MAIL FROM:<ü@outside.example> SMTPUTF8\r\n".encode("utf-8"))
+        self.assertEqual(r.reply()[0], 250)
+        r.send("RCPT TO:<jörg@example.test>\r\n".encode("utf-8"))
+        code, _ = r.reply()
+        self.assertIn(code, (250, 550))     # parsed; the policy decided
+
+    def test_bare_lf_smuggling_refused(self):
+        for seq in (b"\n.\n", b"\r.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\n.\r"):
+            before = self.queued()
+            r = self.raw()
+            r.cmd("MAIL FROM:<smuggle@outside.example>")
+            r.cmd("RCPT TO:<demo@example.test>")
+            self.assertEqual(r.cmd("DATA")[0], 354)
+            r.send(b"Subject: innocent\r\n\r\nhello" + seq +
+                   b"MAIL FROM:<evil@outside.example>\r\n"
+                   b"RCPT TO:<demo@example.test>\r\nDATA\r\n"
+                   b"Subject: smuggled\r\n\r\nevil\r\n.\r\n")
+            code, text = r.reply()
+            self.assertEqual(code, 554, "sequence %r: %s" % (seq, text))
+            self.assertTrue(text.startswith("5.6.0"), text)
+            # The smuggled commands were content, never commands.
+            self.assertEqual(r.cmd("NOOP")[0], 250, "sequence %r" % seq)
+            self.assertEqual(self.queued(), before, "sequence %r queued" % seq)
+            r.close()
+
+    def test_line_too_long(self):
+        before = self.queued()
+        r = self.raw()
+        r.cmd("MAIL FROM:<l@outside.example>")
+        r.cmd("RCPT TO:<demo@example.test>")
+        self.assertEqual(r.cmd("DATA")[0], 354)
+        r.send(b"Subject: long\r\n\r\n" + b"y" * 999 + b"\r\nshort\r\n.\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 500)
+        self.assertTrue(text.startswith("5.5.2"), text)
+        self.assertEqual(r.cmd("NOOP")[0], 250)
+        self.assertEqual(self.queued(), before)
+        # 998 bytes is fine.
+        r.cmd("MAIL FROM:<l@outside.example>")
+        r.cmd("RCPT TO:<demo@example.test>")
+        r.cmd("DATA")
+        r.send(b"Subject: long\r\n\r\n" + b"y" * 998 + b"\r\n.\r\n")
+        self.assertEqual(r.reply()[0], 250)
+        # An overlong command line.
+        code, text = r.cmd("NOOP " + "z" * 3000)
+        self.assertEqual(code, 500)
+        self.assertEqual(r.cmd("NOOP")[0], 250)
+
+    def test_100_recipients(self):
+        rcpts = ["demo+%d@example.test" % i for i in range(100)]
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=IO_TIMEOUT) as c:
+            c.ehlo("client.example")
+            refused = c.sendmail("many@outside.example", rcpts,
+                                 b"Subject: many\r\n\r\nto many\r\n")
+            self.assertEqual(refused, {})
+        newest = max(self.queued(), key=lambda q: os.stat(os.path.join(self.new, q)).st_mtime_ns)
+        env, _ = self.qfile(newest)
+        got = [v.split(" ")[0] for v in env_get(env, "rcpt")]
+        self.assertEqual(sorted(got), sorted(rcpts))
+
+    def test_too_many_recipients(self):
+        r = self.raw()
+        r.cmd("MAIL FROM:<many@outside.example>")
+        r.send("".join("RCPT TO:<demo+%d@example.test>\r\n" % i
+                       for i in range(MAX_RCPTS + 1)))
+        codes = [r.reply()[0] for _ in range(MAX_RCPTS + 1)]
+        self.assertEqual(codes[:MAX_RCPTS], [250] * MAX_RCPTS)
+        self.assertEqual(codes[MAX_RCPTS], 452)
+
+    def test_disconnect_mid_data_leaves_nothing(self):
+        before = self.queued()
+        r = self.raw()
+        r.cmd("MAIL FROM:<d@outside.example>")
+        r.cmd("RCPT TO:<demo@example.test>")
+        self.assertEqual(r.cmd("DATA")[0], 354)
+        r.send(b"Subject: cut\r\n\r\n" + b"partial line\r\n" * 500)
+        time.sleep(0.2)
+        r.close()
+        self.assertTrue(wait_until(self.no_tmp_files, timeout=5, what="empty tmp/"))
+        time.sleep(0.2)
+        self.assertEqual(self.queued(), before)
+
+    def test_idle_timeout(self):
+        r = self.raw(ehlo=False)
+        start = time.monotonic()
+        r.sock.settimeout(TIMEOUT_S + 5)
+        code, text = r.reply()
+        self.assertEqual(code, 421)
+        self.assertTrue(text.startswith("4.4.2"), text)
+        self.assertGreaterEqual(time.monotonic() - start, TIMEOUT_S - 0.5)
+        self.assertTrue(r.closed())
+
+    def test_too_many_connections_per_ip(self):
+        conns = []
+        try:
+            for _ in range(PER_IP):
+                r = Raw(self.smtp)
+                conns.append(r)
+                self.assertEqual(r.reply()[0], 220)
+            extra = Raw(self.smtp)
+            conns.append(extra)
+            code, text = extra.reply()
+            self.assertEqual((code, text), (421, "4.7.0 Too many connections from your address"))
+            self.assertTrue(extra.closed())
+        finally:
+            for r in conns:
+                r.close()
+        # The counts go back down.
+        def fresh():
+            r = Raw(self.smtp)
+            try:
+                return r.reply()[0] == 220
+            finally:
+                r.close()
+        wait_until(fresh, timeout=5, what="a connection after the others closed")
+
+    def test_commands_and_sequence(self):
+        r = self.raw(ehlo=False)
+        self.assertEqual(r.cmd("MAIL FROM:<a@outside.example>")[0], 503)
+        self.assertEqual(r.cmd("HELO client.example")[0], 250)
+        self.assertEqual(r.cmd("RCPT TO:<demo@example.test>"), (503, "5.5.1 Need MAIL command"))
+        self.assertEqual(r.cmd("VRFY demo@example.test")[0:1], (252,))
+        self.assertEqual(r.cmd("EXPN staff")[0], 502)
+        self.assertEqual(r.cmd("HELP")[0], 214)
+        self.assertEqual(r.cmd("FROB")[0:2], (500, "5.5.1 Command unrecognized"))
+        self.assertEqual(r.cmd("MAIL FROM:<a@outside.example>")[0], 250)
+        self.assertEqual(r.cmd("MAIL FROM:<a@outside.example>")[0], 503)
+        self.assertEqual(r.cmd("MAIL FROM:<>")[0], 503)
+        self.assertEqual(r.cmd("RSET")[0], 250)
+        self.assertEqual(r.cmd("MAIL FROM:<>")[0], 250)     # the null sender
+        self.assertEqual(r.cmd("QUIT")[0], 221)
+
+    def test_error_limit(self):
+        r = self.raw()
+        for _ in range(9):
+            self.assertEqual(r.cmd("BOGUS")[0], 500)
+        code, text = r.cmd("BOGUS")
+        self.assertEqual(code, 500)
+        self.assertEqual(r.reply(), (421, "4.7.0 Too many errors, closing connection"))
+        self.assertTrue(r.closed())
+
+    def test_garbage_does_not_crash(self):
+        junk = [b"\x00\x00\x00\r\n", b"\xff\xfe\xfd garbage\r\n", b"A" * 70000,
+                b"MAIL FROM:<\x00@x>\r\n", b"EHLO \x00\r\n", b"\r\n\r\n\n\n",
+                b"BDAT 99999999999999999999999\r\n", b"AUTH PLAIN \x00\r\n"]
+        for j in junk:
+            s = socket.create_connection(("127.0.0.1", self.smtp), timeout=IO_TIMEOUT)
+            try:
+                s.recv(1000)
+                s.sendall(j)
+                s.settimeout(1)
+                try:
+                    while s.recv(65536):
+                        pass
+                except (socket.timeout, ConnectionResetError):
+                    pass
+            finally:
+                s.close()
+        rows = [row for row in self.inst.status() if row["service"] == "smtpd"]
+        self.assertTrue(all(row["restarts"] == 0 and row["state"] == "running"
+                            for row in rows), rows)
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=IO_TIMEOUT) as c:
+            self.assertEqual(c.noop()[0], 250)
+
+
+def smtpd_rss_kb(inst):
+    """The summed resident size of the instance's smtpd processes."""
+    total = 0
+    for pid in inst.service_pids("smtpd"):
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+class IdleConnections(unittest.TestCase):
+    """5,000 idle connections are held at a few kilobytes each."""
+
+    def setUp(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < IDLE_CONNECTIONS + 200:
+            self.skipTest("RLIMIT_NOFILE hard limit %d is too low" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (IDLE_CONNECTIONS + 200, hard))
+        self.inst = Instance(extra_config="smtpd_max_connections_per_ip = 0\n")
+        self.socks = []
+
+    def tearDown(self):
+        for s in self.socks:
+            s.close()
+        self.inst.cleanup()
+
+    def test_5000_idle_connections(self):
+        self.inst.start()
+        port = self.inst.base + 25
+        before = smtpd_rss_kb(self.inst)
+        for _ in range(IDLE_CONNECTIONS):
+            self.socks.append(socket.create_connection(("127.0.0.1", port),
+                                                       timeout=IO_TIMEOUT))
+        for s in self.socks:
+            self.assertTrue(s.recv(200).startswith(b"220 "))
+        for s in self.socks[::2]:      # half of them have said EHLO too
+            s.sendall(b"EHLO client.example\r\n")
+        for s in self.socks[::2]:
+            data = b""
+            while not data.endswith(b"250 CHUNKING\r\n"):
+                chunk = s.recv(4096)
+                self.assertTrue(chunk)
+                data += chunk
+        grown = smtpd_rss_kb(self.inst) - before
+        self.assertLess(grown / IDLE_CONNECTIONS, 16,
+                        "%d kB for %d connections" % (grown, IDLE_CONNECTIONS))
+        rows = [r for r in self.inst.status() if r["service"] == "smtpd"]
+        self.assertTrue(all(r["restarts"] == 0 for r in rows), rows)
+
+
+class Shutdown(unittest.TestCase):
+    def setUp(self):
+        self.inst = Instance()
+
+    def tearDown(self):
+        self.inst.cleanup()
+
+    def test_shutdown_sends_421(self):
+        self.inst.start()
+        r = Raw(self.inst.base + 25)
+        try:
+            self.assertEqual(r.reply()[0], 220)
+            self.assertEqual(r.cmd("EHLO client.example")[0], 250)
+            self.inst.stop()
+            code, text = r.reply()
+            self.assertEqual(code, 421)
+            self.assertTrue(text.startswith("4.3.2"), text)
+        finally:
+            r.close()
+
+
+if __name__ == "__main__":
+    main()
