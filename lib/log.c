@@ -160,8 +160,8 @@ const char *
 log_safe_n(const void *p, size_t n)
 {
 	/* Each slot holds the worst case: 4 bytes per input byte, quotes, "...". */
-	static char slots[LOG_SAFE_SLOTS][LOG_SAFE_CAP * 4 + 8];
-	static unsigned next;
+	static _Thread_local char slots[LOG_SAFE_SLOTS][LOG_SAFE_CAP * 4 + 8];
+	static _Thread_local unsigned next;
 	char *out = slots[next++ % LOG_SAFE_SLOTS];
 	struct buf b = BUF_INIT;
 	int quote = n == 0 || memchr(p, ' ', n < LOG_SAFE_CAP ? n : LOG_SAFE_CAP) != NULL;
@@ -195,8 +195,8 @@ log_safe(const char *s)
 const char *
 err_fmt(const char *fmt, ...)
 {
-	static char slots[LOG_SAFE_SLOTS][512];
-	static unsigned next;
+	static _Thread_local char slots[LOG_SAFE_SLOTS][512];
+	static _Thread_local unsigned next;
 	char *out = slots[next++ % LOG_SAFE_SLOTS];
 	va_list ap;
 

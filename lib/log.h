@@ -55,8 +55,8 @@ void log_panic(const char *fmt, ...)
 /*
  * Render untrusted bytes for a log line: escaped as buf_put_safe() does,
  * capped at LOG_SAFE_CAP input bytes, and quoted when empty or containing a
- * space.  Returns one of a small ring of static buffers, so up to
- * LOG_SAFE_SLOTS results may be used in one log call.  Not thread-safe.
+ * space.  Returns one of a small ring of per-thread buffers, so up to
+ * LOG_SAFE_SLOTS results may be used in one log call.
  */
 #define LOG_SAFE_CAP 200
 #define LOG_SAFE_SLOTS 4
@@ -65,8 +65,8 @@ const char *log_safe_n(const void *p, size_t n);
 
 /*
  * Format a short reason string for an error_r out-parameter.  Returns one
- * of a ring of LOG_SAFE_SLOTS static buffers (512 bytes, truncated), so a
- * reason stays valid across a few further calls.  Not thread-safe.
+ * of a ring of LOG_SAFE_SLOTS per-thread buffers (512 bytes, truncated), so
+ * a reason stays valid across a few further calls in the same thread.
  */
 const char *err_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

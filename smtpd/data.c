@@ -11,9 +11,11 @@
  * Content is written LF-normalised to a queue file (lib/qfile.h) after a
  * Received header.  On submission and smtps the header section is
  * followed line by line so Date and Message-ID can be added when missing.
- * A complete message joins the process's commit batch: one deferred call
- * per loop iteration commits every message completed in it with one round
- * of syncs (qfile_commit), and only then do their 250s go out.
+ * A complete message joins the process's commit batch.  The sync thread
+ * (commit.c) commits one batch at a time with one round of syncs
+ * (qfile_commit) while the loop goes on serving sessions; every message
+ * completed meanwhile forms the next batch.  Only after a batch is
+ * durable do its 250s go out.
  */
 #include "autoconf.h"
 
@@ -31,6 +33,7 @@
 #include "ios.h"
 #include "ipc.h"
 #include "log.h"
+#include "commit.h"
 #include "smtpd.h"
 #include "xalloc.h"
 
@@ -377,36 +380,30 @@ body_err_reply(enum body_err e, struct smtp_reply *r)
 	}
 }
 
-/* The deferred group commit: every message completed in this loop
- * iteration is made durable together, then each gets its answer. */
+/* The sync thread finished the batch in flight: answer its sessions
+ * (those still there), then start on what gathered meanwhile. */
 static void
-batch_commit(void *arg)
+batch_done(const int *results, size_t n, const char *error, void *arg)
 {
 	struct smtpd *sd = arg;
-	size_t n = sd->nbatch, queued = 0;
-	struct session **ss;
-	struct qfile_writer **ws;
-	int *results;
-	const char *error = NULL;
-	char **ids;
+	struct session **ss = sd->inflight;
+	size_t queued = 0;
+	char **ids = xcalloc(n ? n : 1, sizeof(*ids));
 
-	sd->batch_queued = 0;
-	if (n == 0)
-		return;
-	ss = xcalloc(n, sizeof(*ss));
-	ws = xcalloc(n, sizeof(*ws));
-	results = xcalloc(n, sizeof(*results));
-	ids = xcalloc(n, sizeof(*ids));
-	memcpy(ss, sd->batch, n * sizeof(*ss));
-	sd->nbatch = 0;
-	for (size_t i = 0; i < n; i++) {
-		ws[i] = ss[i]->body.w;
-		ss[i]->body.w = NULL;
-	}
-	qfile_commit(ws, n, results, &error);
+	sd->inflight = NULL;
+	sd->ninflight = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct session *s = ss[i];
 
+		if (results[i] == 0)
+			ids[queued++] = xstrdup(s != NULL ? s->env.id : sd->inflight_ids[i]);
+		if (s == NULL) {
+			/* The client left before its answer: the message is
+			 * queued (or not) all the same. */
+			log_info("event=%s id=%s reason=client_gone",
+			    results[i] == 0 ? "queued" : "commit_failed", sd->inflight_ids[i]);
+			continue;
+		}
 		if (results[i] == 0) {
 			log_info("event=queued session=%llu id=%s from=<%s> nrcpt=%zu "
 			    "size=%llu client=%s tls=%s auth=%s",
@@ -417,7 +414,6 @@ batch_commit(void *arg)
 			session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->env.id);
 			s->nmsgs++;
 			s->nrcpts_total += (unsigned)s->env.nrcpts;
-			ids[queued++] = xstrdup(s->env.id);
 		} else {
 			log_error("event=commit_failed session=%llu id=%s error=\"%s\"",
 			    (unsigned long long)s->id, s->env.id, error ? error : "unknown");
@@ -432,12 +428,43 @@ batch_commit(void *arg)
 	for (size_t i = 0; i < queued; i++)
 		free(ids[i]);
 	free(ids);
-	free(results);
-	free(ws);
 	free(ss);
+	free(sd->inflight_ids);
+	sd->inflight_ids = NULL;
+	batch_kick(sd);
 }
 
-/* Hand a complete message to the commit batch; the session waits. */
+void
+batch_kick(void *arg)
+{
+	struct smtpd *sd = arg;
+	struct qfile_writer **ws;
+	size_t n = sd->nbatch;
+
+	sd->batch_queued = 0;
+	if (n == 0 || committer_busy(sd->committer))
+		return;
+	/* The pending batch goes in flight as a whole. */
+	sd->inflight = xcalloc(n, sizeof(*sd->inflight));
+	sd->inflight_ids = xcalloc(n, sizeof(*sd->inflight_ids));
+	ws = xcalloc(n, sizeof(*ws));
+	for (size_t i = 0; i < n; i++) {
+		struct session *s = sd->batch[i];
+
+		sd->inflight[i] = s;
+		memcpy(sd->inflight_ids[i], s->env.id, sizeof(sd->inflight_ids[i]));
+		ws[i] = s->body.w;
+		s->body.w = NULL;
+	}
+	sd->ninflight = n;
+	sd->nbatch = 0;
+	committer_submit(sd->committer, ws, n);
+	free(ws);
+}
+
+/* Hand a complete message to the commit batch; the session waits.  The
+ * batch leaves at the end of this loop iteration, or as soon as the batch
+ * before it is durable. */
 static void
 batch_add(struct session *s)
 {
@@ -449,10 +476,16 @@ batch_add(struct session *s)
 	}
 	sd->batch[sd->nbatch++] = s;
 	session_wait(s);
-	if (!sd->batch_queued) {
+	if (!sd->batch_queued && !committer_busy(sd->committer)) {
 		sd->batch_queued = 1;
-		ev_defer(sd->d->loop, batch_commit, sd);
+		ev_defer(sd->d->loop, batch_kick, sd);
 	}
+}
+
+int
+data_committer_start(struct smtpd *sd, const char **error_r)
+{
+	return committer_start(sd->d->loop, batch_done, sd, &sd->committer, error_r);
 }
 
 void
@@ -467,6 +500,10 @@ data_unbatch(struct session *s)
 			sd->nbatch--;
 			return;
 		}
+	/* In flight: the sync thread owns its writer; only forget the session. */
+	for (size_t i = 0; i < sd->ninflight; i++)
+		if (sd->inflight[i] == s)
+			sd->inflight[i] = NULL;
 }
 
 void

@@ -21,6 +21,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "policy.h"
+#include "commit.h"
 #include "smtpd.h"
 #include "tlsctx.h"
 #include "xalloc.h"
@@ -130,7 +131,9 @@ post_drop(struct daemon *d, const char **error_r)
 	if (r == 0)
 		sd->auth = auth_client_new(d->loop, auth);
 	free(auth);
-	return r < 0 ? -1 : 0;
+	if (r < 0 || data_committer_start(sd, error_r) < 0)
+		return -1;
+	return 0;
 }
 
 /* A new connection on one of the listeners. */
@@ -164,6 +167,8 @@ cleanup(struct daemon *d)
 	if (sd == NULL)
 		return;
 	smtpd_stop_all(sd);
+	/* A batch in flight finishes its syncs before the process exits. */
+	committer_stop(&sd->committer);
 	if (sd->auth != NULL)
 		auth_client_free(&sd->auth);
 	if (sd->policy != NULL)
@@ -172,6 +177,8 @@ cleanup(struct daemon *d)
 		connlimit_close(&sd->conns);
 	SSL_CTX_free(sd->tls);
 	free(sd->batch);
+	free(sd->inflight);
+	free(sd->inflight_ids);
 	free(sd->set.hostname);
 	free(sd->set.banner);
 	free(sd->set.incoming);

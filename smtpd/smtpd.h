@@ -74,10 +74,15 @@ struct smtpd {
 	struct session *sessions;	/* every open session */
 	size_t nsessions;
 	uint64_t next_id;		/* session numbers for the log */
-	/* Messages complete and waiting for the group commit. */
+	/* Messages complete and waiting for the group commit, and the batch
+	 * the sync thread is committing (a gone session's slot is NULL). */
 	struct session **batch;
 	size_t nbatch, batch_cap;
-	int batch_queued;		/* the commit is deferred already */
+	int batch_queued;		/* batch_kick is deferred already */
+	struct committer *committer;
+	struct session **inflight;
+	char (*inflight_ids)[QFILE_ID_MAX];
+	size_t ninflight;
 };
 
 /* Where a session is in the protocol. */
@@ -232,5 +237,10 @@ void smtpd_notify_qmgr(struct smtpd *sd, const char *const *ids, size_t n);
 void data_abort(struct session *s);
 /* Remove a session from the pending commit (its writer is aborted). */
 void data_unbatch(struct session *s);
+/* Start the sync thread of the group commit (post_drop).  0 or -1. */
+int data_committer_start(struct smtpd *sd, const char **error_r)
+	__attribute__((warn_unused_result));
+/* Send the pending batch to the sync thread if it is idle. */
+void batch_kick(void *arg);
 
 #endif

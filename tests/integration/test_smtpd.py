@@ -699,6 +699,52 @@ class IdleConnections(unittest.TestCase):
         self.assertTrue(all(r["restarts"] == 0 for r in rows), rows)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "mounting a small tmpfs needs root")
+class DiskFull(unittest.TestCase):
+    """A full spool answers 451 4.3.0, keeps nothing, and recovers."""
+
+    def setUp(self):
+        self.inst = Instance()
+        self.incoming = os.path.join(self.inst.dir, "spool", "incoming")
+        os.makedirs(self.incoming)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+                            self.incoming], capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            self.inst.cleanup()
+            self.skipTest("cannot mount a tmpfs here: " + p.stderr.strip())
+        self.inst.start()
+
+    def tearDown(self):
+        try:
+            self.inst.stop()
+        finally:
+            subprocess.run(["umount", "-l", self.incoming], timeout=30)
+            self.inst.cleanup()
+
+    def send(self, body):
+        c = smtplib.SMTP("127.0.0.1", self.inst.base + 25, timeout=IO_TIMEOUT)
+        try:
+            c.ehlo("client.example")
+            c.mail("sender@outside.example")
+            c.rcpt(USER)
+            return c.data(body)
+        finally:
+            c.close()
+
+    def test_disk_full(self):
+        new = os.path.join(self.incoming, "new")
+        big = b"Subject: big\r\n\r\n" + (b"x" * 76 + b"\r\n") * 8000   # ~600 KB
+        code, text = self.send(big)
+        self.assertEqual(code, 451, text)
+        self.assertTrue(text.startswith(b"4.3.0"), text)
+        self.assertEqual(os.listdir(new), [])
+        self.assertEqual(os.listdir(os.path.join(self.incoming, "tmp")), [])
+        # The space of the refused message is free again: mail flows.
+        code, text = self.send(b"Subject: small\r\n\r\nhello\r\n")
+        self.assertEqual(code, 250, text)
+        self.assertEqual(len(os.listdir(new)), 1)
+
+
 class Shutdown(unittest.TestCase):
     def setUp(self):
         self.inst = Instance()
