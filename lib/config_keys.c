@@ -277,8 +277,8 @@ const struct cfg_key config_global_keys[] = {
 	    "smtpd's processes; more get 421 4.7.0.",
 	    NULL },
 	{ "smtpd_max_connections_per_ip", CFG_INT, "50", 0, 1000000, NULL,
-	    "The most concurrent SMTP connections from one client address; "
-	    "0: no limit.",
+	    "The most concurrent SMTP connections from one client address "
+	    "(for IPv6, from one /64 prefix); 0: no limit.",
 	    NULL },
 	{ "smtpd_timeout", CFG_TIME, "5m", 1 * SEC_MS, 1 * HOUR_MS, NULL,
 	    "How long smtpd waits for the next command (RFC 5321 4.5.3.2 asks "
@@ -289,9 +289,9 @@ const struct cfg_key config_global_keys[] = {
 	    "BDAT before it gives up with 421 4.4.2.",
 	    NULL },
 	{ "smtpd_sender_login_match", CFG_BOOL, "yes", 0, 0, NULL,
-	    "Whether an authenticated client on submission or smtps may only "
-	    "use its own address (or the null sender) as the envelope "
-	    "sender.",
+	    "Whether an authenticated client (on submission, smtps, or port "
+	    "25 after AUTH) may only use its own address (or the null "
+	    "sender) as the envelope sender.",
 	    NULL },
 };
 const size_t config_global_nkeys =

@@ -301,7 +301,10 @@ mix64(uint64_t h)
 }
 
 /* The bucket of addr: a seeded hash of its address bytes (an IPv4-mapped
- * IPv6 address counts as the IPv4 address; other families share bucket 0). */
+ * IPv6 address counts as the IPv4 address; a native IPv6 address counts
+ * by its /64, the least a site is given, so one client cannot escape the
+ * per-address limit by hopping through its prefix; other families share
+ * bucket 0). */
 static unsigned
 bucket_of(const struct connlimit *c, const struct sockaddr *addr)
 {
@@ -319,7 +322,7 @@ bucket_of(const struct connlimit *c, const struct sockaddr *addr)
 		n = 4;
 	} else if (addr->sa_family == AF_INET6) {
 		a = ((const struct sockaddr_in6 *)addr)->sin6_addr.s6_addr;
-		n = 16;
+		n = 8;		/* the /64 */
 		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
 			a += 12;
 			n = 4;

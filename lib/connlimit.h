@@ -1,7 +1,8 @@
 /*
  * connlimit: concurrent connection counts shared by every process of a
  * service (smtpd, pop3d, imapd run several), for the limits "at most N
- * connections in all" and "at most M from one client address".
+ * connections in all" and "at most M from one client address" (an IPv6
+ * client counts by its /64 prefix).
  *
  * A small file in run_dir, mapped shared by each process: one row of
  * counters per process (its instance number), so a process that dies and

@@ -21,4 +21,5 @@ lib_libpostern_a_SOURCES = \
 	lib/smtp.c lib/smtp.h \
 	lib/qfile.c lib/qfile.h \
 	lib/policy.c lib/policy.h \
-	lib/connlimit.c lib/connlimit.h
+	lib/connlimit.c lib/connlimit.h \
+	lib/dsn.c lib/dsn.h

@@ -83,9 +83,15 @@ check_helo(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 static void
 greet_common(struct session *s, const char *arg, int esmtp)
 {
+	size_t n = strlen(arg);
+
+	/* The parser checked the name without its trailing blanks; keep
+	 * none for Received and the envelope either. */
+	while (n > 0 && (arg[n - 1] == ' ' || arg[n - 1] == '\t'))
+		n--;
 	session_reset_transaction(s);
 	free(s->helo);
-	s->helo = xstrdup(arg);
+	s->helo = xstrndup(arg, n);
 	s->esmtp = esmtp;
 }
 

@@ -92,8 +92,11 @@ session_policy_client(const struct session *s, struct policy_client *c)
 {
 	c->addr = (const struct sockaddr *)&s->peer;
 	c->auth_user = s->auth_user;
-	/* The policy applies its sender-login rule to "submission" clients. */
-	c->submission = s->kind != KIND_SMTP && s->sd->set.sender_login_match;
+	/* The policy applies its sender-login rule to "submission" clients:
+	 * every listener but port 25, and port 25 once authenticated (AUTH
+	 * there relays too, so it must not be a way round the rule). */
+	c->submission = (s->kind != KIND_SMTP || s->auth_user != NULL) &&
+	    s->sd->set.sender_login_match;
 }
 
 void
@@ -182,6 +185,8 @@ void
 session_resume(struct session *s)
 {
 	s->waiting = 0;
+	if (s->state == ST_CMD)
+		session_set_timeout(s, 0);	/* the wait is not the client's */
 	if (s->ios != NULL && s->state != ST_CLOSING && !s->out_blocked)
 		ios_set_reading(s->ios, 1);	/* runs on_read if input waits */
 }
@@ -270,6 +275,7 @@ session_input(struct session *s)
 		r = ios_read_line(s->ios, &line, &len, NULL);
 		if (r == 0)
 			return;
+		session_set_timeout(s, 0);	/* a whole line arrived */
 		if (r < 0) {
 			static const struct smtp_reply too_long =
 			    { 500, "5.5.2", "Line too long" };
@@ -302,10 +308,12 @@ on_read(struct ios *ios, void *arg)
 			session_greet(s);	/* smtps */
 		else
 			s->state = ST_CMD;	/* after STARTTLS */
-	}
-	if (s->state != ST_DATA && s->state != ST_BDAT)
 		session_set_timeout(s, 0);
-	else
+	}
+	/* Content progress restarts the data timeout; the command timeout
+	 * restarts only per complete line (session_input), so a client
+	 * trickling a byte at a time cannot hold the session forever. */
+	if (s->state == ST_DATA || s->state == ST_BDAT)
 		session_set_timeout(s, 1);
 	session_input(s);
 }

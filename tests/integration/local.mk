@@ -4,12 +4,17 @@
 check_PROGRAMS += tests/integration/testdaemon
 tests_integration_testdaemon_SOURCES = tests/integration/testdaemon.c
 tests_integration_testdaemon_LDADD = $(POSTERN_LIBS)
+check_PROGRAMS += tests/integration/dsngen
+tests_integration_dsngen_SOURCES = tests/integration/dsngen.c
+tests_integration_dsngen_LDADD = $(POSTERN_LIBS)
 INTEGRATION_TESTS = \
+	tests/integration/test_dsn_format.py \
 	tests/integration/test_master.py \
 	tests/integration/test_root_mode.py \
 	tests/integration/test_admin.py \
 	tests/integration/test_auth.py \
 	tests/integration/test_smtpd.py \
-	tests/integration/test_sendmail.py
+	tests/integration/test_sendmail.py \
+	tests/integration/test_local.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/harness.py

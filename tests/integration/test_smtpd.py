@@ -342,6 +342,34 @@ class Smtpd(unittest.TestCase):
         finally:
             c.close()
 
+    def test_sender_login_match_on_25_after_auth(self):
+        # AUTH on port 25 (after STARTTLS) relays: it must not be a way
+        # round smtpd_sender_login_match.
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=IO_TIMEOUT) as c:
+            c.ehlo("client.example")
+            c.starttls(context=tls_context())
+            c.ehlo("client.example")
+            c.login(USER, self.password)
+            code, text = c.mail("someone.else@example.test")
+            self.assertEqual(code, 553, text)
+            self.assertTrue(text.startswith(b"5.7.1"), text)
+            self.assertEqual(c.mail(USER)[0], 250)
+        # Unauthenticated MX traffic keeps any sender.
+        r = self.raw()
+        self.assertEqual(r.cmd("MAIL FROM:<someone.else@example.test>")[0], 250)
+
+    def test_helo_trailing_blanks_not_recorded(self):
+        r = self.raw(ehlo=False)
+        self.assertEqual(r.cmd("EHLO spaced.example \t ")[0], 250)
+        self.assertEqual(r.cmd("MAIL FROM:<a@outside.example>")[0], 250)
+        self.assertEqual(r.cmd("RCPT TO:<%s>" % USER)[0], 250)
+        self.assertEqual(r.cmd("DATA")[0], 354)
+        code, text = r.cmd("Subject: helo\r\n\r\nbody\r\n.")
+        self.assertEqual(code, 250, text)
+        env, body = self.qfile(self.qid_of(text))
+        self.assertEqual(env_get(env, "helo"), ["spaced.example"])
+        self.assertIn(b"Received: from spaced.example ([", body)
+
     def test_relay_denied_then_allowed_after_auth(self):
         r = self.raw()
         self.assertEqual(r.cmd("MAIL FROM:<x@outside.example>")[0], 250)
@@ -574,6 +602,29 @@ class Smtpd(unittest.TestCase):
         self.assertTrue(text.startswith("4.4.2"), text)
         self.assertGreaterEqual(time.monotonic() - start, TIMEOUT_S - 0.5)
         self.assertTrue(r.closed())
+
+    def test_trickled_command_times_out(self):
+        # Slowloris: a byte at a time, never finishing the line, must not
+        # restart the command timeout with each read.
+        r = self.raw()
+        start = time.monotonic()
+        got = b""
+        r.sock.settimeout(0.8)
+        for ch in b"NOOP NOOP NOOP NOOP":
+            try:
+                r.send(bytes([ch]))
+            except OSError:
+                break
+            try:
+                got += r.sock.recv(65536)
+            except socket.timeout:
+                pass
+            except OSError:
+                break
+            if b"421" in got:
+                break
+        self.assertIn(b"421 4.4.2", got)
+        self.assertLess(time.monotonic() - start, TIMEOUT_S + 3)
 
     def test_too_many_connections_per_ip(self):
         conns = []

@@ -2,6 +2,7 @@
 ## from memory; tests/unit/test_NAME is built from tests/unit/test_NAME.c
 ## with the default LDADD.  tests/unit/check_util.h has shared helpers.
 UNIT_TESTS = \
+	tests/unit/test_dsn \
 	tests/unit/test_buf \
 	tests/unit/test_log \
 	tests/unit/test_config \
@@ -18,7 +19,8 @@ UNIT_TESTS = \
 	tests/unit/test_smtp \
 	tests/unit/test_qfile \
 	tests/unit/test_policy \
-	tests/unit/test_connlimit
+	tests/unit/test_connlimit \
+	tests/unit/test_maildir
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 noinst_HEADERS = tests/unit/check_util.h

@@ -164,6 +164,45 @@ START_TEST(test_mapped)
 }
 END_TEST
 
+/* Native IPv6 clients count by their /64: hopping through one's own
+ * prefix does not escape the per-address limit. */
+START_TEST(test_ipv6_prefix)
+{
+	struct tmp t;
+	struct connlimit *c;
+	struct sockaddr_storage ss, so;
+	const struct sockaddr *other;
+	const char *which = NULL;
+
+	tmp_make(&t);
+	c = open_ok(t.path, 1, 0);
+	(void)addr_apart(c, &ss, "2001:db8:1:2::");
+	ck_assert_int_eq(connlimit_enter(c, addr(&ss, "2001:db8:1:2::1"), 0, 2, &which), 1);
+	ck_assert_int_eq(connlimit_enter(c, addr(&ss, "2001:db8:1:2:ffff::9"), 0, 2, &which), 1);
+	ck_assert_int_eq(connlimit_enter(c, addr(&ss, "2001:db8:1:2:dead:beef:0:1"), 0, 2,
+	    &which), 0);
+	ck_assert_str_eq(which, "address");
+	ck_assert_uint_eq(connlimit_addr(c, addr(&ss, "2001:db8:1:2::77")), 2);
+	/* Another /64 has its own count (one whose bucket is empty). */
+	other = NULL;
+	for (unsigned i = 3; i < 250 && other == NULL; i++) {
+		char text[64];
+
+		snprintf(text, sizeof(text), "2001:db8:1:%u::1", i);
+		if (connlimit_addr(c, addr(&so, text)) == 0)
+			other = (const struct sockaddr *)&so;
+	}
+	ck_assert_ptr_nonnull(other);
+	ck_assert_int_eq(connlimit_enter(c, other, 0, 2, &which), 1);
+	connlimit_leave(c, other);
+	connlimit_leave(c, addr(&ss, "2001:db8:1:2::5"));
+	connlimit_leave(c, addr(&ss, "2001:db8:1:2::6"));
+	ck_assert_uint_eq(connlimit_addr(c, addr(&ss, "2001:db8:1:2::1")), 0);
+	connlimit_close(&c);
+	tmp_remove(&t);
+}
+END_TEST
+
 /* Wait for one byte on fd. */
 static void
 wait_byte(int fd)
@@ -386,6 +425,7 @@ main(void)
 
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_mapped);
+	tcase_add_test(tc, test_ipv6_prefix);
 	tcase_add_test(tc, test_processes);
 	tcase_add_test(tc, test_same_instance);
 	tcase_add_test(tc, test_layout);
