@@ -7,13 +7,17 @@
  * is checked, then verified against the password map (unknown, disabled
  * and broken entries cost a verification of a dummy hash, so timing tells
  * nothing), and a failure is answered only after a delay that doubles
- * with the recent failures of the client address or the user.  Delays are
- * loop timers: the service keeps serving everyone else meanwhile.
+ * with the recent failures of the client address (an IPv6 client's /64)
+ * or the user.  Once there are recent failures a success waits as long,
+ * so hanging up early tells a guesser nothing.  Delays are loop timers:
+ * the service keeps serving everyone else meanwhile.
  */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -337,6 +341,45 @@ reply_fail(struct auth_conn *conn, uint32_t id, uint32_t code, const char *reaso
 	reply(conn, &m, delay_ms);
 }
 
+/* The key failures of a client address are counted under: the address,
+ * or for native IPv6 its /64 (one customer's whole prefix), so hopping
+ * through a prefix does not reset the count. */
+static const char *
+client_key(const char *client, char out[INET6_ADDRSTRLEN + 4])
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	unsigned char a[16];
+	char text[INET6_ADDRSTRLEN];
+
+	if (strchr(client, ':') == NULL || inet_pton(AF_INET6, client, a) != 1 ||
+	    memcmp(a, mapped, sizeof(mapped)) == 0)
+		return client;
+	memset(a + 8, 0, 8);
+	if (inet_ntop(AF_INET6, a, text, sizeof(text)) == NULL)
+		return client;
+	snprintf(out, INET6_ADDRSTRLEN + 4, "%s/64", text);
+	return out;
+}
+
+/* How long any answer to this client and user waits: nothing without
+ * recent failures, else what one more failure would earn.  A success is
+ * held as long as a failure, so a guesser that hangs up early learns
+ * nothing and pays the delay per guess all the same. */
+static uint64_t
+hold_ms(struct auth_server *srv, const struct auth_req *r, const char *canon)
+{
+	char key[INET6_ADDRSTRLEN + 4];
+	uint64_t now = ev_now(srv->loop);
+	unsigned nc, nu = 0, n;
+
+	nc = failtab_count(srv->by_client, client_key(r->client, key), now);
+	if (canon != NULL)
+		nu = failtab_count(srv->by_user, canon, now);
+	n = nc > nu ? nc : nu;
+	return n == 0 ? 0 : failtab_delay(n + 1, srv->s.fail_delay_ms,
+	    srv->s.fail_delay_max_ms);
+}
+
 /* Count a failure and answer it after the delay it has earned. */
 static void
 fail_credentials(struct auth_conn *conn, uint32_t id, const struct auth_req *r,
@@ -344,9 +387,10 @@ fail_credentials(struct auth_conn *conn, uint32_t id, const struct auth_req *r,
 {
 	struct auth_server *srv = conn->srv;
 	uint64_t now = ev_now(srv->loop), delay;
+	char key[INET6_ADDRSTRLEN + 4];
 	unsigned nc, nu = 0, n;
 
-	nc = failtab_add(srv->by_client, r->client, now);
+	nc = failtab_add(srv->by_client, client_key(r->client, key), now);
 	if (canon != NULL)
 		nu = failtab_add(srv->by_user, canon, now);
 	n = nc > nu ? nc : nu;
@@ -364,7 +408,7 @@ fail_credentials(struct auth_conn *conn, uint32_t id, const struct auth_req *r,
 /* Answer a successful login with the user's mailbox and quota. */
 static void
 succeed(struct auth_conn *conn, uint32_t id, const struct auth_req *r,
-    const char *canon, uint64_t quota)
+    const char *canon, uint64_t quota, uint64_t hold)
 {
 	struct auth_server *srv = conn->srv;
 	struct buf mailbox = BUF_INIT;
@@ -389,14 +433,14 @@ succeed(struct auth_conn *conn, uint32_t id, const struct auth_req *r,
 	/* The client address keeps its count: a sprayer stays slow. */
 	failtab_forget(srv->by_user, canon);
 	log_info("event=auth_ok conn=%lu id=%u user=%s client=%s service=%s "
-	    "mechanism=%s tls=%s", conn->seq, (unsigned)id, log_safe(canon),
-	    log_safe(r->client), r->service, r->mechanism,
-	    (r->flags & AUTH_F_TLS) ? "yes" : "no");
+	    "mechanism=%s tls=%s delay_ms=%llu", conn->seq, (unsigned)id,
+	    log_safe(canon), log_safe(r->client), r->service, r->mechanism,
+	    (r->flags & AUTH_F_TLS) ? "yes" : "no", (unsigned long long)hold);
 	ipc_msg_init(&m, AUTH_OK, id);
 	ipc_put_str(&m, canon);
 	ipc_put_str(&m, buf_cstr(&mailbox));
 	ipc_put_u64(&m, quota);
-	reply(conn, &m, 0);
+	reply(conn, &m, hold);
 	buf_free(&mailbox);
 }
 
@@ -406,17 +450,18 @@ handle_request(struct auth_conn *conn, uint32_t id, const struct auth_req *r)
 {
 	char canon[AUTH_MAX_USER + 1];
 	const char *error = NULL;
-	uint64_t quota = 0;
+	uint64_t quota = 0, hold;
 	enum verdict v;
 
 	if (auth_req_check(r, canon, &error) < 0) {
 		fail_credentials(conn, id, r, NULL, V_BADREQ, error);
 		return;
 	}
+	hold = hold_ms(conn->srv, r, canon);
 	v = verify(conn->srv, canon, r->password, r->password_len, &quota, &error);
 	switch (v) {
 	case V_OK:
-		succeed(conn, id, r, canon, quota);
+		succeed(conn, id, r, canon, quota, hold);
 		break;
 	case V_TEMP:
 		log_error("event=auth_temp conn=%lu id=%u user=%s client=%s "

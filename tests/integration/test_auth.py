@@ -402,6 +402,36 @@ class Delays(AuthTest):
         self.assertIn("delay_ms=800", self.inst.read_log())
         self.assertLess(time.monotonic() - start, 5)
 
+    def test_success_after_failures_waits_too(self):
+        # A guesser who hangs up as soon as no success arrives learns
+        # nothing: after a failure, the right password is held as long as a
+        # wrong one would be.
+        c = self.connect()
+        _, t1 = c.auth("alice@example.test", "wrong")
+        self.assertGreaterEqual(t1, 0.2)
+        ans, t_ok = c.auth("alice@example.test", "right")
+        self.assertEqual(ans[0], "OK")
+        self.assertGreaterEqual(t_ok, 0.4)
+        self.assertIn("event=auth_ok", self.inst.read_log())
+        self.assertIn("delay_ms=400", self.inst.read_log())
+        # The user's count is cleared by the success; the client's is not.
+        ans, t_ok2 = c.auth("alice@example.test", "right")
+        self.assertEqual(ans[0], "OK")
+        self.assertGreaterEqual(t_ok2, 0.4)
+
+    def test_ipv6_prefix_shares_a_count(self):
+        c = self.connect()
+        _, t1 = c.auth("bob@example.test", "wrong", client="2001:db8:1:2::1")
+        self.assertGreaterEqual(t1, 0.2)
+        # Another address in the same /64, another user: still held.
+        ans, t2 = c.auth("alice@example.test", "right", client="2001:db8:1:2::99")
+        self.assertEqual(ans[0], "OK")
+        self.assertGreaterEqual(t2, 0.4)
+        # Another /64 starts afresh.
+        ans, t3 = c.auth("alice@example.test", "right", client="2001:db8:1:3::1")
+        self.assertEqual(ans[0], "OK")
+        self.assertLess(t3, 0.2)
+
 
 def run_as(user, fn):
     """Run fn() in a child process as user; returns its exit status."""
