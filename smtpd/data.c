@@ -34,6 +34,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "commit.h"
+#include "qmgrproto.h"
 #include "smtpd.h"
 #include "xalloc.h"
 
@@ -625,7 +626,7 @@ bdat_input(struct session *s)
  * (issue 5) does not exist yet; when its socket is absent or refuses this
  * is a no-op, and qmgr's periodic scan of incoming/new finds the mail
  * anyway, so a lost notice only delays it.  The link is one-way: our
- * hello, one SMTPD_NOTIFY_NEW frame per queue id, then close.
+ * hello, one QMGR_NOTIFY frame per queue id, then close.
  */
 void
 smtpd_notify_qmgr(struct smtpd *sd, const char *const *ids, size_t n)
@@ -654,9 +655,9 @@ smtpd_notify_qmgr(struct smtpd *sd, const char *const *ids, size_t n)
 
 		if (i == 0) {
 			ipc_msg_init(&m, IPC_HELLO, 0);
-			ipc_put_str(&m, SMTPD_NOTIFY_PROTO);
+			ipc_put_str(&m, QMGR_NOTIFY_PROTO);
 		} else {
-			ipc_msg_init(&m, SMTPD_NOTIFY_NEW, (uint32_t)i);
+			ipc_msg_init(&m, QMGR_NOTIFY, (uint32_t)i);
 			ipc_put_str(&m, ids[i - 1]);
 		}
 		hdr[0] = m.type;

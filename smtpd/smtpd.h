@@ -34,11 +34,6 @@ struct connlimit;
 struct auth_client;
 struct auth_pending;
 
-/* The one-way notice link to qmgr: after the hello, one frame per queued
- * message carrying its queue id (str), then the link closes. */
-#define SMTPD_NOTIFY_PROTO "postern-smtpd-notify/1"
-#define SMTPD_NOTIFY_NEW (IPC_TYPE_USER + 0)
-
 /* What a listener is for, from its listen tag. */
 enum smtpd_kind {
 	KIND_SMTP,		/* port 25: MX, AUTH only after STARTTLS */
