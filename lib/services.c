@@ -4,7 +4,12 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "services.h"
 
@@ -26,4 +31,28 @@ builtin_service(const char *name)
 		if (strcmp(builtin_services[i].name, name) == 0)
 			return &builtin_services[i];
 	return NULL;
+}
+
+pid_t
+master_running(const char *pid_file)
+{
+	char text[32];
+	ssize_t n;
+	pid_t pid = 0;
+	int fd = open(pid_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK) {
+		/* Nobody holds it: a stale file from a crash. */
+		close(fd);
+		return 0;
+	}
+	n = read(fd, text, sizeof(text) - 1);
+	if (n > 0) {
+		text[n] = '\0';
+		pid = (pid_t)strtol(text, NULL, 10);
+	}
+	close(fd);
+	return pid > 0 ? pid : 0;
 }

@@ -6,6 +6,7 @@
 #define POSTERN_SERVICES_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "ipc.h"
 
@@ -29,6 +30,13 @@ extern const struct builtin_service builtin_services[];
 extern const size_t builtin_nservices;
 /* The built-in entry for name, or NULL. */
 const struct builtin_service *builtin_service(const char *name);
+
+/*
+ * The pid of the master running with this pid file, or 0 if none: master
+ * holds a lock on its pid file while it runs, so a file left by a crash
+ * (or a recycled pid) does not count.
+ */
+pid_t master_running(const char *pid_file);
 
 /* The group of sendmail(1)'s maildrop (set-group-id), created by
  * `postern init` with the users. */

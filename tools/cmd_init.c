@@ -60,9 +60,10 @@ static const struct {
 /* Unix sockets of the internal services. */
 static const struct {
 	const char *service;
-	const char *socket;
+	const char *socket;	/* a service may have several rows */
 } init_sockets[] = {
 	{ "qmgr", "qmgr" },
+	{ "qmgr", "qmgr.ctl" },
 	{ "local", "local" },
 	{ "relay", "relay" },
 	{ "auth", "auth" },
@@ -181,10 +182,16 @@ put_services(struct buf *c, const struct init_opts *o)
 		}
 		if (any && buf_putc(c, '\n') < 0)
 			log_panic("event=config_text_overflow");
+		any = 0;
 		for (size_t j = 0; j < sizeof(init_sockets) / sizeof(init_sockets[0]); j++)
-			if (strcmp(init_sockets[j].service, name) == 0 &&
-			    buf_printf(c, "    unix_listen = %s\n", init_sockets[j].socket) < 0)
-				log_panic("event=config_text_overflow");
+			if (strcmp(init_sockets[j].service, name) == 0) {
+				if (buf_printf(c, "%s%s", any ? " " : "    unix_listen = ",
+				    init_sockets[j].socket) < 0)
+					log_panic("event=config_text_overflow");
+				any = 1;
+			}
+		if (any && buf_putc(c, '\n') < 0)
+			log_panic("event=config_text_overflow");
 		/* smtpd: one process per core (issue 4), as at init time. */
 		if (strcmp(name, "smtpd") == 0) {
 			long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -43,30 +43,11 @@ no_args(int argc, char **argv)
 	return 0;
 }
 
-/* The pid of the running master, or 0 if none holds the pid file lock. */
+/* The pid of the running master of this config, or 0. */
 static pid_t
 running_master(const struct config *cfg)
 {
-	const char *path = cfg_str(config_global(cfg), "pid_file");
-	char text[32];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	pid_t pid = 0;
-
-	if (fd < 0)
-		return 0;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-		/* Nobody holds it: a stale file from a crash. */
-		close(fd);
-		return 0;
-	}
-	n = read(fd, text, sizeof(text) - 1);
-	if (n > 0) {
-		text[n] = '\0';
-		pid = (pid_t)strtol(text, NULL, 10);
-	}
-	close(fd);
-	return pid > 0 ? pid : 0;
+	return master_running(cfg_str(config_global(cfg), "pid_file"));
 }
 
 /* Sleep for ms milliseconds. */

@@ -27,6 +27,10 @@ static const struct command commands[] = {
 	{ "status", cmd_status, "status                list the daemons, pids, uptimes, restarts" },
 	{ "reload", cmd_reload, "reload                re-read the config; daemons restart gracefully" },
 	{ "check",  cmd_check,  "check                 validate the config without starting" },
+	{ "queue",  cmd_queue,  "queue [list]          list the mail queue (as mailq does)\n"
+	    "       queue delete|hold|release|requeue ID...|ALL\n"
+	    "                               act on queued messages through the queue manager" },
+	{ "flush",  cmd_flush,  "flush                 retry every deferred message now" },
 	{ "user",   cmd_user,   "user add USER [--quota SIZE] | passwd|del|disable|enable USER\n"
 	    "       user quota USER SIZE | user list\n"
 	    "                               manage users (password from a TTY or stdin)" },

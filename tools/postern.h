@@ -31,5 +31,7 @@ int cmd_init(const char *config, int argc, char **argv);
 int cmd_map(const char *config, int argc, char **argv);
 int cmd_user(const char *config, int argc, char **argv);
 int cmd_domain(const char *config, int argc, char **argv);
+int cmd_queue(const char *config, int argc, char **argv);
+int cmd_flush(const char *config, int argc, char **argv);
 
 #endif

@@ -10,6 +10,10 @@
  * POSTERN_CONFIG are honoured only when it is not privileged (or for
  * root), fds 0-2 are made to exist, and the maildrop is never entered
  * through a symlink.  Exit codes follow sysexits.h.
+ *
+ * -bp lists the queue instead, as mailq(1) does (tools/qctl), through
+ * qmgr's control socket: root only in root mode, so for anyone else it
+ * says "permission denied" and exits 1.
  */
 #include "autoconf.h"
 
@@ -32,6 +36,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "qctl.h"
 #include "qfile.h"
 #include "smtp.h"
 #include "xalloc.h"
@@ -55,6 +60,7 @@ struct opts {
 	int extract;		/* -t */
 	int ignore_dots;	/* -i, -oi */
 	int verbose;		/* -v */
+	int list;		/* -bp: list the queue */
 	int body;		/* -B: -1 not given, 0 7BIT, 1 8BITMIME */
 	int ret;		/* -R, SMTP_RET_* */
 	unsigned notify;	/* -N, SMTP_NOTIFY_* */
@@ -83,6 +89,8 @@ struct ctx {
 	char *gecos;		/* full name from the passwd entry, or NULL */
 	char *hostname;
 	char *spool;		/* spool_dir/maildrop */
+	char *run_dir;		/* for -bp */
+	char *pid_file;
 	uint64_t max_size;
 	struct envelope env;
 	struct buf head;	/* the header section, LF line endings */
@@ -225,7 +233,11 @@ parse_options(struct ctx *c, int argc, char **argv)
 			o->envid = optarg;
 			break;
 		case 'b':
-			if (strcmp(optarg, "m") != 0) {
+			if (strcmp(optarg, "p") == 0)
+				o->list = 1;
+			else if (strcmp(optarg, "m") == 0)
+				o->list = 0;
+			else {
 				char opt[8];
 
 				snprintf(opt, sizeof(opt), "-b%.4s", optarg);
@@ -292,6 +304,8 @@ load_config(struct ctx *c)
 	g = config_global(cfg);
 	c->root_mode = strcmp(cfg_str(g, "mode"), "root") == 0;
 	c->spool = fs_join(cfg_str(g, "spool_dir"), "maildrop");
+	c->run_dir = xstrdup(cfg_str(g, "run_dir"));
+	c->pid_file = xstrdup(cfg_str(g, "pid_file"));
 	c->max_size = HARD_MAX_SIZE;
 	for (k = 0; k < sizeof(size_keys) / sizeof(size_keys[0]); k++) {
 		for (i = 0; i < config_global_nkeys; i++) {
@@ -341,6 +355,30 @@ drop_group(void)
 
 	if (setresgid(g, g, g) < 0)
 		die(EX_OSERR, "setresgid: %s", strerror(errno));
+}
+
+/* -bp: list the queue as mailq(1) does, without the set-group-id
+ * privilege.  Returns the exit status. */
+static int
+list_queue(struct ctx *c, int nargs)
+{
+	struct qctl_where w;
+	int status;
+
+	if (nargs > 0)
+		die(EX_USAGE, "-bp takes no recipients");
+	if (c->privileged)
+		drop_group();
+	w.run_dir = c->run_dir;
+	w.pid_file = c->pid_file;
+	w.root_mode = c->root_mode;
+	status = qctl_mailq("sendmail", &w);
+	free(c->run_dir);
+	free(c->pid_file);
+	free(c->spool);
+	free(c->hostname);
+	free(c->config_env);
+	return status;
 }
 
 /*
@@ -964,6 +1002,8 @@ main(int argc, char **argv)
 		log_init("postern/sendmail", LOG_TARGET_SYSLOG, LOG_LEVEL_INFO);
 	else if (c.privileged)
 		drop_group();		/* dev mode: write as the invoking user */
+	if (c.o.list)
+		return list_queue(&c, argc - i);
 	load_identity(&c);
 	for (; i < argc; i++)
 		add_address_list(&c, argv[i], strlen(argv[i]));
@@ -998,6 +1038,8 @@ main(int argc, char **argv)
 	free(c.gecos);
 	free(c.hostname);
 	free(c.spool);
+	free(c.run_dir);
+	free(c.pid_file);
 	free(c.config_env);
 	return EX_OK;
 }
