@@ -293,6 +293,32 @@ const struct cfg_key config_global_keys[] = {
 	    "25 after AUTH) may only use its own address (or the null "
 	    "sender) as the envelope sender.",
 	    NULL },
+	{ "queue_retry_min", CFG_TIME, "5m", 1 * SEC_MS, 24 * HOUR_MS, NULL,
+	    "How long qmgr waits before it retries a recipient that failed "
+	    "temporarily for the first time; each further failure doubles "
+	    "the wait, up to queue_retry_max.",
+	    NULL },
+	{ "queue_retry_max", CFG_TIME, "1h", 1 * SEC_MS, 7 * 24 * HOUR_MS, NULL,
+	    "The longest wait between two delivery attempts of a deferred "
+	    "recipient.",
+	    NULL },
+	{ "maximal_queue_lifetime", CFG_TIME, "5d", 1 * SEC_MS, 100 * 24 * HOUR_MS, NULL,
+	    "How long a message may stay in the queue: a recipient that "
+	    "still fails temporarily after this time is bounced. Mail "
+	    "waiting for the relay agent to become available is kept.",
+	    NULL },
+	{ "delay_warning_time", CFG_TIME, "0", 0, 100 * 24 * HOUR_MS, NULL,
+	    "After how long in the queue the sender of a message that is "
+	    "still deferred gets a delay warning (once). 0: never.",
+	    NULL },
+	{ "qmgr_local_concurrency", CFG_INT, "10", 1, 1000, NULL,
+	    "The most delivery requests qmgr has in flight to the local "
+	    "delivery agent at once.",
+	    NULL },
+	{ "qmgr_destination_concurrency", CFG_INT, "20", 1, 1000, NULL,
+	    "The most delivery requests qmgr has in flight to the relay "
+	    "agent at once.",
+	    NULL },
 };
 const size_t config_global_nkeys =
     sizeof(config_global_keys) / sizeof(config_global_keys[0]);

@@ -26,6 +26,7 @@ const struct master_dir master_dirs[] = {
 	{ "spool_dir",	"maildrop/tmp",	"postern-queue", POSTERN_DROP_GROUP, 01730 },
 	{ "spool_dir",	"maildrop/new",	"postern-queue", POSTERN_DROP_GROUP, 01730 },
 	{ "spool_dir",	"queue",	"postern-queue", NULL,		0700 },
+	{ "spool_dir",	"corrupt",	"postern-queue", NULL,		0700 },
 	{ "mail_dir",	"",		"postern-mail",	NULL,		0700 },
 };
 const size_t master_ndirs = sizeof(master_dirs) / sizeof(master_dirs[0]);

@@ -16,6 +16,7 @@ INTEGRATION_TESTS = \
 	tests/integration/test_smtpd.py \
 	tests/integration/test_sendmail.py \
 	tests/integration/test_local.py \
-	tests/integration/test_queue_tools.py
+	tests/integration/test_queue_tools.py \
+	tests/integration/test_qmgr.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/harness.py

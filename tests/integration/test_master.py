@@ -114,7 +114,7 @@ class Supervision(unittest.TestCase):
         self.assertEqual([r["proc"] for r in echo], [0, 1])
         self.assertTrue(all(r["state"] == "running" and r["pid"] > 0 for r in echo))
         # Daemons that are not built yet are listed as such, not started.
-        self.assertIn("not-installed", {r["state"] for r in rows if r["service"] == "qmgr"})
+        self.assertIn("not-installed", {r["state"] for r in rows if r["service"] == "imapd"})
         self.assertEqual(self.echo("hello"), "echo: hello")
         pids = [r["pid"] for r in echo]
         running = [r["pid"] for r in rows if r["state"] == "running"]

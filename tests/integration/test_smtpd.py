@@ -39,6 +39,15 @@ smtpd_max_recipients = %d
 auth_fail_delay = 0
 """ % (TIMEOUT_S, TIMEOUT_S, PER_IP, MAX_SIZE, MAX_RCPTS)
 
+
+def without_qmgr(inst):
+    """These tests inspect spool/incoming/new: keep qmgr from emptying it."""
+    with open(inst.conf) as f:
+        text = f.read()
+    with open(inst.conf, "w") as f:
+        f.write(text.replace("service qmgr {\n", "service qmgr {\n    enable = no\n", 1))
+    return inst
+
 USER = "demo@example.test"
 
 
@@ -121,7 +130,7 @@ class Raw:
 class Smtpd(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.inst = Instance(extra_config=CONFIG)
+        cls.inst = without_qmgr(Instance(extra_config=CONFIG))
         m = re.search(r"password: (\S+)", cls.inst.init_output)
         cls.password = m.group(1)
         cls.inst.start()
@@ -718,7 +727,7 @@ class IdleConnections(unittest.TestCase):
         if hard != resource.RLIM_INFINITY and hard < IDLE_CONNECTIONS + 200:
             self.skipTest("RLIMIT_NOFILE hard limit %d is too low" % hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (IDLE_CONNECTIONS + 200, hard))
-        self.inst = Instance(extra_config="smtpd_max_connections_per_ip = 0\n")
+        self.inst = without_qmgr(Instance(extra_config="smtpd_max_connections_per_ip = 0\n"))
         self.socks = []
 
     def tearDown(self):
@@ -755,7 +764,7 @@ class DiskFull(unittest.TestCase):
     """A full spool answers 451 4.3.0, keeps nothing, and recovers."""
 
     def setUp(self):
-        self.inst = Instance()
+        self.inst = without_qmgr(Instance())
         self.incoming = os.path.join(self.inst.dir, "spool", "incoming")
         os.makedirs(self.incoming)
         p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
@@ -798,7 +807,7 @@ class DiskFull(unittest.TestCase):
 
 class Shutdown(unittest.TestCase):
     def setUp(self):
-        self.inst = Instance()
+        self.inst = without_qmgr(Instance())
 
     def tearDown(self):
         self.inst.cleanup()

@@ -20,7 +20,8 @@ UNIT_TESTS = \
 	tests/unit/test_qfile \
 	tests/unit/test_policy \
 	tests/unit/test_connlimit \
-	tests/unit/test_maildir
+	tests/unit/test_maildir \
+	tests/unit/test_qmgr
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 noinst_HEADERS = tests/unit/check_util.h

@@ -1,0 +1,208 @@
+/*
+ * qmgr: the queue manager's shared declarations.  The in-memory queue is
+ * small per message (no bodies, no envelope strings but what the
+ * scheduler needs); everything durable lives in spool/queue/ as the queue
+ * file ID and an append-only state file ID.state (state.c).
+ *
+ *   main.c    the daemon skeleton's hooks
+ *   state.c   the state file format and the back-off computation
+ *   queue.c   pickup, recovery, the in-memory queue and its durable records
+ *   sched.c   scheduling: agents, requests and results
+ *   bounce.c  delivery status notifications (lib/dsn.h)
+ *   ctl.c     the notice and control sockets (lib/qmgrproto.h)
+ */
+#ifndef POSTERN_QMGR_H
+#define POSTERN_QMGR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "ev.h"
+#include "ipc.h"
+#include "map.h"
+#include "qfile.h"
+
+/* Per-recipient states. */
+enum qr_state {
+	QR_PENDING,	/* due now */
+	QR_INFLIGHT,	/* in a request to an agent */
+	QR_DEFERRED,	/* waiting for next_try */
+	QR_FAILED,	/* failed for good; the report is still due */
+	QR_DONE,	/* delivered, or failed and reported */
+};
+
+/* One recipient's scheduling state (its address stays on disk). */
+struct qrstate {
+	uint8_t state;		/* enum qr_state */
+	uint8_t relay;		/* 1: for the relay agent */
+	uint16_t attempts;	/* deferrals so far */
+	uint32_t next_try;	/* unix seconds, for QR_DEFERRED */
+	char *error;		/* last error ("ESC text"), or NULL */
+};
+
+/* A state file record (state.c). */
+enum qs_kind {
+	QS_DONE,	/* done INDEX */
+	QS_DEFER,	/* defer INDEX NEXT_TRY ERROR */
+	QS_FAIL,	/* fail INDEX ERROR */
+	QS_BOUNCED,	/* bounced INDEX */
+	QS_RCPT,	/* rcpt ADDRESS ORIG_INDEX: an added recipient */
+	QS_WARNED,	/* warned: the delay warning went out */
+	QS_HOLD,	/* hold */
+	QS_RELEASE,	/* release */
+	QS_OWNER,	/* owner UID: a maildrop message's submitter */
+};
+
+struct qs_record {
+	enum qs_kind kind;
+	uint32_t index;
+	uint64_t next_try;
+	uint64_t orig;		/* owner uid, or an added recipient's origin */
+	const char *text;	/* error or address (points into the line) */
+};
+
+struct qmgr;
+struct agent;
+
+/* One queued message. */
+struct qmsg {
+	char id[QFILE_ID_MAX];
+	uint64_t arrival;	/* unix seconds */
+	uint64_t size;		/* bytes of the queue file */
+	uint32_t nrcpt;		/* including added ones */
+	uint32_t nenv;		/* recipients in the envelope */
+	struct qrstate *rcpts;
+	char **added;		/* addresses of recipients nenv.. */
+	int hold;
+	int warned;
+	int busy;		/* requests in flight */
+	int state_exists;	/* ID.state is on disk */
+	int deleted;		/* removed by the administrator */
+	long owner;		/* maildrop submitter's uid, or -1 */
+	struct qmsg *next, *prev;	/* all messages, in arrival order */
+	struct qmsg *rnext, *rprev;	/* the ready ring */
+	int in_ready;
+	struct qmsg *hnext;		/* id hash chain */
+};
+
+/* A delivery agent: local or relay, over its socket in run_dir. */
+struct agent {
+	struct qmgr *q;
+	const char *name;		/* "local", "relay" */
+	char *path;
+	struct ipc_link *link;
+	unsigned inflight, limit;
+	uint32_t next_id;
+	struct request *reqs;		/* in flight */
+	time_t down_until;		/* after a failed connect */
+	const char *unavailable;	/* the error while down */
+};
+
+struct qmgr_settings {
+	const char *spool_dir;
+	const char *run_dir;
+	const char *hostname;
+	const char *virtual_domains;	/* map spec, "" for none */
+	uint64_t retry_min, retry_max;	/* seconds */
+	uint64_t lifetime;		/* seconds */
+	uint64_t delay_warning;		/* seconds, 0: off */
+	unsigned local_limit, dest_limit;
+};
+
+struct qmgr {
+	struct ev_loop *loop;
+	struct qmgr_settings set;
+	char *queue_dir, *corrupt_dir, *incoming_dir;
+	char *pickup_dirs[2];		/* incoming/new, maildrop/new */
+	char *double_bounce;
+	struct map *domains;
+	struct qmsg *head, *tail;	/* all messages */
+	size_t nmsgs;
+	struct qmsg *ready;		/* ring of messages with due work */
+	struct qmsg **hash;
+	size_t hash_size;
+	struct agent local, relay;
+	struct ev_timer *tick, *scan_timer;
+	int scan_pending, dispatch_pending;
+	unsigned links;			/* notice and control links open */
+	uid_t self_uid;
+};
+
+/* --- state.c ---------------------------------------------------------- */
+
+/*
+ * Parse one state file line (without its LF).  0 with *r filled (text
+ * points into line), or -1 with *error_r for anything malformed.
+ */
+int qs_parse(const char *line, struct qs_record *r, const char **error_r)
+	__attribute__((warn_unused_result));
+/* Append r as one line (with LF) to out; its text is sanitized (no
+ * control bytes, capped). */
+void qs_format(const struct qs_record *r, struct buf *out);
+/* The delay before the next try after the attempts-th deferral:
+ * min doubled per earlier attempt, capped at max (seconds). */
+uint64_t qmgr_backoff(uint64_t min, uint64_t max, unsigned attempts);
+
+/* --- queue.c ---------------------------------------------------------- */
+
+/* Start: directories, maps, recovery of spool/queue.  0 or -1. */
+int qmgr_new(struct ev_loop *loop, const struct qmgr_settings *s,
+    struct qmgr **q_r, const char **error_r) __attribute__((warn_unused_result));
+void qmgr_free(struct qmgr **qp);
+/* Scan the pickup directories soon (coalesced). */
+void qmgr_scan_soon(struct qmgr *q);
+/* Find a message by id, or NULL. */
+struct qmsg *qmgr_find(struct qmgr *q, const char *id);
+/* Append records to ID.state and fsync it.  0, or -1 with *error_r. */
+int qmgr_record(struct qmgr *q, struct qmsg *m, const struct qs_record *rs,
+    size_t n, const char **error_r) __attribute__((warn_unused_result));
+/* Open the queue file read-only and read its envelope.  The fd, or -1
+ * with *error_r. */
+int qmgr_open_msg(struct qmgr *q, const struct qmsg *m, struct envelope *e_r,
+    off_t *body_r, const char **error_r) __attribute__((warn_unused_result));
+/* The address of recipient i (envelope or added). */
+const char *qmgr_rcpt_addr(const struct qmsg *m, const struct envelope *e, uint32_t i);
+/* Finish a message whose recipients are all done: remove its files and
+ * free it (unless requests are in flight). */
+void qmgr_msg_check_done(struct qmgr *q, struct qmsg *m);
+/* Put m into / take it out of the ready ring. */
+void qmgr_ready_add(struct qmgr *q, struct qmsg *m);
+void qmgr_ready_del(struct qmgr *q, struct qmsg *m);
+/* Add a recipient (alias expansion) in memory; the caller has recorded it. */
+void qmgr_msg_add_rcpt(struct qmgr *q, struct qmsg *m, const char *addr);
+/* Remove a message now, without a report. */
+void qmgr_msg_delete(struct qmgr *q, struct qmsg *m);
+
+/* --- sched.c ---------------------------------------------------------- */
+
+void sched_init(struct qmgr *q);
+void sched_free(struct qmgr *q);
+/* Start requests for ready messages (deferred to the end of the batch). */
+void sched_kick(struct qmgr *q);
+/* Once a second: due deferrals, expiry, delay warnings. */
+void sched_tick(struct qmgr *q);
+/* Whether recipient address goes to the relay agent: 1, 0 local, -1 the
+ * domain map failed (*error_r). */
+int sched_is_remote(struct qmgr *q, const char *addr, const char **error_r)
+	__attribute__((warn_unused_result));
+/* A temporary failure of recipient i: defer it with back-off, or fail it
+ * once the message has outlived maximal_queue_lifetime.  Appends the
+ * record to rs (one slot). */
+void sched_defer(struct qmgr *q, struct qmsg *m, uint32_t i, const char *error,
+    int never_expire, struct qs_record *rs, struct buf *text);
+
+/* --- bounce.c --------------------------------------------------------- */
+
+/* Send the failure report for m's QR_FAILED recipients (or a delay
+ * warning if warn), then record them as bounced.  0, or -1 (retried on
+ * the next tick). */
+int bounce_send(struct qmgr *q, struct qmsg *m, int warn);
+
+/* --- ctl.c ------------------------------------------------------------ */
+
+/* A connection on the notice (ctl 0) or control (ctl 1) socket. */
+void ctl_accept(struct qmgr *q, int fd, int ctl);
+
+#endif

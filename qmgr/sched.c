@@ -1,0 +1,499 @@
+/*
+ * sched: qmgr's scheduler.  Messages with due recipients sit in a ring;
+ * each turn takes the next message and sends one request (up to
+ * AGENT_MAX_RCPTS of its due recipients) to each agent it needs, so a
+ * huge mailing gets one request in flight at a time and every other
+ * message gets its turn in between.  Each agent has a concurrency limit
+ * (requests in flight on its link).  Results are recorded durably in the
+ * message's state file before they are acted upon; a message whose
+ * recipients are all delivered is simply removed (the removal is the
+ * record).  Recipients in other domains go to the relay agent; while it
+ * is not available they stay deferred and are never bounced for that.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agentproto.h"
+#include "log.h"
+#include "qmgr.h"
+#include "xalloc.h"
+
+#define RELAY_UNAVAILABLE "4.4.1 relay agent not available"
+#define AGENT_RECONNECT_S 1	/* wait after a failed connect */
+
+/* One request in flight. */
+struct request {
+	uint32_t id;
+	struct qmsg *m;
+	uint32_t *idx;
+	uint32_t n;
+	struct request *next;
+};
+
+static int agent_on_msg(struct ipc_link *l, uint32_t type, uint32_t id,
+    struct ipc_cursor *c, void *arg);
+static void agent_on_close(struct ipc_link *l, const char *why, void *arg);
+
+static const struct ipc_type agent_types[] = {
+	{ AGENT_RESULT, 4, IPC_MAX_PAYLOAD, 0 },
+};
+static const struct ipc_proto agent_proto = { AGENT_PROTO, agent_types, 1,
+    agent_on_msg, agent_on_close };
+
+/* Whether addr goes to the relay agent. */
+int
+sched_is_remote(struct qmgr *q, const char *addr, const char **error_r)
+{
+	const char *at = strrchr(addr, '@');
+	struct buf v = BUF_INIT;
+	int r;
+
+	if (at == NULL)
+		return 0;
+	if (q->domains == NULL)
+		return 1;
+	r = map_lookup(q->domains, at + 1, &v, error_r);
+	buf_free(&v);
+	return r < 0 ? -1 : r == 0;
+}
+
+/* A temporary failure of recipient i: defer it, or fail it past the
+ * lifetime. */
+void
+sched_defer(struct qmgr *q, struct qmsg *m, uint32_t i, const char *error,
+    int never_expire, struct qs_record *r, struct buf *text)
+{
+	struct qrstate *rs = &m->rcpts[i];
+	time_t now = time(NULL);
+
+	buf_reset(text);
+	if (!never_expire && (uint64_t)now >= m->arrival + q->set.lifetime) {
+		rs->state = QR_FAILED;
+		if (buf_printf(text, "5.4.7 delivery time expired; last error: %s", error) < 0)
+			log_panic("event=text_overflow");
+		*r = (struct qs_record){ .kind = QS_FAIL, .index = i, .text = buf_cstr(text) };
+	} else {
+		if (rs->attempts < UINT16_MAX)
+			rs->attempts++;
+		rs->state = QR_DEFERRED;
+		rs->next_try = (uint32_t)((uint64_t)now +
+		    qmgr_backoff(q->set.retry_min, q->set.retry_max, rs->attempts));
+		if (buf_puts(text, error) < 0)
+			log_panic("event=text_overflow");
+		*r = (struct qs_record){ .kind = QS_DEFER, .index = i,
+		    .next_try = rs->next_try, .text = buf_cstr(text) };
+	}
+	free(rs->error);
+	rs->error = xstrdup(buf_cstr(text));
+}
+
+/* Record rs for m (logging a failure: the in-memory state goes on). */
+static void
+record(struct qmgr *q, struct qmsg *m, const struct qs_record *rs, size_t n)
+{
+	const char *error;
+
+	if (n > 0 && qmgr_record(q, m, rs, n, &error) < 0)
+		log_error("event=state_write_failed id=%s error=\"%s\"", m->id, error);
+}
+
+/* Connect an agent's link, unless it is down.  0 or -1. */
+static int
+agent_connect(struct agent *a)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	if (a->link != NULL)
+		return 0;
+	if (time(NULL) < a->down_until)
+		return -1;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(a->path) >= sizeof(sun.sun_path))
+		return -1;
+	memcpy(sun.sun_path, a->path, strlen(a->path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		a->down_until = time(NULL) + AGENT_RECONNECT_S;
+		log_debug("event=agent_unavailable agent=%s", a->name);
+		return -1;
+	}
+	a->link = ipc_link_new(a->q->loop, fd, &agent_proto, a);
+	return 0;
+}
+
+/* Free a request. */
+static void
+request_free(struct request *r)
+{
+	free(r->idx);
+	free(r);
+}
+
+/* Apply the results of request r (status per recipient; NULL: all TEMP
+ * with reason why). */
+static void
+request_finish(struct agent *a, struct request *r, const uint32_t *status,
+    const char *const *texts, const char *why)
+{
+	struct qmsg *m = r->m;
+	struct qs_record *recs = xcalloc(r->n, sizeof(*recs));
+	struct buf *bufs = xcalloc(r->n, sizeof(*bufs));
+	size_t nrec = 0;
+	int all_done;
+
+	for (uint32_t k = 0; k < r->n; k++) {
+		uint32_t i = r->idx[k];
+		uint32_t st = status != NULL ? status[k] : AGENT_TEMP;
+		const char *text = status != NULL ? texts[k] : why;
+		struct qrstate *rs = &m->rcpts[i];
+
+		if (rs->state != QR_INFLIGHT)
+			continue;
+		if (m->deleted) {
+			rs->state = QR_DONE;
+			continue;
+		}
+		if (st == AGENT_OK) {
+			rs->state = QR_DONE;
+			recs[nrec++] = (struct qs_record){ .kind = QS_DONE, .index = i, .text = "" };
+		} else if (st == AGENT_PERM) {
+			rs->state = QR_FAILED;
+			free(rs->error);
+			rs->error = xstrdup(text);
+			recs[nrec++] = (struct qs_record){ .kind = QS_FAIL, .index = i,
+			    .text = rs->error };
+		} else
+			sched_defer(a->q, m, i, text, 0, &recs[nrec++], &bufs[k]);
+	}
+	m->busy--;
+	all_done = m->busy == 0;
+	for (uint32_t i = 0; all_done && i < m->nrcpt; i++)
+		if (m->rcpts[i].state != QR_DONE)
+			all_done = 0;
+	/* All delivered: removing the file is the record. */
+	if (!all_done && !m->deleted)
+		record(a->q, m, recs, nrec);
+	for (uint32_t k = 0; k < r->n; k++)
+		buf_free(&bufs[k]);
+	free(bufs);
+	free(recs);
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (m->rcpts[i].state == QR_PENDING && !m->hold) {
+			qmgr_ready_add(a->q, m);
+			break;
+		}
+	request_free(r);
+	qmgr_msg_check_done(a->q, m);
+	sched_kick(a->q);
+}
+
+/* Unlink request id from a's list, or NULL. */
+static struct request *
+request_take(struct agent *a, uint32_t id)
+{
+	for (struct request **pp = &a->reqs; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->id == id) {
+			struct request *r = *pp;
+
+			*pp = r->next;
+			a->inflight--;
+			return r;
+		}
+	return NULL;
+}
+
+/* The link broke: every request in flight is a temporary failure. */
+static void
+agent_on_close(struct ipc_link *l, const char *why, void *arg)
+{
+	struct agent *a = arg;
+	struct request *r;
+
+	(void)l;
+	log_warn("event=agent_link_closed agent=%s reason=%s inflight=%u", a->name,
+	    log_safe(why), a->inflight);
+	ipc_link_free(&a->link);
+	while ((r = a->reqs) != NULL) {
+		a->reqs = r->next;
+		a->inflight--;
+		request_finish(a, r, NULL, NULL, "4.4.2 delivery agent connection lost");
+	}
+}
+
+/* Add forwarded addresses of recipient orig to m, durably. */
+static void
+add_forwards(struct qmgr *q, struct qmsg *m, uint32_t orig, const char *const *fw,
+    uint32_t n)
+{
+	struct qs_record *recs = xcalloc(n, sizeof(*recs));
+	size_t nrec = 0;
+
+	for (uint32_t j = 0; j < n; j++) {
+		if (fw[j][0] == '\0' || strpbrk(fw[j], " \t\r\n") != NULL) {
+			log_warn("event=bad_forward id=%s addr=%s", m->id, log_safe(fw[j]));
+			continue;
+		}
+		recs[nrec++] = (struct qs_record){ .kind = QS_RCPT, .orig = orig, .text = fw[j] };
+	}
+	/* Durable first, then in memory (recovery replays the same lines). */
+	record(q, m, recs, nrec);
+	for (size_t j = 0; j < nrec; j++)
+		qmgr_msg_add_rcpt(q, m, recs[j].text);
+	free(recs);
+}
+
+/* AGENT_RESULT: read it whole, check it, then apply it. */
+static int
+agent_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *c,
+    void *arg)
+{
+	struct agent *a = arg;
+	struct request *r;
+	uint32_t n, *status = NULL;
+	const char **texts = NULL;
+	int ret = -1;
+
+	(void)l;
+	(void)type;
+	for (r = a->reqs; r != NULL && r->id != id; r = r->next)
+		;
+	if (r == NULL || ipc_get_u32(c, &n) < 0 || n != r->n) {
+		log_error("event=agent_bad_result agent=%s id=%u", a->name, id);
+		return -1;
+	}
+	status = xcalloc(n, sizeof(*status));
+	texts = xcalloc(n, sizeof(*texts));
+	for (uint32_t k = 0; k < n; k++)
+		status[k] = UINT32_MAX;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t idx, st, nfw, pos;
+		const char *esc, *text, **fw;
+
+		if (ipc_get_u32(c, &idx) < 0 || ipc_get_u32(c, &st) < 0 ||
+		    ipc_get_str(c, &esc) < 0 || ipc_get_str(c, &text) < 0 ||
+		    ipc_get_u32(c, &nfw) < 0 || st > AGENT_PERM || esc == NULL ||
+		    text == NULL || nfw > AGENT_MAX_FORWARDS)
+			goto out;
+		for (pos = 0; pos < r->n && r->idx[pos] != idx; pos++)
+			;
+		if (pos == r->n || status[pos] != UINT32_MAX)
+			goto out;
+		status[pos] = st;
+		texts[pos] = xasprintf("%s %s", esc, text);
+		fw = xcalloc(nfw + 1, sizeof(*fw));
+		for (uint32_t j = 0; j < nfw; j++)
+			if (ipc_get_str(c, &fw[j]) < 0 || fw[j] == NULL) {
+				free(fw);
+				goto out;
+			}
+		if (nfw > 0 && st == AGENT_OK)
+			add_forwards(a->q, r->m, idx, fw, nfw);
+		free(fw);
+	}
+	if (ipc_get_end(c) < 0)
+		goto out;
+	r = request_take(a, id);
+	request_finish(a, r, status, texts, NULL);
+	ret = 0;
+out:
+	if (ret < 0)
+		log_error("event=agent_bad_result agent=%s id=%u", a->name, id);
+	for (uint32_t k = 0; k < n; k++)
+		free((char *)texts[k]);
+	free(texts);
+	free(status);
+	return ret;
+}
+
+/* Send one request for m's due recipients of agent a.  0 sent (or none
+ * due), -1 the agent is unavailable. */
+static int
+send_request(struct qmgr *q, struct agent *a, struct qmsg *m, int fd,
+    const struct envelope *e, off_t body)
+{
+	struct request *r;
+	struct ipc_msg msg;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (m->rcpts[i].state == QR_PENDING && m->rcpts[i].relay == (a == &q->relay))
+			n++;
+	if (n == 0)
+		return 0;
+	if (agent_connect(a) < 0)
+		return -1;
+	if (n > AGENT_MAX_RCPTS)
+		n = AGENT_MAX_RCPTS;
+	r = xcalloc(1, sizeof(*r));
+	r->id = ++a->next_id;
+	r->m = m;
+	r->idx = xcalloc(n, sizeof(*r->idx));
+	ipc_msg_init(&msg, AGENT_DELIVER, r->id);
+	ipc_put_str(&msg, m->id);
+	ipc_put_u64(&msg, (uint64_t)body);
+	ipc_put_str(&msg, e->sender);
+	ipc_put_u32(&msg, n);
+	for (uint32_t i = 0; i < m->nrcpt && r->n < n; i++) {
+		if (m->rcpts[i].state != QR_PENDING || m->rcpts[i].relay != (a == &q->relay))
+			continue;
+		ipc_put_u32(&msg, i);
+		ipc_put_str(&msg, qmgr_rcpt_addr(m, e, i));
+		m->rcpts[i].state = QR_INFLIGHT;
+		r->idx[r->n++] = i;
+	}
+	ipc_put_fd(&msg, fd);
+	m->busy++;
+	r->next = a->reqs;
+	a->reqs = r;
+	a->inflight++;
+	if (ipc_link_send(a->link, &msg) < 0) {
+		ipc_msg_free(&msg);
+		request_take(a, r->id);
+		request_finish(a, r, NULL, NULL, "4.3.0 cannot send to the delivery agent");
+		return 0;
+	}
+	ipc_msg_free(&msg);
+	return 0;
+}
+
+/* Defer m's due recipients of agent a, which is unavailable. */
+static void
+defer_unavailable(struct qmgr *q, struct agent *a, struct qmsg *m)
+{
+	struct qs_record *recs = xcalloc(m->nrcpt, sizeof(*recs));
+	struct buf *bufs = xcalloc(m->nrcpt, sizeof(*bufs));
+	size_t nrec = 0;
+
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (m->rcpts[i].state == QR_PENDING && m->rcpts[i].relay == (a == &q->relay))
+			sched_defer(q, m, i, a->unavailable, a == &q->relay,
+			    &recs[nrec++], &bufs[i]);
+	record(q, m, recs, nrec);
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		buf_free(&bufs[i]);
+	free(bufs);
+	free(recs);
+}
+
+/* One scheduling round: a request per agent for each ready message in
+ * turn, while the agents have room. */
+static void
+sched_run(void *arg)
+{
+	struct qmgr *q = arg;
+
+	q->dispatch_pending = 0;
+	while (q->ready != NULL && q->local.inflight < q->local.limit) {
+		struct qmsg *m = q->ready;
+		struct envelope e;
+		const char *error;
+		off_t body;
+		int fd;
+
+		qmgr_ready_del(q, m);
+		if (m->hold || m->deleted || m->busy > 0)
+			continue;
+		fd = qmgr_open_msg(q, m, &e, &body, &error);
+		if (fd < 0) {
+			log_error("event=open_failed id=%s error=\"%s\"", m->id, error);
+			continue;	/* stays queued; the next start sorts it out */
+		}
+		if (send_request(q, &q->local, m, fd, &e, body) < 0)
+			defer_unavailable(q, &q->local, m);
+		if (q->relay.inflight < q->relay.limit &&
+		    send_request(q, &q->relay, m, fd, &e, body) < 0)
+			defer_unavailable(q, &q->relay, m);
+		close(fd);
+		envelope_free(&e);
+		qmgr_msg_check_done(q, m);
+	}
+}
+
+/* Schedule a round at the end of this batch. */
+void
+sched_kick(struct qmgr *q)
+{
+	if (q->dispatch_pending)
+		return;
+	q->dispatch_pending = 1;
+	ev_defer(q->loop, sched_run, q);
+}
+
+/* Once a second: due retries, expiry, delay warnings, pending reports. */
+void
+sched_tick(struct qmgr *q)
+{
+	time_t now = time(NULL);
+	struct qmsg *m, *next;
+
+	for (m = q->head; m != NULL; m = next) {
+		int due = 0, deferred = 0, failed = 0;
+
+		next = m->next;
+		if (m->hold || m->busy > 0)
+			continue;
+		for (uint32_t i = 0; i < m->nrcpt; i++) {
+			struct qrstate *rs = &m->rcpts[i];
+
+			if (rs->state == QR_DEFERRED && (time_t)rs->next_try <= now) {
+				rs->state = QR_PENDING;
+				due = 1;
+			} else if (rs->state == QR_DEFERRED)
+				deferred = 1;
+			else if (rs->state == QR_PENDING)
+				due = 1;
+			else if (rs->state == QR_FAILED)
+				failed = 1;
+		}
+		if (deferred && !m->warned && q->set.delay_warning > 0 &&
+		    (uint64_t)now >= m->arrival + q->set.delay_warning)
+			(void)bounce_send(q, m, 1);
+		if (due)
+			qmgr_ready_add(q, m);
+		else if (failed)
+			qmgr_msg_check_done(q, m);
+	}
+}
+
+/* Set up the two agents. */
+void
+sched_init(struct qmgr *q)
+{
+	q->local = (struct agent){ .q = q, .name = "local",
+	    .path = xasprintf("%s/%s", q->set.run_dir, AGENT_LOCAL_SOCKET),
+	    .limit = q->set.local_limit,
+	    .unavailable = "4.3.0 local delivery agent not available" };
+	q->relay = (struct agent){ .q = q, .name = "relay",
+	    .path = xasprintf("%s/%s", q->set.run_dir, AGENT_RELAY_SOCKET),
+	    .limit = q->set.dest_limit, .unavailable = RELAY_UNAVAILABLE };
+}
+
+/* Close the agents' links (requests in flight stay recorded as they were). */
+void
+sched_free(struct qmgr *q)
+{
+	struct agent *as[2] = { &q->local, &q->relay };
+
+	ev_defer_cancel(q->loop, sched_run, q);
+	for (int i = 0; i < 2; i++) {
+		struct request *r;
+
+		ipc_link_free(&as[i]->link);
+		while ((r = as[i]->reqs) != NULL) {
+			as[i]->reqs = r->next;
+			request_free(r);
+		}
+		free(as[i]->path);
+		as[i]->path = NULL;
+	}
+}

@@ -1,0 +1,146 @@
+/*
+ * Unit tests for qmgr's state file (qmgr/state.c): every record kind
+ * round-trips through qs_format and qs_parse, malformed lines are
+ * refused, untrusted text cannot add a line; and the retry back-off
+ * doubles from the minimum up to the maximum.
+ */
+#include "autoconf.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check_util.h"
+#include "qmgr.h"
+
+/* Format r, check the line, parse it back and compare. */
+static void
+roundtrip(const struct qs_record *r, const char *want)
+{
+	struct buf b = BUF_INIT;
+	struct qs_record got;
+	const char *error;
+	char *line;
+
+	qs_format(r, &b);
+	ck_assert_str_eq(buf_cstr(&b), want);
+	line = strndup(b.data, b.len - 1);
+	ck_assert_int_eq(qs_parse(line, &got, &error), 0);
+	ck_assert_int_eq(got.kind, r->kind);
+	ck_assert_uint_eq(got.index, r->index);
+	ck_assert_uint_eq(got.next_try, r->next_try);
+	ck_assert_uint_eq(got.orig, r->orig);
+	free(line);
+	buf_free(&b);
+}
+
+START_TEST(test_roundtrip)
+{
+	static const struct {
+		struct qs_record r;
+		const char *want;
+	} cases[] = {
+		{ { QS_DONE, 3, 0, 0, "" }, "done 3\n" },
+		{ { QS_BOUNCED, 0, 0, 0, "" }, "bounced 0\n" },
+		{ { QS_DEFER, 7, 1700000000, 0, "4.4.1 relay agent not available" },
+		  "defer 7 1700000000 4.4.1 relay agent not available\n" },
+		{ { QS_FAIL, 1, 0, 0, "5.1.1 no such user" }, "fail 1 5.1.1 no such user\n" },
+		{ { QS_RCPT, 0, 0, 2, "x@remote.test" }, "rcpt x@remote.test 2\n" },
+		{ { QS_OWNER, 0, 0, 1000, "" }, "owner 1000\n" },
+		{ { QS_WARNED, 0, 0, 0, "" }, "warned\n" },
+		{ { QS_HOLD, 0, 0, 0, "" }, "hold\n" },
+		{ { QS_RELEASE, 0, 0, 0, "" }, "release\n" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		roundtrip(&cases[i].r, cases[i].want);
+}
+END_TEST
+
+START_TEST(test_text_parsed)
+{
+	struct qs_record r;
+	const char *error;
+
+	ck_assert_int_eq(qs_parse("defer 2 99 4.2.2 over quota", &r, &error), 0);
+	ck_assert_str_eq(r.text, "4.2.2 over quota");
+	ck_assert_int_eq(qs_parse("rcpt a@b.test 0", &r, &error), 0);
+	ck_assert_uint_eq(strcspn(r.text, " "), strlen("a@b.test"));
+}
+END_TEST
+
+START_TEST(test_malformed)
+{
+	static const char *const bad[] = {
+		"", "done", "done ", "done x", "done 1 2", "done -1", "done 4294967296",
+		"defer 1", "defer 1 x err", "fail", "bounced", "rcpt", "rcpt a@b",
+		"rcpt  1", "owner", "owner x", "warned 1", "hold x", "frobnicate 1",
+		"done 99999999999999999999999", "fail 1 bad\tbyte", "done 1\r",
+	};
+	struct qs_record r;
+	const char *error = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(qs_parse(bad[i], &r, &error) == -1, "accepted \"%s\"", bad[i]);
+		ck_assert_ptr_nonnull(error);
+	}
+}
+END_TEST
+
+/* Control bytes in an agent's text never make a second line. */
+START_TEST(test_sanitized)
+{
+	struct qs_record r = { QS_FAIL, 0, 0, 0, "5.0.0 x\ndone 1\r" };
+	struct qs_record a = { QS_RCPT, 0, 0, 4, "a b@c" };
+	struct buf b = BUF_INIT;
+	char big[2000];
+
+	qs_format(&r, &b);
+	ck_assert_str_eq(buf_cstr(&b), "fail 0 5.0.0 x?done 1?\n");
+	buf_reset(&b);
+	qs_format(&a, &b);
+	ck_assert_str_eq(buf_cstr(&b), "rcpt a?b@c 4\n");
+	buf_reset(&b);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	r.text = big;
+	qs_format(&r, &b);
+	ck_assert_uint_lt(b.len, 500);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_backoff)
+{
+	static const struct {
+		uint64_t min, max;
+		unsigned attempts;
+		uint64_t want;
+	} cases[] = {
+		{ 300, 3600, 0, 300 }, { 300, 3600, 1, 300 }, { 300, 3600, 2, 600 },
+		{ 300, 3600, 3, 1200 }, { 300, 3600, 4, 2400 }, { 300, 3600, 5, 3600 },
+		{ 300, 3600, 60000, 3600 }, { 1, 1, 10, 1 }, { 1, 8, 4, 8 },
+		{ 0, 0, 3, 1 }, { 10, 5, 2, 10 },
+		{ UINT64_MAX / 2 + 1, UINT64_MAX, 3, UINT64_MAX },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(qmgr_backoff(cases[i].min, cases[i].max, cases[i].attempts) ==
+		    cases[i].want, "case %zu", i);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("qmgr");
+	TCase *tc = tcase_create("state");
+
+	tcase_add_test(tc, test_roundtrip);
+	tcase_add_test(tc, test_text_parsed);
+	tcase_add_test(tc, test_malformed);
+	tcase_add_test(tc, test_sanitized);
+	tcase_add_test(tc, test_backoff);
+	suite_add_tcase(s, tc);
+	return check_run_suite(s);
+}
