@@ -210,9 +210,10 @@ main(int argc, char **argv)
 	master_free(&m);
 	ev_loop_free(&m.loop);
 	unlink(m.pid_path);
-	close(m.pid_fd);
 	free(m.pid_path);
 	free(m.config_path);
 	log_info("event=stopped");
+	/* The lock on the pid file goes last: `postern stop` waits for it. */
+	close(m.pid_fd);
 	return 0;
 }

@@ -50,6 +50,27 @@ running_master(const struct config *cfg)
 	return master_running(cfg_str(config_global(cfg), "pid_file"));
 }
 
+/* Whether pid is a live process (not gone, not a zombie). */
+static int
+process_alive(pid_t pid)
+{
+	char path[64], stat[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return kill(pid, 0) == 0;
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	stat[n] = '\0';
+	/* "pid (comm) S ...": the state follows the last ')'. */
+	p = strrchr(stat, ')');
+	return p != NULL && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 /* Sleep for ms milliseconds. */
 static void
 sleep_ms(long ms)
@@ -248,10 +269,11 @@ cmd_stop(const char *config, int argc, char **argv)
 		config_free(&cfg);
 		return EXIT_FAIL;
 	}
-	/* master releases its pid file lock only after every daemon is gone. */
-	while (running_master(cfg) == pid && waited < limit) {
-		sleep_ms(50);
-		waited += 50;
+	/* master releases its pid file lock only after every daemon is gone,
+	 * as the last thing it does; then wait for the process itself. */
+	while ((running_master(cfg) == pid || process_alive(pid)) && waited < limit) {
+		sleep_ms(20);
+		waited += 20;
 	}
 	config_free(&cfg);
 	if (waited >= limit) {
