@@ -213,6 +213,22 @@ class Qmgr(unittest.TestCase):
         self.assertEqual(m["sender"], "demo@example.test")
         self.assertEqual([r["addr"] for r in m["rcpts"]], ["far@remote.test"])
         self.assertIn("relay agent not available", m["rcpts"][0]["error"])
+        # The administrator's tools show the same, through the real qmgr.
+        tools = os.path.join(harness.BUILDDIR, "tools")
+        for cmd in ([harness.POSTERN, "-c", self.inst.conf, "queue"],
+                    [os.path.join(tools, "mailq"), "-C", self.inst.conf],
+                    [os.path.join(tools, "sendmail"), "-C", self.inst.conf, "-bp"]):
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(qid, p.stdout)
+            self.assertIn("far@remote.test", p.stdout)
+            self.assertIn("relay agent not available", p.stdout)
+        p = subprocess.run([harness.POSTERN, "-c", self.inst.conf, "queue", "hold", qid],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = subprocess.run([harness.POSTERN, "-c", self.inst.conf, "queue", "release", qid],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
         # Retried (queue_retry_max is 2s) but still there, and no bounce.
         time.sleep(4)
         self.assertTrue(os.path.exists(os.path.join(self.queue, qid)))
