@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -39,6 +41,32 @@ struct target {
 	char *addr;		/* the final address without tag */
 	char *tag;		/* its +tag, or NULL */
 	struct auth_pending *ap;	/* NULL once answered */
+};
+
+/* A delivery written into tmp/, awaiting the group commit. */
+struct commit_item {
+	struct target *t;	/* NULL once its request is gone */
+	struct maildir_pending *p;
+	char *user;
+};
+
+/* The sync thread and the batches it commits. */
+struct committer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int pipe[2];		/* thread -> loop: a batch is done */
+	struct ev_io *io;
+	struct commit_item *queue;	/* the loop's next batch */
+	size_t nqueue, capqueue;
+	struct commit_item *batch;	/* the thread's while busy */
+	size_t nbatch, capbatch;
+	struct maildir_pending **ps;	/* the batch's, for maildir_commit */
+	size_t capps;
+	int work;		/* a batch waits for the thread */
+	int quit;
+	int busy;		/* loop side: submitted, not collected */
+	int kick_queued;	/* commit_kick deferred */
 };
 
 /* One envelope recipient and its (merged) outcome. */
@@ -85,6 +113,8 @@ struct local_server {
 	struct auth_client *auth;
 	struct conn *conns;
 	size_t nconns;
+	struct committer cm;
+	int cm_started;
 };
 
 static int on_msg(struct ipc_link *l, uint32_t type, uint32_t id,
@@ -143,7 +173,15 @@ static void
 req_free(struct req *rq)
 {
 	struct local_server *srv = rq->cn->srv;
+	struct committer *c = &srv->cm;
 
+	/* Deliveries being committed carry on without their request. */
+	for (size_t i = 0; i < c->nqueue; i++)
+		if (c->queue[i].t != NULL && c->queue[i].t->rc->rq == rq)
+			c->queue[i].t = NULL;
+	for (size_t i = 0; i < c->nbatch; i++)
+		if (c->batch[i].t != NULL && c->batch[i].t->rc->rq == rq)
+			c->batch[i].t = NULL;
 	for (size_t i = 0; i < rq->ntargets; i++) {
 		if (rq->targets[i].ap != NULL)
 			auth_client_cancel(srv->auth, rq->targets[i].ap);
@@ -216,8 +254,193 @@ req_finish(struct req *rq)
 	req_remove(rq);
 }
 
-/* Deliver the request's message to one mailbox of target t. */
+/* The sync thread: commit each batch it is given, then ring the loop. */
+static void *
+sync_thread(void *arg)
+{
+	struct committer *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (!c->work && !c->quit)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (!c->work)
+			break;
+		pthread_mutex_unlock(&c->lock);
+		maildir_commit(c->ps, c->nbatch);
+		pthread_mutex_lock(&c->lock);
+		c->work = 0;
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		while (write(c->pipe[1], "", 1) < 0 && errno == EINTR)
+			;
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* Hand the queued deliveries to the thread as one batch, unless it is
+ * busy (then the end of its batch calls again). */
 static void
+commit_kick(void *arg)
+{
+	struct local_server *srv = arg;
+	struct committer *c = &srv->cm;
+	struct commit_item *items;
+	size_t cap;
+
+	c->kick_queued = 0;
+	if (c->busy || c->nqueue == 0)
+		return;
+	items = c->batch;
+	cap = c->capbatch;
+	c->batch = c->queue;
+	c->capbatch = c->capqueue;
+	c->nbatch = c->nqueue;
+	c->queue = items;
+	c->capqueue = cap;
+	c->nqueue = 0;
+	if (c->nbatch > c->capps) {
+		c->capps = c->nbatch;
+		c->ps = xreallocarray(c->ps, c->capps, sizeof(*c->ps));
+	}
+	for (size_t i = 0; i < c->nbatch; i++)
+		c->ps[i] = c->batch[i].p;
+	c->busy = 1;
+	pthread_mutex_lock(&c->lock);
+	c->work = 1;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Queue a written delivery for the next batch. */
+static void
+commit_add(struct local_server *srv, struct target *t, struct maildir_pending *p,
+    const char *user)
+{
+	struct committer *c = &srv->cm;
+
+	if (c->nqueue == c->capqueue) {
+		c->capqueue = c->capqueue == 0 ? 16 : c->capqueue * 2;
+		c->queue = xreallocarray(c->queue, c->capqueue, sizeof(*c->queue));
+	}
+	c->queue[c->nqueue++] = (struct commit_item){ t, p, xstrdup(user) };
+	if (!c->busy && !c->kick_queued) {
+		c->kick_queued = 1;
+		ev_defer(srv->loop, commit_kick, srv);
+	}
+}
+
+/* Report one committed (or abandoned) delivery to its request, if any. */
+static void
+item_finish(struct commit_item *it)
+{
+	struct maildir_result res;
+	struct target *t = it->t;
+
+	maildir_finish(&it->p, &res);
+	if (t != NULL) {
+		struct rcpt *rc = t->rc;
+		struct req *rq = rc->rq;
+
+		log_info("event=delivery queue_id=%s rcpt=%s user=%s esc=%s text=%s",
+		    log_safe(rq->qid), log_safe(rc->address), log_safe(it->user),
+		    res.esc, log_safe(res.text));
+		rcpt_set(rc, res.status, res.esc, res.text);
+		if (--rq->pending == 0)
+			req_finish(rq);
+	}
+	free(it->user);
+	it->user = NULL;
+}
+
+/* The loop side: the thread finished a batch. */
+static void
+batch_done(struct ev_io *io, int fd, int events, void *arg)
+{
+	struct local_server *srv = arg;
+	struct committer *c = &srv->cm;
+	char b[64];
+
+	(void)io;
+	(void)events;
+	if (read(fd, b, sizeof(b)) <= 0 || !c->busy)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (c->work) {		/* a stale wake-up: not finished yet */
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	pthread_mutex_unlock(&c->lock);
+	c->busy = 0;
+	for (size_t i = 0; i < c->nbatch; i++)
+		item_finish(&c->batch[i]);
+	c->nbatch = 0;
+	commit_kick(srv);
+}
+
+/* Start the sync thread.  0 or -1 with *error_r. */
+static int
+commit_start(struct local_server *srv, const char **error_r)
+{
+	struct committer *c = &srv->cm;
+	int r;
+
+	if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		*error_r = err_fmt("pipe: %s", strerror(errno));
+		return -1;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	if ((r = pthread_create(&c->thread, NULL, sync_thread, c)) != 0) {
+		*error_r = err_fmt("pthread_create: %s", strerror(r));
+		(void)close(c->pipe[0]);
+		(void)close(c->pipe[1]);
+		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->cond);
+		return -1;
+	}
+	c->io = ev_io_add(srv->loop, c->pipe[0], EV_READ, batch_done, srv);
+	srv->cm_started = 1;
+	return 0;
+}
+
+/* Wait for the thread's batch, stop it, and settle every delivery left:
+ * committed ones are reported (logged), queued ones removed from tmp/. */
+static void
+commit_stop(struct local_server *srv)
+{
+	struct committer *c = &srv->cm;
+
+	if (!srv->cm_started)
+		return;
+	pthread_mutex_lock(&c->lock);
+	while (c->work)
+		pthread_cond_wait(&c->cond, &c->lock);
+	c->quit = 1;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL);
+	ev_defer_cancel(srv->loop, commit_kick, srv);
+	ev_io_close(&c->io);
+	(void)close(c->pipe[1]);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	for (size_t i = 0; i < c->nbatch; i++)
+		item_finish(&c->batch[i]);
+	for (size_t i = 0; i < c->nqueue; i++)
+		item_finish(&c->queue[i]);
+	free(c->batch);
+	free(c->queue);
+	free(c->ps);
+	srv->cm_started = 0;
+}
+
+/* Deliver the request's message to one mailbox of target t: written now,
+ * committed with the next batch.  1 if queued for the commit (the outcome
+ * comes later), 0 if rc's outcome is set already. */
+static int
 deliver_one(struct target *t, const char *user, const char *mailbox, uint64_t quota)
 {
 	struct rcpt *rc = t->rc;
@@ -225,6 +448,7 @@ deliver_one(struct target *t, const char *user, const char *mailbox, uint64_t qu
 	struct local_server *srv = rq->cn->srv;
 	struct maildir_result res;
 	struct maildir_msg msg = { rq->fd, rq->offset, rq->size, rq->sender, user };
+	struct maildir_pending *p;
 	const char *error;
 
 	if (rq->header_state == 0) {
@@ -236,21 +460,27 @@ deliver_one(struct target *t, const char *user, const char *mailbox, uint64_t qu
 	}
 	if (rq->header_state < 0) {
 		rcpt_set(rc, AGENT_TEMP, "4.3.0", "queue file unreadable");
-		return;
+		return 0;
 	}
-	maildir_deliver(srv->store, mailbox, srv->set.folder_delivery ? t->tag : NULL,
+	maildir_prepare(srv->store, mailbox, srv->set.folder_delivery ? t->tag : NULL,
 	    quota, &msg, rq->header.data != NULL ? rq->header.data : "",
-	    rq->header.len, &res);
+	    rq->header.len, &res, &p);
+	if (p != NULL) {
+		commit_add(srv, t, p, user);
+		return 1;
+	}
 	log_info("event=delivery queue_id=%s rcpt=%s user=%s esc=%s text=%s",
 	    log_safe(rq->qid), log_safe(rc->address), log_safe(user), res.esc,
 	    log_safe(res.text));
 	rcpt_set(rc, res.status, res.esc, res.text);
+	return 0;
 }
 
 /* A user not in the password map may still have a virtual_mailboxes
- * entry: deliver there (no quota).  1 delivered or failed, 0 no entry. */
+ * entry: deliver there (no quota).  1 delivered or failed, 0 no entry;
+ * *queued as deliver_one's result. */
 static int
-deliver_virtual(struct target *t)
+deliver_virtual(struct target *t, int *queued)
 {
 	struct local_server *srv = t->rc->rq->cn->srv;
 	struct buf value, path = BUF_INIT;
@@ -271,7 +501,7 @@ deliver_virtual(struct target *t)
 		    "error=\"%s\"", log_safe(t->addr), error);
 		rcpt_set(t->rc, AGENT_TEMP, "4.3.0", "mailbox map unreadable");
 	} else if (r == 1)
-		deliver_one(t, t->addr, buf_cstr(&path), 0);
+		*queued = deliver_one(t, t->addr, buf_cstr(&path), 0);
 	buf_free(&path);
 	return r == 0 ? 0 : 1;
 }
@@ -283,6 +513,7 @@ on_lookup(enum auth_result result, int found, const char *user,
 {
 	struct target *t = arg;
 	struct req *rq = t->rc->rq;
+	int queued = 0;
 
 	(void)enabled;		/* a disabled account still receives mail */
 	t->ap = NULL;
@@ -291,12 +522,14 @@ on_lookup(enum auth_result result, int found, const char *user,
 		    log_safe(t->addr), log_safe(reason));
 		rcpt_set(t->rc, AGENT_TEMP, "4.3.0", "user database unavailable");
 	} else if (found && mailbox != NULL && mailbox[0] != '\0') {
-		deliver_one(t, user != NULL && user[0] != '\0' ? user : t->addr,
-		    mailbox, quota);
-	} else if (found || deliver_virtual(t) == 0) {
+		queued = deliver_one(t, user != NULL && user[0] != '\0' ? user :
+		    t->addr, mailbox, quota);
+	} else if (found || deliver_virtual(t, &queued) == 0) {
 		rcpt_set(t->rc, AGENT_PERM, "5.1.1", err_fmt("no such user: %s",
 		    log_safe(t->addr)));
 	}
+	if (queued)
+		return;		/* the commit's end counts it */
 	if (--rq->pending == 0)
 		req_finish(rq);
 }
@@ -589,7 +822,8 @@ local_server_new(struct ev_loop *loop, const struct local_settings *s,
 	if (open_map(s->virtual_domains, &srv->domains, error_r) < 0 ||
 	    open_map(s->aliases, &srv->aliases, error_r) < 0 ||
 	    open_map(s->virtual_mailboxes, &srv->mailboxes, error_r) < 0 ||
-	    maildir_store_open(s->mail_dir, s->hostname, &srv->store, error_r) < 0) {
+	    maildir_store_open(s->mail_dir, s->hostname, &srv->store, error_r) < 0 ||
+	    commit_start(srv, error_r) < 0) {
 		local_server_free(&srv);
 		return -1;
 	}
@@ -619,6 +853,7 @@ local_server_free(struct local_server **srvp)
 	if (srv == NULL)
 		return;
 	local_server_stop(srv);
+	commit_stop(srv);
 	if (srv->auth != NULL)
 		auth_client_free(&srv->auth);
 	map_close(&srv->domains);

@@ -2,6 +2,12 @@
  * maildir: one message into a Maildir of the mail store, per the maildir
  * spec (tmp/ -> fsync -> new/ -> fsync new/), with Maildir++ folders and
  * quota, never following a symlink below the store.  See maildir.h.
+ * Delivery is split in two so that local(8) can commit in groups:
+ * maildir_prepare() checks and writes the file into tmp/ (no fsync);
+ * maildir_commit() -- thread-safe, only syscalls on its own fds -- starts
+ * every file's writeback, fsyncs each file, links it into new/ and then
+ * fsyncs each distinct new/ once for the whole batch; maildir_finish()
+ * reports, updates maildirsize and frees.
  */
 #include "autoconf.h"
 
@@ -311,16 +317,51 @@ copy_body(int in, uint64_t offset, uint64_t size, int out, const char **error_r)
 	return ret;
 }
 
+static void quota_add(int dirfd, uint64_t size);
+
+/* A written message awaiting maildir_commit(). */
+struct maildir_pending {
+	int fd;			/* the file in tmp/, written, not yet synced */
+	int tmp, new;		/* its Maildir's tmp/ and new/ (dups) */
+	int top;		/* the Maildir for maildirsize; -1: no quota */
+	dev_t new_dev;		/* new/'s identity, to sync it once a batch */
+	ino_t new_ino;
+	uint64_t size;
+	char *name, *mailbox, *folder;
+	int committed;		/* maildir_commit() ran on it */
+	int linked;		/* in new/ */
+	int dir_synced;		/* new/ fsync'd after the link */
+	int failed;
+	char error[256];	/* when failed (no err_fmt: a thread writes it) */
+};
+
+/* Mark p failed with "what: errno's text" (thread-safe). */
+static void
+pending_fail(struct maildir_pending *p, const char *what, int err)
+{
+	char text[128];
+
+	if (p->failed)
+		return;
+	p->failed = 1;
+	/* GNU strerror_r: returns the text, in text or a static string. */
+	snprintf(p->error, sizeof(p->error), "%s: %s", what,
+	    strerror_r(err, text, sizeof(text)));
+}
+
 /*
- * Write the file name in m->tmp (the prefix, then the message), fsync it
- * and link it into m->new, then fsync new/.  0, or -1 with *error_r and
- * nothing left behind.
+ * Write the file name in m->tmp (the prefix, then the message), not yet
+ * synced or linked: maildir_commit() does that.  0 with *p_r, or -1 with
+ * *error_r and nothing left behind.
  */
 static int
 write_message(const struct mdir *m, const char *name, const struct buf *prefix,
-    const struct maildir_msg *msg, const char **error_r)
+    const struct maildir_msg *msg, struct maildir_pending **p_r,
+    const char **error_r)
 {
-	int fd, linked = 0;
+	struct maildir_pending *p;
+	struct stat sb;
+	int fd;
 
 	fd = openat(m->tmp, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -333,41 +374,133 @@ write_message(const struct mdir *m, const char *name, const struct buf *prefix,
 	}
 	if (copy_body(msg->fd, msg->offset, msg->size, fd, error_r) < 0)
 		goto fail;
-	if (fsync(fd) < 0) {
-		*error_r = err_fmt("fsync: %s", strerror(errno));
+	if (fstat(m->new, &sb) < 0) {
+		*error_r = err_fmt("stat new/: %s", strerror(errno));
 		goto fail;
 	}
-	if (close(fd) < 0) {
-		fd = -1;
-		*error_r = err_fmt("close: %s", strerror(errno));
+	p = xcalloc(1, sizeof(*p));
+	p->fd = fd;
+	p->tmp = p->new = p->top = -1;
+	if ((p->tmp = fcntl(m->tmp, F_DUPFD_CLOEXEC, 0)) < 0 ||
+	    (p->new = fcntl(m->new, F_DUPFD_CLOEXEC, 0)) < 0) {
+		*error_r = err_fmt("dup: %s", strerror(errno));
+		close_fd(&p->tmp);
+		free(p);
 		goto fail;
 	}
-	fd = -1;
-	if (linkat(m->tmp, name, m->new, name, 0) < 0) {
-		if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS) {
-			*error_r = err_fmt("link into new/: %s", strerror(errno));
-			goto fail;
-		}
-		/* No hard links here: rename (the name is unique). */
-		if (renameat(m->tmp, name, m->new, name) < 0) {
-			*error_r = err_fmt("rename into new/: %s", strerror(errno));
-			goto fail;
-		}
-	}
-	linked = 1;
-	(void)unlinkat(m->tmp, name, 0);
-	if (fsync(m->new) < 0) {
-		*error_r = err_fmt("fsync new/: %s", strerror(errno));
-		goto fail;
-	}
+	p->new_dev = sb.st_dev;
+	p->new_ino = sb.st_ino;
+	p->name = xstrdup(name);
+	*p_r = p;
 	return 0;
 fail:
-	if (fd >= 0)
-		(void)close(fd);
+	(void)close(fd);
 	(void)unlinkat(m->tmp, name, 0);
-	if (linked)
-		(void)unlinkat(m->new, name, 0);
 	return -1;
+}
+
+void
+maildir_commit(struct maildir_pending *const *ps, size_t n)
+{
+	size_t i, j;
+
+	/* Start every file's writeback, then wait for each: the disk sees
+	 * the whole batch at once. */
+	for (i = 0; i < n; i++)
+		(void)sync_file_range(ps[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	for (i = 0; i < n; i++) {
+		struct maildir_pending *p = ps[i];
+
+		p->committed = 1;
+		if (fsync(p->fd) < 0)
+			pending_fail(p, "fsync", errno);
+		else if (close(p->fd) < 0) {
+			p->fd = -1;
+			pending_fail(p, "close", errno);
+		}
+		p->fd = -1;
+		if (p->failed)
+			continue;
+		if (linkat(p->tmp, p->name, p->new, p->name, 0) < 0) {
+			if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS) {
+				pending_fail(p, "link into new/", errno);
+				continue;
+			}
+			/* No hard links here: rename (the name is unique). */
+			if (renameat(p->tmp, p->name, p->new, p->name) < 0) {
+				pending_fail(p, "rename into new/", errno);
+				continue;
+			}
+		}
+		p->linked = 1;
+		(void)unlinkat(p->tmp, p->name, 0);
+	}
+	/* Each new/ directory once, for every file linked into it. */
+	for (i = 0; i < n; i++) {
+		struct maildir_pending *p = ps[i];
+		int err = 0;
+
+		if (!p->linked || p->failed || p->dir_synced)
+			continue;
+		if (fsync(p->new) < 0)
+			err = errno;
+		for (j = i; j < n; j++) {
+			struct maildir_pending *q = ps[j];
+
+			if (!q->linked || q->failed || q->dir_synced ||
+			    q->new_dev != p->new_dev || q->new_ino != p->new_ino)
+				continue;
+			q->dir_synced = 1;
+			if (err != 0)
+				pending_fail(q, "fsync new/", err);
+		}
+	}
+	/* A failure leaves nothing behind. */
+	for (i = 0; i < n; i++) {
+		struct maildir_pending *p = ps[i];
+
+		if (!p->failed)
+			continue;
+		(void)unlinkat(p->tmp, p->name, 0);
+		if (p->linked)
+			(void)unlinkat(p->new, p->name, 0);
+	}
+}
+
+void
+maildir_finish(struct maildir_pending **pp, struct maildir_result *res)
+{
+	struct maildir_pending *p = *pp;
+
+	if (p == NULL)
+		return;
+	if (!p->committed) {
+		close_fd(&p->fd);
+		(void)unlinkat(p->tmp, p->name, 0);
+		pending_fail(p, "delivery abandoned", ECANCELED);
+	}
+	if (p->failed) {
+		log_error("event=maildir_write_failed mailbox=%s error=\"%s\"",
+		    log_safe(p->mailbox), p->error);
+		result(res, AGENT_TEMP, "4.3.0", err_fmt("mail store write failed: %s",
+		    p->error));
+	} else {
+		if (p->top >= 0)
+			quota_add(p->top, p->size);
+		log_info("event=delivered mailbox=%s folder=%s file=%s size=%" PRIu64,
+		    log_safe(p->mailbox), p->folder != NULL ? log_safe(p->folder) :
+		    "INBOX", log_safe(p->name), p->size);
+		result(res, AGENT_OK, "2.0.0", "delivered to mailbox");
+	}
+	close_fd(&p->fd);
+	close_fd(&p->tmp);
+	close_fd(&p->new);
+	close_fd(&p->top);
+	free(p->name);
+	free(p->mailbox);
+	free(p->folder);
+	free(p);
+	*pp = NULL;
 }
 
 /* Skip spaces and tabs. */
@@ -719,10 +852,12 @@ target_open(struct maildir_store *st, const char *mailbox, const char *tag,
 }
 
 void
-maildir_deliver(struct maildir_store *st, const char *mailbox,
+maildir_prepare(struct maildir_store *st, const char *mailbox,
     const char *tag, uint64_t quota, const struct maildir_msg *m,
-    const char *header, size_t header_len, struct maildir_result *res)
+    const char *header, size_t header_len, struct maildir_result *res,
+    struct maildir_pending **p_r)
 {
+	struct maildir_pending *p;
 	struct mdir top = { -1, -1, -1, -1 }, folder = { -1, -1, -1, -1 };
 	const struct mdir *dst;
 	struct buf prefix = BUF_INIT, name = BUF_INIT;
@@ -765,21 +900,38 @@ maildir_deliver(struct maildir_store *st, const char *mailbox,
 	maildir_unique_name(st, &name);
 	if (buf_printf(&name, ",S=%" PRIu64, size) < 0)
 		log_panic("event=maildir_name error=\"buffer full\"");
-	if (write_message(dst, name.data, &prefix, m, &error) < 0) {
+	if (write_message(dst, name.data, &prefix, m, &p, &error) < 0) {
 		log_error("event=maildir_write_failed mailbox=%s error=\"%s\"",
 		    log_safe(mailbox), error);
 		result(res, AGENT_TEMP, "4.3.0", err_fmt("mail store write failed: %s", error));
 		goto out;
 	}
-	if (quota > 0)
-		quota_add(top.fd, size);
-	log_info("event=delivered mailbox=%s folder=%s file=%s size=%" PRIu64,
-	    log_safe(mailbox), dst == &folder ? log_safe(tag) : "INBOX",
-	    log_safe(name.data), size);
-	result(res, AGENT_OK, "2.0.0", "delivered to mailbox");
+	if (quota > 0) {
+		p->top = top.fd;
+		top.fd = -1;
+	}
+	p->size = size;
+	p->mailbox = xstrdup(mailbox);
+	p->folder = dst == &folder ? xstrdup(tag) : NULL;
+	*p_r = p;
+	result(res, AGENT_OK, "2.0.0", "written, not yet committed");
 out:
 	mdir_close(&top);
 	mdir_close(&folder);
 	buf_free(&prefix);
 	buf_free(&name);
+}
+
+void
+maildir_deliver(struct maildir_store *st, const char *mailbox,
+    const char *tag, uint64_t quota, const struct maildir_msg *m,
+    const char *header, size_t header_len, struct maildir_result *res)
+{
+	struct maildir_pending *p = NULL;
+
+	maildir_prepare(st, mailbox, tag, quota, m, header, header_len, res, &p);
+	if (p == NULL)
+		return;
+	maildir_commit(&p, 1);
+	maildir_finish(&p, res);
 }

@@ -4,7 +4,9 @@
  * by component with O_NOFOLLOW relative to the store's directory fd, so a
  * symlink anywhere below the store is refused, never followed; missing
  * directories are created with mode 0700; the message goes to tmp/ under
- * a unique name, is fsync'd, linked into new/ and new/ is fsync'd.  Also
+ * a unique name, is fsync'd, linked into new/ and new/ is fsync'd -- for
+ * a batch of messages at once (group commit: maildir_prepare, then
+ * maildir_commit, then maildir_finish), each new/ synced once.  Also
  * the Maildir++ quota (maildirsize) and the Delivered-To loop check.
  *
  * Failures carry the agent protocol's status (lib/agentproto.h) and an
@@ -74,6 +76,36 @@ void maildir_unique_name(struct maildir_store *st, struct buf *out);
 void maildir_deliver(struct maildir_store *st, const char *mailbox,
     const char *tag, uint64_t quota, const struct maildir_msg *m,
     const char *header, size_t header_len, struct maildir_result *res);
+
+/* A message written into tmp/ but not yet synced or in new/. */
+struct maildir_pending;
+
+/*
+ * maildir_deliver's first half: the same checks, then the file written
+ * into tmp/ without fsync.  A failure fills *res (never AGENT_OK) with
+ * *p_r NULL; otherwise *p_r is set (res says AGENT_OK provisionally) and
+ * the delivery is not done until maildir_commit() and maildir_finish().
+ */
+void maildir_prepare(struct maildir_store *st, const char *mailbox,
+    const char *tag, uint64_t quota, const struct maildir_msg *m,
+    const char *header, size_t header_len, struct maildir_result *res,
+    struct maildir_pending **p_r);
+
+/*
+ * Commit n prepared messages together: start every file's writeback,
+ * fsync each file, link it into new/, then fsync each distinct new/
+ * directory once.  A message that fails at any step is removed from tmp/
+ * and new/ (whole message or none).  Thread-safe: touches nothing but
+ * ps (no logging, no shared state); maildir_finish() reports.
+ */
+void maildir_commit(struct maildir_pending *const *ps, size_t n);
+
+/*
+ * The outcome of a prepared message into *res (AGENT_OK only if
+ * maildir_commit() made it durable in new/; a message never committed
+ * is removed and AGENT_TEMP), the quota updated and logged; frees *pp.
+ */
+void maildir_finish(struct maildir_pending **pp, struct maildir_result *res);
 
 /*
  * Read the message's header (up to and including the empty line, at most

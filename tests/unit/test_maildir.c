@@ -419,6 +419,64 @@ START_TEST(test_disk_full)
 }
 END_TEST
 
+/* Prepare the test message for mailbox into *p_r. */
+static void
+prepare(const char *mailbox, struct maildir_pending **p_r)
+{
+	struct maildir_msg m = { msg_fd, 5, strlen(message), "s@x.test", "demo@example.test" };
+	struct maildir_result res;
+
+	maildir_prepare(store, mailbox, NULL, 0, &m, "", 0, &res, p_r);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	ck_assert_ptr_nonnull(*p_r);
+}
+
+/* A group commit where one delivery fails: the others are delivered,
+ * the failed one leaves nothing; an uncommitted one is removed. */
+START_TEST(test_group_commit)
+{
+	struct maildir_pending *ps[3], *abandoned;
+	struct maildir_result res;
+	char path[300], cmd[400];
+
+	/* Create both Maildirs first. */
+	deliver("g/a/", NULL, 0, "", &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	deliver("g/b/", NULL, 0, "", &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	prepare("g/a/", &ps[0]);
+	prepare("g/b/", &ps[1]);
+	prepare("g/a/", &ps[2]);
+	prepare("g/a/", &abandoned);
+	snprintf(path, sizeof(path), "%s/g/a/tmp", store_path);
+	ck_assert_int_eq(count_dir(path, NULL, 0), 3);
+	snprintf(path, sizeof(path), "%s/g/a/new", store_path);
+	ck_assert_int_eq(count_dir(path, NULL, 0), 1);	/* nothing visible yet */
+	/* b's new/ disappears: its link fails. */
+	snprintf(path, sizeof(path), "%s/g/b/new", store_path);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	ck_assert_int_eq(system(cmd), 0);
+	maildir_commit(ps, 3);
+	maildir_finish(&ps[0], &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	maildir_finish(&ps[1], &res);
+	ck_assert_int_eq(res.status, AGENT_TEMP);
+	ck_assert_str_eq(res.esc, "4.3.0");
+	ck_assert_ptr_nonnull(strstr(res.text, "new/"));
+	maildir_finish(&ps[2], &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	maildir_finish(&abandoned, &res);
+	ck_assert_int_eq(res.status, AGENT_TEMP);
+	ck_assert_ptr_null(abandoned);
+	snprintf(path, sizeof(path), "%s/g/a/new", store_path);
+	ck_assert_int_eq(count_dir(path, NULL, 0), 3);
+	snprintf(path, sizeof(path), "%s/g/a/tmp", store_path);
+	ck_assert_int_eq(count_dir(path, NULL, 0), 0);
+	snprintf(path, sizeof(path), "%s/g/b/tmp", store_path);
+	ck_assert_int_eq(count_dir(path, NULL, 0), 0);
+}
+END_TEST
+
 static Suite *
 maildir_suite(void)
 {
@@ -439,6 +497,7 @@ maildir_suite(void)
 	tcase_add_loop_test(tc, test_loop, 0, (int)(sizeof(loops) / sizeof(loops[0])));
 	tcase_add_test(tc, test_read_header);
 	tcase_add_test(tc, test_disk_full);
+	tcase_add_test(tc, test_group_commit);
 	suite_add_tcase(s, tc);
 	return s;
 }
