@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "map.h"
+#include "worker.h"
 #include "xalloc.h"
 
 #define MAX_ADDRESS 1024	/* longest envelope address accepted */
@@ -52,20 +52,13 @@ struct commit_item {
 
 /* The sync thread and the batches it commits. */
 struct committer {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int pipe[2];		/* thread -> loop: a batch is done */
-	struct ev_io *io;
+	struct worker *w;		/* lib/worker: runs maildir_commit */
 	struct commit_item *queue;	/* the loop's next batch */
 	size_t nqueue, capqueue;
 	struct commit_item *batch;	/* the thread's while busy */
 	size_t nbatch, capbatch;
 	struct maildir_pending **ps;	/* the batch's, for maildir_commit */
 	size_t capps;
-	int work;		/* a batch waits for the thread */
-	int quit;
-	int busy;		/* loop side: submitted, not collected */
 	int kick_queued;	/* commit_kick deferred */
 };
 
@@ -254,30 +247,13 @@ req_finish(struct req *rq)
 	req_remove(rq);
 }
 
-/* The sync thread: commit each batch it is given, then ring the loop. */
-static void *
-sync_thread(void *arg)
+/* In the worker thread: make the batch durable. */
+static void
+commit_job(void *job)
 {
-	struct committer *c = arg;
+	struct committer *c = job;
 
-	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		while (!c->work && !c->quit)
-			pthread_cond_wait(&c->cond, &c->lock);
-		if (!c->work)
-			break;
-		pthread_mutex_unlock(&c->lock);
-		maildir_commit(c->ps, c->nbatch);
-		pthread_mutex_lock(&c->lock);
-		c->work = 0;
-		pthread_cond_broadcast(&c->cond);
-		pthread_mutex_unlock(&c->lock);
-		while (write(c->pipe[1], "", 1) < 0 && errno == EINTR)
-			;
-		pthread_mutex_lock(&c->lock);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
+	maildir_commit(c->ps, c->nbatch);
 }
 
 /* Hand the queued deliveries to the thread as one batch, unless it is
@@ -291,7 +267,7 @@ commit_kick(void *arg)
 	size_t cap;
 
 	c->kick_queued = 0;
-	if (c->busy || c->nqueue == 0)
+	if (worker_busy(c->w) || c->nqueue == 0)
 		return;
 	items = c->batch;
 	cap = c->capbatch;
@@ -307,11 +283,7 @@ commit_kick(void *arg)
 	}
 	for (size_t i = 0; i < c->nbatch; i++)
 		c->ps[i] = c->batch[i].p;
-	c->busy = 1;
-	pthread_mutex_lock(&c->lock);
-	c->work = 1;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
+	worker_submit(c->w, commit_job, c);
 }
 
 /* Queue a written delivery for the next batch. */
@@ -326,7 +298,7 @@ commit_add(struct local_server *srv, struct target *t, struct maildir_pending *p
 		c->queue = xreallocarray(c->queue, c->capqueue, sizeof(*c->queue));
 	}
 	c->queue[c->nqueue++] = (struct commit_item){ t, p, xstrdup(user) };
-	if (!c->busy && !c->kick_queued) {
+	if (!worker_busy(c->w) && !c->kick_queued) {
 		c->kick_queued = 1;
 		ev_defer(srv->loop, commit_kick, srv);
 	}
@@ -355,25 +327,14 @@ item_finish(struct commit_item *it)
 	it->user = NULL;
 }
 
-/* The loop side: the thread finished a batch. */
+/* On the loop: the worker finished a batch. */
 static void
-batch_done(struct ev_io *io, int fd, int events, void *arg)
+commit_job_done(void *job, void *arg)
 {
 	struct local_server *srv = arg;
 	struct committer *c = &srv->cm;
-	char b[64];
 
-	(void)io;
-	(void)events;
-	if (read(fd, b, sizeof(b)) <= 0 || !c->busy)
-		return;
-	pthread_mutex_lock(&c->lock);
-	if (c->work) {		/* a stale wake-up: not finished yet */
-		pthread_mutex_unlock(&c->lock);
-		return;
-	}
-	pthread_mutex_unlock(&c->lock);
-	c->busy = 0;
+	(void)job;
 	for (size_t i = 0; i < c->nbatch; i++)
 		item_finish(&c->batch[i]);
 	c->nbatch = 0;
@@ -384,24 +345,8 @@ batch_done(struct ev_io *io, int fd, int events, void *arg)
 static int
 commit_start(struct local_server *srv, const char **error_r)
 {
-	struct committer *c = &srv->cm;
-	int r;
-
-	if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-		*error_r = err_fmt("pipe: %s", strerror(errno));
+	if (worker_start(srv->loop, commit_job_done, srv, &srv->cm.w, error_r) < 0)
 		return -1;
-	}
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
-	if ((r = pthread_create(&c->thread, NULL, sync_thread, c)) != 0) {
-		*error_r = err_fmt("pthread_create: %s", strerror(r));
-		(void)close(c->pipe[0]);
-		(void)close(c->pipe[1]);
-		pthread_mutex_destroy(&c->lock);
-		pthread_cond_destroy(&c->cond);
-		return -1;
-	}
-	c->io = ev_io_add(srv->loop, c->pipe[0], EV_READ, batch_done, srv);
 	srv->cm_started = 1;
 	return 0;
 }
@@ -415,18 +360,8 @@ commit_stop(struct local_server *srv)
 
 	if (!srv->cm_started)
 		return;
-	pthread_mutex_lock(&c->lock);
-	while (c->work)
-		pthread_cond_wait(&c->cond, &c->lock);
-	c->quit = 1;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	pthread_join(c->thread, NULL);
+	worker_stop(&c->w);
 	ev_defer_cancel(srv->loop, commit_kick, srv);
-	ev_io_close(&c->io);
-	(void)close(c->pipe[1]);
-	pthread_mutex_destroy(&c->lock);
-	pthread_cond_destroy(&c->cond);
 	for (size_t i = 0; i < c->nbatch; i++)
 		item_finish(&c->batch[i]);
 	for (size_t i = 0; i < c->nqueue; i++)

@@ -22,4 +22,5 @@ lib_libpostern_a_SOURCES = \
 	lib/qfile.c lib/qfile.h \
 	lib/policy.c lib/policy.h \
 	lib/connlimit.c lib/connlimit.h \
+	lib/worker.c lib/worker.h \
 	lib/dsn.c lib/dsn.h

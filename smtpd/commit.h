@@ -1,5 +1,5 @@
 /*
- * commit: smtpd's group commit, off the event loop.  One sync thread per
+ * commit: smtpd's group commit, off the event loop.  One lib/worker thread per
  * process runs qfile_commit() on a batch of finished messages while the
  * loop keeps serving sessions and gathering the next batch; so each batch
  * holds every message that completed while the previous one was synced,
