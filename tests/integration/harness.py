@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,46 @@ class Instance:
                 except ProcessLookupError:
                     pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- postern's IPC framing (lib/ipc.h), for tests that speak it -------------
+# A frame is a 12-byte header in host byte order (type, payload length, id)
+# then the payload; a str is a u32 length, the bytes and a NUL; data is a
+# u32 length and the bytes; the hello (type 1) carries the protocol name.
+
+IPC_HELLO = 1
+
+
+def u32(v):
+    return struct.pack("=I", v)
+
+
+def u64(v):
+    return struct.pack("=Q", v)
+
+
+def pstr(s):
+    """An IPC str field (str is UTF-8 encoded, surrogates kept as bytes)."""
+    b = s.encode("utf-8", "surrogateescape") if isinstance(s, str) else s
+    return u32(len(b)) + b + b"\0"
+
+
+def pdata(b):
+    """An IPC data field."""
+    return u32(len(b)) + b
+
+
+def frame(ftype, fid, payload):
+    """A whole frame."""
+    return struct.pack("=III", ftype, len(payload), fid) + payload
+
+
+def get_str(payload, off):
+    """(the str field at off, the offset after it)."""
+    (n,) = struct.unpack_from("=I", payload, off)
+    s = payload[off + 4:off + 4 + n].decode()
+    assert payload[off + 4 + n] == 0
+    return s, off + 4 + n + 1
 
 
 def connect(port, timeout=5.0):

@@ -17,7 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Instance, wait_until, main  # noqa: E402
+from harness import Instance, wait_until, main, pstr, pdata, frame, get_str  # noqa: E402
 
 IPC_HELLO = 1
 AUTH_REQ, AUTH_OK, AUTH_FAIL = 16, 17, 18
@@ -49,17 +49,7 @@ def hash_for(password):
     return _HASHES[password]
 
 
-def pstr(s):
-    b = s.encode() if isinstance(s, str) else s
-    return struct.pack("=I", len(b)) + b + b"\0"
 
-
-def pdata(b):
-    return struct.pack("=I", len(b)) + b
-
-
-def frame(ftype, fid, payload):
-    return struct.pack("=III", ftype, len(payload), fid) + payload
 
 
 def request_frame(fid, user, password, service="smtp", mech="PLAIN",
@@ -81,12 +71,6 @@ def recv_exact(sock, n):
         out += chunk
     return out
 
-
-def get_str(payload, off):
-    (n,) = struct.unpack_from("=I", payload, off)
-    s = payload[off + 4:off + 4 + n].decode()
-    assert payload[off + 4 + n] == 0
-    return s, off + 4 + n + 1
 
 
 class AuthConn:

@@ -12,6 +12,7 @@ import time
 import unittest
 
 import harness
+from harness import pstr
 
 IPC_HELLO = 1
 AGENT_DELIVER = 16
@@ -20,10 +21,6 @@ OK, TEMP, PERM = 0, 1, 2
 # Readers notice a recompiled map within a second.
 MAP_RECHECK = 1.2
 
-
-def pstr(s):
-    b = s.encode()
-    return struct.pack("=I", len(b)) + b + b"\0"
 
 
 class Agent:

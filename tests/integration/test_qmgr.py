@@ -20,6 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import pstr  # noqa: E402
 
 CONFIG = """
 queue_retry_min = 1s
@@ -34,10 +35,6 @@ IPC_HELLO = 1
 QMGR_LIST, QMGR_LISTING, QMGR_FLUSH, QMGR_DELETE = 26, 27, 28, 29
 QMGR_HOLD, QMGR_RELEASE, QMGR_REQUEUE, QMGR_DONE = 30, 31, 32, 33
 
-
-def pstr(s):
-    b = s.encode()
-    return struct.pack("=I", len(b)) + b + b"\0"
 
 
 class Ctl:

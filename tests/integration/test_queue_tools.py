@@ -21,6 +21,7 @@ import threading
 import unittest
 
 import harness
+from harness import u32, u64, pstr, frame
 
 SENDMAIL = os.path.join(harness.BUILDDIR, "tools", "sendmail")
 MAILQ = os.path.join(harness.BUILDDIR, "tools", "mailq")
@@ -38,21 +39,8 @@ NOW = 1_700_000_000          # Tue Nov 14 2023, in the past: "next try now"
 LATER = 4_000_000_000        # year 2096: a real next-try date
 
 
-def u32(v):
-    return struct.pack("=I", v)
 
 
-def u64(v):
-    return struct.pack("=Q", v)
-
-
-def pstr(s):
-    b = s.encode("utf-8", "surrogateescape") if isinstance(s, str) else s
-    return u32(len(b)) + b + b"\0"
-
-
-def frame(ftype, fid, payload):
-    return struct.pack("=III", ftype, len(payload), fid) + payload
 
 
 def message(mid, size=1000, arrival=NOW, sender="alice@example.test",
