@@ -222,6 +222,20 @@ def frame(ftype, fid, payload):
     return struct.pack("=III", ftype, len(payload), fid) + payload
 
 
+def recv_frame(sock, who="the peer"):
+    """(type, id, payload) of the next frame; EOFError if the link closes."""
+    def exact(n):
+        out = b""
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            if not chunk:
+                raise EOFError("%s closed the link" % who)
+            out += chunk
+        return out
+    t, n, ident = struct.unpack("=III", exact(12))
+    return t, ident, exact(n)
+
+
 def get_str(payload, off):
     """(the str field at off, the offset after it)."""
     (n,) = struct.unpack_from("=I", payload, off)

@@ -12,7 +12,7 @@ import time
 import unittest
 
 import harness
-from harness import pstr
+from harness import pstr, recv_frame
 
 IPC_HELLO = 1
 AGENT_DELIVER = 16
@@ -42,18 +42,8 @@ class Agent:
         else:
             self.s.sendall(data)
 
-    def recv_exact(self, n):
-        out = b""
-        while len(out) < n:
-            chunk = self.s.recv(n - len(out))
-            if not chunk:
-                raise EOFError("agent closed the link")
-            out += chunk
-        return out
-
     def recv(self):
-        t, n, ident = struct.unpack("=III", self.recv_exact(12))
-        return t, ident, self.recv_exact(n)
+        return recv_frame(self.s, "the agent")
 
     def deliver(self, qpath, body_offset, sender, rcpts):
         """Send one request; return {rcpt: (status, esc, text, forwards)}."""

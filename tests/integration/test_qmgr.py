@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import pstr  # noqa: E402
+from harness import pstr, recv_frame  # noqa: E402
 
 CONFIG = """
 queue_retry_min = 1s
@@ -52,18 +52,8 @@ class Ctl:
     def send(self, t, ident, payload):
         self.s.sendall(struct.pack("=III", t, len(payload), ident) + payload)
 
-    def exact(self, n):
-        out = b""
-        while len(out) < n:
-            chunk = self.s.recv(n - len(out))
-            if not chunk:
-                raise EOFError("qmgr closed the control link")
-            out += chunk
-        return out
-
     def recv(self):
-        t, n, ident = struct.unpack("=III", self.exact(12))
-        return t, ident, self.exact(n)
+        return recv_frame(self.s, "qmgr")
 
     def call(self, t, payload=b""):
         self.next_id += 1

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <stdlib.h>
 
+#include "ev.h"
 #include "log.h"
 
 /*
@@ -25,6 +26,25 @@ check_run_suite(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* Guard timer of check_run_loop_for(): the time is up. */
+static inline void
+check_loop_guard(struct ev_timer *t, void *arg)
+{
+	(void)t;
+	ev_break(arg);
+}
+
+/* Run the loop for at most ms milliseconds (or until something breaks it),
+ * so a test that waits for a callback fails instead of hanging. */
+static inline void
+check_run_loop_for(struct ev_loop *loop, uint64_t ms)
+{
+	struct ev_timer *t = ev_timer_add(loop, ms, 0, check_loop_guard, loop);
+
+	ck_assert_int_eq(ev_run(loop), 0);
+	ev_timer_del(&t);
 }
 
 #endif

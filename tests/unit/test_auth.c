@@ -261,13 +261,6 @@ on_done(enum auth_result result, const char *user, const char *mailbox,
 		ev_break(a->env->loop);
 }
 
-static void
-on_guard(struct ev_timer *t, void *arg)
-{
-	(void)t;
-	ev_break(arg);
-}
-
 /* Send requests for users[i] with passwords[i], and run until all are
  * answered (10 s at most). */
 static void
@@ -275,7 +268,6 @@ ask(struct env *e, size_t n, const char *const *users, const char *const *passwo
     struct answer *answers)
 {
 	unsigned outstanding = (unsigned)n;
-	struct ev_timer *guard;
 
 	for (size_t i = 0; i < n; i++) {
 		struct auth_request req = {
@@ -288,9 +280,7 @@ ask(struct env *e, size_t n, const char *const *users, const char *const *passwo
 		answers[i].outstanding = &outstanding;
 		(void)auth_client_request(e->client, &req, 10000, on_done, &answers[i]);
 	}
-	guard = ev_timer_add(e->loop, 10000, 0, on_guard, e->loop);
-	ck_assert_int_eq(ev_run(e->loop), 0);
-	ev_timer_del(&guard);
+	check_run_loop_for(e->loop, 10000);
 	for (size_t i = 0; i < n; i++)
 		ck_assert_uint_eq(answers[i].calls, 1);
 }
@@ -312,7 +302,6 @@ static void
 ask_lookup(struct env *e, size_t n, const char *const *users, struct answer *answers)
 {
 	unsigned outstanding = (unsigned)n;
-	struct ev_timer *guard;
 
 	for (size_t i = 0; i < n; i++) {
 		memset(&answers[i], 0, sizeof(answers[i]));
@@ -320,9 +309,7 @@ ask_lookup(struct env *e, size_t n, const char *const *users, struct answer *ans
 		answers[i].outstanding = &outstanding;
 		(void)auth_client_lookup(e->client, users[i], 10000, on_lookup, &answers[i]);
 	}
-	guard = ev_timer_add(e->loop, 10000, 0, on_guard, e->loop);
-	ck_assert_int_eq(ev_run(e->loop), 0);
-	ev_timer_del(&guard);
+	check_run_loop_for(e->loop, 10000);
 	for (size_t i = 0; i < n; i++)
 		ck_assert_uint_eq(answers[i].calls, 1);
 }

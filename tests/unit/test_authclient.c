@@ -273,23 +273,6 @@ on_done(enum auth_result result, const char *user, const char *mailbox,
 		ev_break(a->loop);
 }
 
-static void
-on_guard(struct ev_timer *t, void *arg)
-{
-	(void)t;
-	ev_break(arg);
-}
-
-/* Run the loop for at most ms (or until a done() breaks it). */
-static void
-run_for(struct ev_loop *loop, uint64_t ms)
-{
-	struct ev_timer *t = ev_timer_add(loop, ms, 0, on_guard, loop);
-
-	ck_assert_int_eq(ev_run(loop), 0);
-	ev_timer_del(&t);
-}
-
 /* Send one request, checking done() does not run inside the call. */
 static struct auth_pending *
 request(struct auth_client *c, const char *user, const char *password,
@@ -365,7 +348,7 @@ START_TEST(test_ok_and_fail)
 	a1.loop = a2.loop = loop;
 	(void)request(c, "u@example.test", "right", 5000, &a1);
 	(void)request(c, "u@example.test", "wrong", 5000, &a2);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_uint_eq(a1.calls, 1);
 	ck_assert_int_eq(a1.result, AUTH_RESULT_OK);
 	ck_assert_str_eq(a1.user, "u@example.test");
@@ -381,7 +364,7 @@ START_TEST(test_ok_and_fail)
 	/* One link carried both. */
 	ck_assert_uint_eq(f.accepts, 1);
 	/* Nothing more arrives later. */
-	run_for(loop, 100);
+	check_run_loop_for(loop, 100);
 	ck_assert_uint_eq(a1.calls, 1);
 	ck_assert_uint_eq(a2.calls, 1);
 	auth_client_free(&c);
@@ -406,7 +389,7 @@ START_TEST(test_temporary_answer)
 	a.outstanding = &outstanding;
 	a.loop = loop;
 	(void)request(c, "u@example.test", "right", 5000, &a);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_uint_eq(a.calls, 1);
 	ck_assert_int_eq(a.result, AUTH_RESULT_TEMP);
 	ck_assert_str_eq(a.reason, "map unreadable");
@@ -433,14 +416,14 @@ START_TEST(test_timeout)
 	a.loop = loop;
 	start = ev_now(loop);
 	(void)request(c, "u@example.test", "right", 150, &a);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_uint_eq(a.calls, 1);
 	ck_assert_int_eq(a.result, AUTH_RESULT_TEMP);
 	ck_assert_uint_ge(ev_now(loop) - start, 140);
 	ck_assert_uint_eq(f.requests, 1);
 	/* A late answer to the timed-out request is dropped. */
 	f.mode = FAKE_ANSWER;
-	run_for(loop, 200);
+	check_run_loop_for(loop, 200);
 	ck_assert_uint_eq(a.calls, 1);
 	auth_client_free(&c);
 	fake_stop(&f);
@@ -472,9 +455,9 @@ START_TEST(test_cancel)
 	(void)request(c, "u@example.test", "right", 5000, &a2);
 	a2.cancel_c = c;
 	a2.cancel_p = request(c, "u@example.test", "wrong", 5000, &a3);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_uint_eq(a2.calls, 1);
-	run_for(loop, 200);
+	check_run_loop_for(loop, 200);
 	ck_assert_uint_eq(a1.calls, 0);
 	ck_assert_uint_eq(a3.calls, 0);
 
@@ -488,7 +471,7 @@ START_TEST(test_cancel)
 		p = request(c, longuser, "right", 5000, &a1);
 	}
 	auth_client_cancel(c, p);
-	run_for(loop, 100);
+	check_run_loop_for(loop, 100);
 	ck_assert_uint_eq(a1.calls, 0);
 	auth_client_free(&c);
 	fake_stop(&f);
@@ -516,7 +499,7 @@ START_TEST(test_local_refusal)
 	longpw[sizeof(longpw) - 1] = '\0';
 	(void)request(c, "u@example.test", longpw, 5000, &a1);
 	(void)request(c, "", "right", 5000, &a2);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_uint_eq(a1.calls, 1);
 	ck_assert_int_eq(a1.result, AUTH_RESULT_FAIL);
 	ck_assert_uint_eq(a2.calls, 1);
@@ -540,7 +523,7 @@ START_TEST(test_no_service)
 	a.outstanding = &outstanding;
 	a.loop = loop;
 	(void)request(c, "u@example.test", "right", 5000, &a);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_uint_eq(a.calls, 1);
 	ck_assert_int_eq(a.result, AUTH_RESULT_TEMP);
 	auth_client_free(&c);
@@ -568,7 +551,7 @@ START_TEST(test_drop_and_reconnect)
 	f.mode = FAKE_DROP;
 	(void)request(c, "u@example.test", "right", 5000, &a1);
 	(void)request(c, "u@example.test", "right", 5000, &a2);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_uint_eq(a1.calls, 1);
 	ck_assert_int_eq(a1.result, AUTH_RESULT_TEMP);
 	ck_assert_uint_eq(a2.calls, 1);
@@ -579,7 +562,7 @@ START_TEST(test_drop_and_reconnect)
 	a3.outstanding = &outstanding;
 	a3.loop = loop;
 	(void)request(c, "u@example.test", "right", 5000, &a3);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_uint_eq(a3.calls, 1);
 	ck_assert_int_eq(a3.result, AUTH_RESULT_OK);
 	ck_assert_uint_eq(f.accepts, 2);
@@ -587,13 +570,13 @@ START_TEST(test_drop_and_reconnect)
 	/* The service restarts between requests: the idle link's loss is
 	 * noticed, and the next request reconnects. */
 	fake_drop_links(&f);
-	run_for(loop, 100);
+	check_run_loop_for(loop, 100);
 	memset(&a3, 0, sizeof(a3));
 	outstanding = 1;
 	a3.outstanding = &outstanding;
 	a3.loop = loop;
 	(void)request(c, "u@example.test", "right", 5000, &a3);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_int_eq(a3.result, AUTH_RESULT_OK);
 	ck_assert_uint_eq(f.accepts, 3);
 	auth_client_free(&c);
@@ -616,11 +599,11 @@ START_TEST(test_free_outstanding)
 	memset(&a1, 0, sizeof(a1));
 	memset(&a2, 0, sizeof(a2));
 	(void)request(c, "u@example.test", "right", 100, &a1);
-	run_for(loop, 50);
+	check_run_loop_for(loop, 50);
 	/* a2 fails locally and at once: its done() is deferred. */
 	(void)request(c, "", "right", 100, &a2);
 	auth_client_free(&c);
-	run_for(loop, 300);
+	check_run_loop_for(loop, 300);
 	ck_assert_uint_eq(a1.calls, 0);
 	ck_assert_uint_eq(a2.calls, 0);
 	fake_stop(&f);
@@ -648,7 +631,7 @@ START_TEST(test_lookup)
 	(void)request(c, "u@example.test", "right", 5000, &a[2]);
 	(void)lookup(c, "off@example.test", 5000, &a[3]);
 	(void)lookup(c, longuser, 5000, &a[4]);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	for (size_t i = 0; i < 5; i++)
 		ck_assert_uint_eq(a[i].calls, 1);
 	ck_assert_int_eq(a[0].result, AUTH_RESULT_OK);
@@ -694,7 +677,7 @@ START_TEST(test_lookup_failures)
 		outstanding = 1;
 		answers_init(a, 1, &outstanding, loop);
 		(void)lookup(c, "u@example.test", 150, &a[0]);
-		run_for(loop, 5000);
+		check_run_loop_for(loop, 5000);
 		ck_assert_uint_eq(a[0].calls, 1);
 		ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
 		ck_assert_int_eq(a[0].found, 0);
@@ -711,8 +694,8 @@ START_TEST(test_lookup_failures)
 	p = lookup(c, "", 5000, &a[1]);
 	auth_client_cancel(c, p);
 	(void)lookup(c, "u@example.test", 5000, &a[2]);
-	run_for(loop, 5000);
-	run_for(loop, 100);
+	check_run_loop_for(loop, 5000);
+	check_run_loop_for(loop, 100);
 	ck_assert_uint_eq(a[0].calls, 0);
 	ck_assert_uint_eq(a[1].calls, 0);
 	ck_assert_uint_eq(a[2].calls, 1);
@@ -724,7 +707,7 @@ START_TEST(test_lookup_failures)
 	outstanding = 1;
 	answers_init(a, 1, &outstanding, loop);
 	(void)lookup(c, "u@example.test", 5000, &a[0]);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
 	auth_client_free(&c);
 	ev_loop_free(&loop);
@@ -747,12 +730,12 @@ START_TEST(test_lookup_crossed_reply)
 	outstanding = 1;
 	answers_init(a, 1, &outstanding, loop);
 	(void)lookup(c, "u@example.test", 5000, &a[0]);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
 	outstanding = 1;
 	answers_init(a, 1, &outstanding, loop);
 	(void)request(c, "u@example.test", "right", 5000, &a[0]);
-	run_for(loop, 5000);
+	check_run_loop_for(loop, 5000);
 	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
 	ck_assert_uint_eq(f.accepts, 2);
 	auth_client_free(&c);

@@ -290,23 +290,6 @@ on_done(const struct policy_result *r, void *arg)
 		ev_break(a->loop);
 }
 
-static void
-on_guard(struct ev_timer *t, void *arg)
-{
-	(void)t;
-	ev_break(arg);
-}
-
-/* Run the loop for at most ms (or until a done() breaks it). */
-static void
-run_for(struct ev_loop *loop, uint64_t ms)
-{
-	struct ev_timer *t = ev_timer_add(loop, ms, 0, on_guard, loop);
-
-	ck_assert_int_eq(ev_run(loop), 0);
-	ev_timer_del(&t);
-}
-
 /* --- Clients ------------------------------------------------------------- */
 
 enum client_kind {
@@ -367,7 +350,7 @@ check_one(struct env *e, int sender, enum client_kind kind, const char *address,
 	in_check = 0;
 	ck_assert_ptr_nonnull(pp);
 	ck_assert_uint_eq(a->calls, 0);
-	run_for(e->loop, 5000);
+	check_run_loop_for(e->loop, 5000);
 	ck_assert_uint_eq(a->calls, 1);
 }
 
@@ -561,8 +544,8 @@ START_TEST(test_cancel)
 	(void)policy_check_rcpt(e.p, &c, "someone@remote.test", on_done, &a[2]);
 	a[2].cancel_p = e.p;
 	a[2].cancel_pp = policy_check_rcpt(e.p, &c, "alice@example.test", on_done, &a[3]);
-	run_for(e.loop, 5000);
-	run_for(e.loop, 200);
+	check_run_loop_for(e.loop, 5000);
+	check_run_loop_for(e.loop, 200);
 	ck_assert_uint_eq(a[0].calls, 0);
 	ck_assert_uint_eq(a[1].calls, 0);
 	ck_assert_uint_eq(a[2].calls, 1);
@@ -574,7 +557,7 @@ START_TEST(test_cancel)
 	(void)policy_check_rcpt(e.p, &c, "team@example.test", on_done, &a[0]);
 	(void)policy_check_sender(e.p, &c, "", on_done, &a[1]);
 	policy_close(&e.p);
-	run_for(e.loop, 200);
+	check_run_loop_for(e.loop, 200);
 	ck_assert_uint_eq(a[0].calls, 0);
 	ck_assert_uint_eq(a[1].calls, 0);
 	env_stop(&e);
@@ -606,7 +589,7 @@ START_TEST(test_many_outstanding)
 		(void)policy_check_rcpt(e.p, &c, rcpts[i % 6], on_done, &a[i]);
 	}
 	in_check = 0;
-	run_for(e.loop, 5000);
+	check_run_loop_for(e.loop, 5000);
 	for (size_t i = 0; i < N; i++) {
 		ck_assert_uint_eq(a[i].calls, 1);
 		ck_assert_int_eq(a[i].r.code, want[i % 6]);
