@@ -26,6 +26,7 @@
 #include "agentproto.h"
 #include "log.h"
 #include "maildir.h"
+#include "mstore.h"
 #include "xalloc.h"
 
 #define COPY_CHUNK 65536
@@ -35,11 +36,6 @@ struct maildir_store {
 	char *host;		/* hostname, encoded for file names */
 	pid_t pid;
 	unsigned long counter;	/* deliveries by this process */
-};
-
-/* A directory and its three Maildir subdirectories, open. */
-struct mdir {
-	int fd, tmp, new, cur;
 };
 
 /* Set *res. */
@@ -58,16 +54,6 @@ close_fd(int *fdp)
 	if (*fdp >= 0)
 		(void)close(*fdp);
 	*fdp = -1;
-}
-
-/* Close every directory of m. */
-static void
-mdir_close(struct mdir *m)
-{
-	close_fd(&m->fd);
-	close_fd(&m->tmp);
-	close_fd(&m->new);
-	close_fd(&m->cur);
 }
 
 int
@@ -129,96 +115,6 @@ maildir_unique_name(struct maildir_store *st, struct buf *out)
 		log_panic("event=maildir_name error=\"buffer full\"");
 }
 
-/*
- * Open directory name inside dfd without following a symlink, creating
- * it (0700) first if create and it is missing.  1 with *fd_r, 0 if it is
- * missing (and not created), -1 with *error_r (a symlink, not a
- * directory, or a system error).
- */
-static int
-dir_open(int dfd, const char *name, int create, int *fd_r, const char **error_r)
-{
-	const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-	struct stat sb;
-	int fd, e;
-
-	fd = openat(dfd, name, flags);
-	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdirat(dfd, name, 0700) < 0 && errno != EEXIST) {
-			*error_r = err_fmt("mkdir %s: %s", log_safe(name), strerror(errno));
-			return -1;
-		}
-		fd = openat(dfd, name, flags);
-	}
-	if (fd >= 0) {
-		*fd_r = fd;
-		return 1;
-	}
-	e = errno;
-	if (e == ENOENT)
-		*error_r = err_fmt("%s does not exist", log_safe(name));
-	else if ((e == ELOOP || e == ENOTDIR) &&
-	    fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode))
-		*error_r = err_fmt("refusing to follow the symlink %s", log_safe(name));
-	else
-		*error_r = err_fmt("open %s: %s", log_safe(name), strerror(e));
-	return e == ENOENT && !create ? 0 : -1;
-}
-
-/*
- * Walk path (relative, '/'-separated) from the store, creating what is
- * missing.  0 with *fd_r, or -1 with *error_r.
- */
-static int
-path_open(struct maildir_store *st, const char *path, int *fd_r, const char **error_r)
-{
-	char *copy = xstrdup(path), *save = NULL;
-	int fd = -1, ok = 0;
-
-	if ((fd = dup(st->fd)) < 0) {
-		*error_r = err_fmt("dup: %s", strerror(errno));
-		free(copy);
-		return -1;
-	}
-	for (char *c = strtok_r(copy, "/", &save); c != NULL;
-	    c = strtok_r(NULL, "/", &save)) {
-		int next;
-
-		ok = 1;
-		if (strcmp(c, ".") == 0 || strcmp(c, "..") == 0) {
-			*error_r = err_fmt("unsafe mailbox path %s", log_safe(path));
-			ok = -1;
-			break;
-		}
-		if (dir_open(fd, c, 1, &next, error_r) < 0) {
-			ok = -1;
-			break;
-		}
-		(void)close(fd);
-		fd = next;
-	}
-	free(copy);
-	if (ok <= 0) {
-		if (ok == 0)
-			*error_r = err_fmt("empty mailbox path");
-		(void)close(fd);
-		return -1;
-	}
-	*fd_r = fd;
-	return 0;
-}
-
-/* Open (creating) tmp/, new/ and cur/ of the Maildir at m->fd.  0 or -1. */
-static int
-mdir_subdirs(struct mdir *m, const char **error_r)
-{
-	if (dir_open(m->fd, "tmp", 1, &m->tmp, error_r) < 0 ||
-	    dir_open(m->fd, "new", 1, &m->new, error_r) < 0 ||
-	    dir_open(m->fd, "cur", 1, &m->cur, error_r) < 0)
-		return -1;
-	return 0;
-}
-
 /* Whether tag may name a folder: 1..64 of [A-Za-z0-9_-]. */
 static int
 tag_safe(const char *tag)
@@ -261,7 +157,7 @@ folder_open(int dirfd, const char *tag, int *fd_r, const char **error_r)
 	(void)closedir(d);
 	if (found == NULL)
 		return 0;
-	r = dir_open(dirfd, found, 0, fd_r, error_r);
+	r = mstore_dir_open(dirfd, found, 0, fd_r, error_r);
 	free(found);
 	return r;
 }
@@ -355,7 +251,7 @@ pending_fail(struct maildir_pending *p, const char *what, int err)
  * *error_r and nothing left behind.
  */
 static int
-write_message(const struct mdir *m, const char *name, const struct buf *prefix,
+write_message(const struct mstore_maildir *m, const char *name, const struct buf *prefix,
     const struct maildir_msg *msg, struct maildir_pending **p_r,
     const char **error_r)
 {
@@ -595,7 +491,7 @@ sum_dir(int dirfd, const char *sub, uint64_t *bytes, uint64_t *count,
 	struct dirent *de;
 	int fd, r;
 
-	if ((r = dir_open(dirfd, sub, 0, &fd, error_r)) <= 0)
+	if ((r = mstore_dir_open(dirfd, sub, 0, &fd, error_r)) <= 0)
 		return r;
 	if ((d = fdopendir(fd)) == NULL) {
 		*error_r = err_fmt("read %s: %s", sub, strerror(errno));
@@ -651,7 +547,7 @@ quota_recalc(struct maildir_store *st, int dirfd, uint64_t quota,
 		if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
 			continue;
-		if (dir_open(dirfd, de->d_name, 0, &ffd, error_r) <= 0)
+		if (mstore_dir_open(dirfd, de->d_name, 0, &ffd, error_r) <= 0)
 			continue;	/* not a folder (or a symlink): not counted */
 		if (sum_dir(ffd, "new", &bytes, &count, error_r) < 0 ||
 		    sum_dir(ffd, "cur", &bytes, &count, error_r) < 0) {
@@ -669,7 +565,7 @@ quota_recalc(struct maildir_store *st, int dirfd, uint64_t quota,
 	    buf_printf(&text, "%" PRIu64 "S\n%" PRIu64 " %" PRIu64 "\n",
 	    quota, bytes, count) < 0)
 		log_panic("event=maildirsize error=\"buffer full\"");
-	if (dir_open(dirfd, "tmp", 1, &tmp, error_r) < 0)
+	if (mstore_dir_open(dirfd, "tmp", 1, &tmp, error_r) < 0)
 		goto out;
 	fd = openat(tmp, name.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || write_all(fd, text.data, text.len) < 0 ||
@@ -834,12 +730,12 @@ maildir_has_delivered_to(const char *header, size_t len, const char *address)
  * Maildir itself (for maildirsize).  0 or -1 with *error_r. */
 static int
 target_open(struct maildir_store *st, const char *mailbox, const char *tag,
-    struct mdir *top, struct mdir *dst, const char **error_r)
+    struct mstore_maildir *top, struct mstore_maildir *dst, const char **error_r)
 {
 	int ffd, r;
 
-	if (path_open(st, mailbox, &top->fd, error_r) < 0 ||
-	    mdir_subdirs(top, error_r) < 0)
+	if (mstore_path_open(st->fd, mailbox, 1, &top->fd, error_r) < 0 ||
+	    mstore_maildir_subdirs(top, error_r) < 0)
 		return -1;
 	if (tag == NULL || !tag_safe(tag))
 		return 0;
@@ -848,7 +744,7 @@ target_open(struct maildir_store *st, const char *mailbox, const char *tag,
 	if (r == 0)
 		return 0;
 	dst->fd = ffd;
-	return mdir_subdirs(dst, error_r);
+	return mstore_maildir_subdirs(dst, error_r);
 }
 
 void
@@ -858,8 +754,8 @@ maildir_prepare(struct maildir_store *st, const char *mailbox,
     struct maildir_pending **p_r)
 {
 	struct maildir_pending *p;
-	struct mdir top = { -1, -1, -1, -1 }, folder = { -1, -1, -1, -1 };
-	const struct mdir *dst;
+	struct mstore_maildir top = MSTORE_MAILDIR_INIT, folder = MSTORE_MAILDIR_INIT;
+	const struct mstore_maildir *dst;
 	struct buf prefix = BUF_INIT, name = BUF_INIT;
 	const char *error;
 	uint64_t size, used = 0, count = 0;
@@ -916,8 +812,8 @@ maildir_prepare(struct maildir_store *st, const char *mailbox,
 	*p_r = p;
 	result(res, AGENT_OK, "2.0.0", "written, not yet committed");
 out:
-	mdir_close(&top);
-	mdir_close(&folder);
+	mstore_maildir_close(&top);
+	mstore_maildir_close(&folder);
 	buf_free(&prefix);
 	buf_free(&name);
 }

@@ -23,4 +23,5 @@ lib_libpostern_a_SOURCES = \
 	lib/policy.c lib/policy.h \
 	lib/connlimit.c lib/connlimit.h \
 	lib/worker.c lib/worker.h \
-	lib/dsn.c lib/dsn.h
+	lib/dsn.c lib/dsn.h \
+	lib/mstore.c lib/mstore.h
