@@ -256,7 +256,7 @@ cmd_stop(const char *config, int argc, char **argv)
 
 	if (no_args(argc, argv) < 0)
 		return EXIT_USAGE;
-	if ((cfg = tool_load_config(config)) == NULL)
+	if ((cfg = tool_load_control_config(config, "stop")) == NULL)
 		return EXIT_FAIL;
 	limit = cfg_time_ms(config_global(cfg), "stop_timeout") + 10000;
 	if ((pid = running_master(cfg)) == 0) {
@@ -342,7 +342,7 @@ cmd_status(const char *config, int argc, char **argv)
 
 	if (no_args(argc, argv) < 0)
 		return EXIT_USAGE;
-	if ((cfg = tool_load_config(config)) == NULL)
+	if ((cfg = tool_load_control_config(config, "status")) == NULL)
 		return EXIT_FAIL;
 	if (running_master(cfg) == 0) {
 		printf("postern is not running\n");

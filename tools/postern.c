@@ -4,6 +4,7 @@
  */
 #include "autoconf.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "postern.h"
+#include "xalloc.h"
 
 struct command {
 	const char *name;
@@ -69,6 +71,152 @@ tool_load_config(const char *path)
 		return NULL;
 	}
 	buf_free(&err);
+	return cfg;
+}
+
+/* The settings tool_load_control_config() keeps from a broken file (and
+ * the global settings their values refer to, as $name or ${name}). */
+static const char *const control_keys[] = { "run_dir", "pid_file", "stop_timeout" };
+
+/* One top-level setting of the file: its key and its text (with any
+ * continuation lines). */
+struct setting {
+	char *key;
+	struct buf text;
+	int keep;
+};
+
+/* Whether value text refers to key as $key or ${key}. */
+static int
+refers_to(const struct buf *text, const char *key)
+{
+	const char *s = buf_cstr(text), *eq = strchr(s, '='), *p;
+	size_t k = strlen(key);
+
+	for (p = eq != NULL ? eq : s; (p = strchr(p, '$')) != NULL; p++) {
+		const char *name = p[1] == '{' ? p + 2 : p + 1;
+		char after = name[k];
+
+		if (strncmp(name, key, k) == 0 && (p[1] == '{' ? after == '}' :
+		    !(after == '_' || (after >= 'a' && after <= 'z') ||
+		    (after >= '0' && after <= '9'))))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Keep from text only the top-level control settings, the settings they
+ * refer to (transitively), and their continuation lines, outside service
+ * blocks (a line "service ... {" opens one, "}" closes it).
+ */
+static void
+control_lines(const char *text, size_t len, struct buf *out)
+{
+	struct setting *set = NULL;
+	size_t nset = 0, pos = 0;
+	int depth = 0, changed = 1;
+	struct setting *cur = NULL;
+
+	while (pos < len) {
+		const char *s = text + pos, *nl = memchr(s, '\n', len - pos);
+		size_t n = nl != NULL ? (size_t)(nl - s) : len - pos, b = 0, e = n, k;
+
+		pos += nl != NULL ? n + 1 : n;
+		while (b < n && (s[b] == ' ' || s[b] == '\t'))
+			b++;
+		while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r'))
+			e--;
+		if (e == b || s[b] == '#')
+			continue;
+		if (e - b == 1 && s[b] == '}') {
+			depth -= depth > 0;
+			cur = NULL;
+			continue;
+		}
+		if (e - b > 7 && memcmp(s + b, "service", 7) == 0 && s[e - 1] == '{') {
+			depth++;
+			cur = NULL;
+			continue;
+		}
+		if (depth > 0)
+			continue;
+		if (b > 0) {
+			if (cur != NULL && (buf_append(&cur->text, s, e) < 0 ||
+			    buf_putc(&cur->text, '\n') < 0))
+				cur = NULL;
+			continue;
+		}
+		for (k = 0; k < e && s[k] != '=' && s[k] != ' ' && s[k] != '\t'; k++)
+			;
+		set = xreallocarray(set, nset + 1, sizeof(*set));
+		cur = &set[nset++];
+		cur->key = xstrndup(s, k);
+		buf_init(&cur->text, 0);
+		cur->keep = 0;
+		for (size_t i = 0; i < sizeof(control_keys) / sizeof(control_keys[0]); i++)
+			cur->keep |= strcmp(cur->key, control_keys[i]) == 0;
+		if (buf_append(&cur->text, s, e) < 0 || buf_putc(&cur->text, '\n') < 0)
+			cur = NULL;
+	}
+	while (changed) {
+		changed = 0;
+		for (size_t i = 0; i < nset; i++)
+			for (size_t j = 0; j < nset && set[i].keep; j++)
+				if (!set[j].keep && refers_to(&set[i].text, set[j].key))
+					set[j].keep = changed = 1;
+	}
+	for (size_t i = 0; i < nset; i++) {
+		if (set[i].keep && buf_append(out, set[i].text.data, set[i].text.len) < 0)
+			break;
+	}
+	for (size_t i = 0; i < nset; i++) {
+		free(set[i].key);
+		buf_free(&set[i].text);
+	}
+	free(set);
+}
+
+struct config *
+tool_load_control_config(const char *path, const char *cmd)
+{
+	struct config *cfg;
+	struct buf err = BUF_INIT, text = BUF_INIT;
+	char chunk[65536];
+	ssize_t n;
+	int fd;
+
+	if (config_load(path, &cfg, &err) > 0) {
+		buf_free(&err);
+		return cfg;
+	}
+	fputs(buf_cstr(&err), stderr);
+	buf_reset(&err);
+	cfg = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+		goto out;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if (buf_append(&text, chunk, (size_t)n) < 0)
+			break;
+	(void)close(fd);
+	if (n != 0)
+		goto out;
+	{
+		struct buf keep = BUF_INIT;
+
+		control_lines(buf_cstr(&text), text.len, &keep);
+		if (config_parse(path, buf_cstr(&keep), keep.len, &cfg, &err) < 0)
+			cfg = NULL;
+		buf_free(&keep);
+	}
+	if (cfg != NULL)
+		fprintf(stderr, "postern %s: the config has errors; using only its "
+		    "run_dir, pid_file and stop_timeout settings (and what they refer to)\n", cmd);
+out:
+	if (cfg == NULL && err.len > 0)
+		fputs(buf_cstr(&err), stderr);
+	buf_free(&err);
+	buf_free(&text);
 	return cfg;
 }
 

@@ -16,6 +16,14 @@ struct config;
 /* Load and validate the config, printing every error to stderr.
  * NULL on failure. */
 struct config *tool_load_config(const char *path);
+/*
+ * The config for stop and status, which must work even after a broken
+ * edit: the whole file if it loads; otherwise (after printing its errors
+ * and a warning) only its global run_dir, pid_file and stop_timeout
+ * settings, which are all that finding and stopping master needs.
+ * NULL if even those do not load.
+ */
+struct config *tool_load_control_config(const char *path, const char *cmd);
 /* The directory holding the daemons for a config: its daemon_dir. */
 const char *tool_daemon_dir(const struct config *cfg);
 /* The build tree's libexec directory when this postern binary runs from

@@ -224,6 +224,24 @@ class Supervision(unittest.TestCase):
         self.assertEqual(set(self.inst.service_pids("echo")), before)
         self.assertEqual(self.echo("ok"), "echo: ok")
 
+    def test_status_and_stop_work_after_a_broken_edit(self):
+        # A broken edit must not leave the admin unable to see or stop
+        # the running system: status and stop fall back to the settings
+        # that locate master, and say so.
+        master = self.inst.start()
+        self.inst.append_config("bogus_key = 1\nservice broken {\n    nonsense = 2\n}")
+        p = self.inst.postern("status", check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("bogus_key", p.stderr)
+        self.assertIn("using only its run_dir, pid_file and stop_timeout", p.stderr)
+        self.assertIn("echo", p.stdout)
+        p = self.inst.postern("stop", check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("stopped", p.stdout)
+        self.assertFalse(pid_alive(master))
+        # reload still refuses the broken file.
+        self.assertEqual(self.inst.postern("reload", check=False).returncode, 1)
+
     def test_second_start_is_refused(self):
         self.inst.start()
         p = self.inst.postern("start", check=False)
