@@ -744,7 +744,9 @@ hexval(char c)
 }
 
 /* Decode an escaped value into a malloc'd string.  0, or -1 for a raw
- * byte that should have been escaped, a bad escape, or %00. */
+ * byte that should have been escaped, a bad escape, or an escaped control
+ * byte (no field has a use for one, and an address carrying CR or LF
+ * would reach the headers of a bounce). */
 static int
 unescape(const char *s, size_t n, char **out_r)
 {
@@ -757,7 +759,8 @@ unescape(const char *s, size_t n, char **out_r)
 
 		if (c == '%') {
 			if (n - i < 3 || (hi = hexval(s[i + 1])) < 0 ||
-			    (lo = hexval(s[i + 2])) < 0 || hi + lo == 0) {
+			    (lo = hexval(s[i + 2])) < 0 || hi * 16 + lo < 0x20 ||
+			    hi * 16 + lo == 0x7f) {
 				free(out);
 				return -1;
 			}

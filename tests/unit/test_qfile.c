@@ -214,13 +214,13 @@ START_TEST(test_roundtrip)
 
 	memset(&e, 0, sizeof(e));
 	e.arrival_us = 1700000000000001ull;
-	e.sender = xstrdup("we ird %41 \x01\x7f\xc3\xa9@exa mple.test");
+	e.sender = xstrdup("we ird %41 \xc3\xa9@exa mple.test");
 	e.body_8bit = 1;
 	e.smtputf8 = 1;
 	e.ret = SMTP_RET_HDRS;
 	envid = xmalloc(20001);
 	for (i = 0; i < 20000; i++)
-		envid[i] = "a %\x02z"[i % 4];
+		envid[i] = "a %~z"[i % 4];
 	envid[20000] = '\0';
 	e.envid = envid;
 	e.client = xstrdup("2001:db8::1");
@@ -600,6 +600,11 @@ static const struct {
 	{ HEAD "rcpt a%2@b 0 -\n\n", 0 },			/* bad escapes */
 	{ HEAD "rcpt a%zz@b 0 -\n\n", 0 },
 	{ HEAD "rcpt a%00b 0 -\n\n", 0 },
+	{ HEAD "rcpt a%0Db 0 -\n\n", 0 },			/* control bytes */
+	{ HEAD "rcpt a%0ab 0 -\n\n", 0 },
+	{ HEAD "rcpt a%1Fb 0 -\n\n", 0 },
+	{ HEAD "rcpt a%7Fb 0 -\n\n", 0 },
+	{ HEAD "rcpt a%20b 0 -\n\n", 1 },
 	{ HEAD "rcpt a@b% 0 -\n\n", 0 },
 	{ HEAD "rcpt a\x01@b 0 -\n\n", 0 },			/* raw bytes */
 	{ HEAD "rcpt a\xc3\xa9@b 0 -\n\n", 0 },
