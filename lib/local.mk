@@ -24,4 +24,5 @@ lib_libpostern_a_SOURCES = \
 	lib/connlimit.c lib/connlimit.h \
 	lib/worker.c lib/worker.h \
 	lib/dsn.c lib/dsn.h \
-	lib/mstore.c lib/mstore.h
+	lib/mstore.c lib/mstore.h \
+	lib/mailbox.c lib/mailbox.h

@@ -27,10 +27,19 @@
 /* The size cache, in the Maildir's own directory. */
 #define MAILBOX_VSIZE_CACHE "postern-vsize"
 
+/*
+ * A listed message, owned by the mailbox: valid until the next scan or
+ * close.  name is replaced (the old string freed) when an operation on
+ * the message renames it or finds it renamed, so do not keep name itself.
+ */
 struct mailbox_msg {
 	char *name;		/* file name in new/ or cur/ (may change: flags) */
 	int in_new;		/* 1: the file is in new/ */
-	uint64_t vsize;		/* size with CRLF line ends, as RETR sends it */
+	/* size with CRLF line ends: mailbox_crlf_size() of the file, i.e.
+	 * what RETR sends before the terminator, without dot-stuffing and
+	 * without the CRLF mailbox_export_end() adds to a last line that has
+	 * none (Dovecot counts the same way) */
+	uint64_t vsize;
 	char uidl[MAILBOX_UIDL_MAX + 1];	/* see mailbox_uidl() */
 };
 
@@ -51,7 +60,8 @@ void mailbox_close(struct mailbox **mbp);
  * Take the exclusive lock named lockname (a file in the Maildir's
  * directory, e.g. "postern-pop3.lock", flock()ed without waiting) for as
  * long as the mailbox stays open.  Delivery never takes it.  1 locked,
- * 0 held by another session (in this or any process), -1 with *error_r.
+ * 0 held by another session (in this or any process), -1 with *error_r
+ * (also if this mailbox already holds a lock, or lockname has a '/').
  */
 int mailbox_lock(struct mailbox *mb, const char *lockname, const char **error_r)
 	__attribute__((warn_unused_result));
@@ -62,7 +72,16 @@ int mailbox_lock(struct mailbox *mb, const char *lockname, const char **error_r)
  * that do not start that way sort after, by name).  Files whose names
  * start with '.' and non-regular files are skipped.  If move_new, each
  * message in new/ is first renamed into cur/ as "NAME:2," (as Dovecot
- * does when a session sees it).  0, or -1 with *error_r.
+ * does when a session sees it; one that cannot be moved is listed in
+ * new/).  Copies of one base name in new/ and cur/ (another client moving
+ * it meanwhile) are listed once, the cur/ one.  A file that vanishes
+ * during the scan is left out.  The list replaces the previous one.
+ * Sizes not in the names are taken from, or added to, the cache file
+ * ("BASE DISKSIZE VSIZE" lines; an entry counts only while the file
+ * still has DISKSIZE bytes), which is rewritten only when it changed.
+ * A message that cannot be read to size it is logged and listed with its
+ * ",S=" or disk size (opening it will fail).  0, or -1 with *error_r
+ * (new/ or cur/ unreadable).
  */
 int mailbox_scan(struct mailbox *mb, int move_new, const char **error_r)
 	__attribute__((warn_unused_result));
@@ -72,18 +91,21 @@ size_t mailbox_count(const struct mailbox *mb);
 const struct mailbox_msg *mailbox_msg(const struct mailbox *mb, size_t i);
 
 /*
- * Open message i for reading.  If its file was renamed since the scan
- * (another client changed flags or moved it to cur/), it is found again
- * by its base name.  1 with *fd_r, 0 if it is gone (expunged by another
- * client), -1 with *error_r.
+ * Open message i for reading (a blocking, close-on-exec fd the caller
+ * closes).  If its file was renamed since the scan (another client
+ * changed flags or moved it to cur/), it is found again by its base name.
+ * 1 with *fd_r, 0 if it is gone (expunged, by another client or by
+ * mailbox_msg_expunge()), -1 with *error_r (a symlink or other
+ * non-regular file in its place is refused, never followed).
  */
 int mailbox_msg_open(struct mailbox *mb, size_t i, int *fd_r, const char **error_r)
 	__attribute__((warn_unused_result));
 
 /*
  * Add the flag letter (e.g. 'S' for \Seen) to message i: the file moves
- * into cur/ if in new/, its ":2," flags stay sorted and unique.  1 done
- * (or already set), 0 gone, -1 with *error_r.
+ * into cur/ if in new/, its ":2," flags stay sorted and unique.  flag
+ * must be a letter (A-Z, or a-z for keywords).  1 done (or already set),
+ * 0 gone, -1 with *error_r.
  */
 int mailbox_msg_flag(struct mailbox *mb, size_t i, char flag, const char **error_r)
 	__attribute__((warn_unused_result));
@@ -128,21 +150,30 @@ struct mailbox_export {
 /* Start an export. */
 void mailbox_export_init(struct mailbox_export *x, int dotstuff, int64_t body_lines);
 /*
- * Convert n bytes of the file, appending to out.  Returns 1 if the export
- * is complete (TOP's line count reached: feed no more), 0 to go on, -1 if
- * out is full (out->max; out then holds a prefix: treat as an error).
+ * Convert n bytes of the file, appending to out (at most 2 * n bytes:
+ * size out->max for that).  Any chunking of the file gives the same
+ * output.  Returns 1 if the export is complete (TOP's line count reached:
+ * feed no more; further calls append nothing and return 1), 0 to go on,
+ * -1 if out is full (out->max; out then holds a prefix: treat as an
+ * error).
  */
 int mailbox_export_feed(struct mailbox_export *x, const char *p, size_t n,
     struct buf *out) __attribute__((warn_unused_result));
 /*
  * End the export: appends CRLF if the last line had no line end (so the
- * caller's ".\r\n" terminator starts a line).  0, or -1 if out is full.
+ * caller's ".\r\n" terminator starts a line; a file ending in a lone CR
+ * thus ends "\r\r\n").  Nothing after a TOP that completed.  0, or -1 if
+ * out is full.
  */
 int mailbox_export_end(struct mailbox_export *x, struct buf *out)
 	__attribute__((warn_unused_result));
 
-/* The CRLF size of n bytes of text (n plus the bare LFs), for callers
- * that compute a vsize themselves. */
+/*
+ * The CRLF size of n bytes of text (n plus the bare LFs), for callers
+ * that compute a vsize themselves.  To size a file in chunks, start with
+ * *prev_cr = 0 and pass the same prev_cr to each call (it carries whether
+ * the last byte so far was CR); prev_cr may be NULL for a single chunk.
+ */
 uint64_t mailbox_crlf_size(const char *p, size_t n, int *prev_cr);
 
 #endif

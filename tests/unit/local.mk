@@ -22,6 +22,7 @@ UNIT_TESTS = \
 	tests/unit/test_policy \
 	tests/unit/test_connlimit \
 	tests/unit/test_maildir \
+	tests/unit/test_mailbox \
 	tests/unit/test_qmgr
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)

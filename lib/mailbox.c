@@ -1,0 +1,1055 @@
+/*
+ * mailbox: one Maildir read by an access daemon (see mailbox.h).  A scan
+ * lists new/ and cur/ (optionally moving new mail to cur/), drops
+ * duplicates of one base name, sorts by arrival with a precomputed key and
+ * fills in each message's UIDL and CRLF size: from ",W=" in the name, else
+ * from the size cache file, else by reading the file once.  Messages are
+ * opened, flagged and expunged by name; a name that changed under us
+ * (another client) is found again by its base name.
+ */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "mailbox.h"
+#include "mstore.h"
+#include "xalloc.h"
+
+#define READ_CHUNK 65536
+#define CACHE_TMP "postern-vsize.tmp"
+#define CACHE_MAX (256u * 1024 * 1024)	/* a bigger cache file is ignored */
+#define REFIND_TRIES 3			/* renames chased per operation */
+
+/* One listed message and what sorting and finding it need. */
+struct entry {
+	struct mailbox_msg msg;
+	size_t base_len;	/* msg.name's base: up to the first ',' or ':' */
+	uint64_t sec;		/* arrival, when has_time */
+	uint32_t usec;
+	int has_time;
+	int gone;		/* expunged through this mailbox */
+};
+
+/* One line of the size cache. */
+struct cache_ent {
+	char *base;
+	uint64_t disk, vsize;
+	int used;		/* matched a message in this scan */
+};
+
+struct mailbox {
+	struct mstore_maildir md;
+	char *path;		/* for messages */
+	int lock_fd;
+	struct entry *msgs;
+	size_t count, cap;
+	struct cache_ent *cache;	/* loaded (sorted by base), then added */
+	size_t cache_count, cache_cap;
+	size_t cache_sorted;	/* the loaded entries, searched by base */
+	int cache_dirty;	/* the file must be rewritten */
+};
+
+/* Length of name's base: up to the first ',' or ':'. */
+static size_t
+base_len(const char *name)
+{
+	return strcspn(name, ",:");
+}
+
+/* Whether the n bytes at p are 1..max characters 0x21..0x7E. */
+static int
+printable(const char *p, size_t n, size_t max)
+{
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x21 || (unsigned char)p[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+void
+mailbox_uidl(const char *name, char out[MAILBOX_UIDL_MAX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t n = base_len(name);
+
+	if (printable(name, n, MAILBOX_UIDL_MAX)) {
+		memcpy(out, name, n);
+		out[n] = '\0';
+		return;
+	}
+	if (EVP_Digest(name, n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
+		log_panic("event=mailbox_uidl error=\"SHA-1 failed\"");
+	for (unsigned int i = 0; i < mdlen; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 0xf];
+	}
+	out[2 * mdlen] = '\0';
+}
+
+/* Parse the decimal digits p[0..n) into *v: 1..20 digits, no overflow.
+ * 1 or 0. */
+static int
+parse_u64(const char *p, size_t n, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (n == 0 || n > 20)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d;
+
+		if (p[i] < '0' || p[i] > '9')
+			return 0;
+		d = (unsigned)(p[i] - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return 0;
+		x = x * 10 + d;
+	}
+	*v = x;
+	return 1;
+}
+
+int
+mailbox_name_size(const char *name, char key, uint64_t *size_r)
+{
+	const char *end = name + strcspn(name, ":");
+	const char *f = name + base_len(name);
+
+	/* f is at the ',' before a field, or at the end. */
+	while (f < end && *f == ',') {
+		const char *s = f + 1, *e = s + strcspn(s, ",:");
+
+		if (e > end)
+			e = end;
+		if (e - s >= 2 && s[0] == key && s[1] == '=')
+			return parse_u64(s + 2, (size_t)(e - s - 2), size_r);
+		f = e;
+	}
+	return 0;
+}
+
+uint64_t
+mailbox_crlf_size(const char *p, size_t n, int *prev_cr)
+{
+	const char *s = p, *end = p + n, *lf;
+	int cr = prev_cr != NULL ? *prev_cr : 0;
+	uint64_t size = n;
+
+	while (s < end && (lf = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+		if (!(lf > p ? lf[-1] == '\r' : cr))
+			size++;
+		s = lf + 1;
+	}
+	if (prev_cr != NULL && n > 0)
+		*prev_cr = p[n - 1] == '\r';
+	return size;
+}
+
+void
+mailbox_export_init(struct mailbox_export *x, int dotstuff, int64_t body_lines)
+{
+	memset(x, 0, sizeof(*x));
+	x->dotstuff = dotstuff;
+	x->body_lines = body_lines;
+	x->bol = 1;
+	x->header_empty = 1;
+}
+
+int
+mailbox_export_feed(struct mailbox_export *x, const char *p, size_t n,
+    struct buf *out)
+{
+	size_t start = 0;	/* input not yet copied: p[start..i) */
+
+	if (x->done)
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (x->bol) {
+			x->bol = 0;
+			x->header_empty = 1;
+			if (c == '.' && x->dotstuff) {
+				if (buf_append(out, p + start, i - start) < 0 ||
+				    buf_putc(out, '.') < 0)
+					return -1;
+				start = i;
+			}
+		}
+		if (c == '\r') {
+			if (x->prev_cr)
+				x->header_empty = 0;	/* that CR was lone */
+			x->prev_cr = 1;
+			continue;
+		}
+		if (c != '\n') {
+			x->header_empty = 0;
+			x->prev_cr = 0;
+			continue;
+		}
+		/* A line end: a bare LF gets its CR. */
+		if (!x->prev_cr) {
+			if (buf_append(out, p + start, i - start) < 0 ||
+			    buf_putc(out, '\r') < 0)
+				return -1;
+			start = i;
+		}
+		x->prev_cr = 0;
+		x->bol = 1;
+		if (x->in_body)
+			x->lines++;
+		else if (x->header_empty)
+			x->in_body = 1;
+		if (x->in_body && x->body_lines >= 0 && x->lines >= x->body_lines) {
+			x->done = 1;
+			return buf_append(out, p + start, i + 1 - start) < 0 ? -1 : 1;
+		}
+	}
+	return buf_append(out, p + start, n - start) < 0 ? -1 : 0;
+}
+
+int
+mailbox_export_end(struct mailbox_export *x, struct buf *out)
+{
+	if (x->done || x->bol)
+		return 0;
+	if (buf_append(out, "\r\n", 2) < 0)
+		return -1;
+	x->bol = 1;
+	x->prev_cr = 0;
+	return 0;
+}
+
+int
+mailbox_open(int storefd, const char *path, struct mailbox **mb_r,
+    const char **error_r)
+{
+	struct mstore_maildir md = MSTORE_MAILDIR_INIT;
+	struct mailbox *mb;
+
+	if (mstore_path_open(storefd, path, 1, &md.fd, error_r) <= 0)
+		return -1;
+	if (mstore_maildir_subdirs(&md, error_r) < 0) {
+		mstore_maildir_close(&md);
+		return -1;
+	}
+	mb = xcalloc(1, sizeof(*mb));
+	mb->md = md;
+	mb->path = xstrdup(path);
+	mb->lock_fd = -1;
+	*mb_r = mb;
+	return 0;
+}
+
+/* Free the message list. */
+static void
+msgs_clear(struct mailbox *mb)
+{
+	for (size_t i = 0; i < mb->count; i++)
+		free(mb->msgs[i].msg.name);
+	mb->count = 0;
+}
+
+/* Free the loaded size cache. */
+static void
+cache_clear(struct mailbox *mb)
+{
+	for (size_t i = 0; i < mb->cache_count; i++)
+		free(mb->cache[i].base);
+	xfree(&mb->cache);
+	mb->cache_count = 0;
+	mb->cache_cap = 0;
+	mb->cache_sorted = 0;
+	mb->cache_dirty = 0;
+}
+
+void
+mailbox_close(struct mailbox **mbp)
+{
+	struct mailbox *mb = *mbp;
+
+	if (mb == NULL)
+		return;
+	msgs_clear(mb);
+	free(mb->msgs);
+	cache_clear(mb);
+	if (mb->lock_fd >= 0)
+		(void)close(mb->lock_fd);
+	mstore_maildir_close(&mb->md);
+	free(mb->path);
+	free(mb);
+	*mbp = NULL;
+}
+
+int
+mailbox_lock(struct mailbox *mb, const char *lockname, const char **error_r)
+{
+	int fd;
+
+	if (mb->lock_fd >= 0) {
+		*error_r = "mailbox already locked by this session";
+		return -1;
+	}
+	if (lockname[0] == '\0' || strchr(lockname, '/') != NULL) {
+		*error_r = err_fmt("bad lock name %s", log_safe(lockname));
+		return -1;
+	}
+	fd = openat(mb->md.fd, lockname,
+	    O_CREAT | O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		*error_r = err_fmt("open %s/%s: %s", log_safe(mb->path),
+		    log_safe(lockname), strerror(errno));
+		return -1;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		if (e == EINTR)
+			continue;
+		(void)close(fd);
+		if (e == EWOULDBLOCK)
+			return 0;
+		*error_r = err_fmt("flock %s/%s: %s", log_safe(mb->path),
+		    log_safe(lockname), strerror(e));
+		return -1;
+	}
+	mb->lock_fd = fd;
+	return 1;
+}
+
+/* --- the size cache --- */
+
+/* Order cache entries by base. */
+static int
+cache_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cache_ent *)a)->base,
+	    ((const struct cache_ent *)b)->base);
+}
+
+/* The loaded cache entry for base[0..n), or NULL. */
+static struct cache_ent *
+cache_find(struct mailbox *mb, const char *base, size_t n)
+{
+	size_t lo = 0, hi = mb->cache_sorted;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *b = mb->cache[mid].base;
+		int c = strncmp(b, base, n);
+
+		if (c == 0)
+			c = b[n] == '\0' ? 0 : 1;
+		if (c == 0)
+			return &mb->cache[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Append an entry to the cache array. */
+static void
+cache_append(struct mailbox *mb, const struct cache_ent *e)
+{
+	if (mb->cache_count == mb->cache_cap) {
+		mb->cache_cap = mb->cache_cap == 0 ? 64 : xmul(mb->cache_cap, 2);
+		mb->cache = xreallocarray(mb->cache, mb->cache_cap, sizeof(*mb->cache));
+	}
+	mb->cache[mb->cache_count++] = *e;
+}
+
+/*
+ * Parse the cache text (len bytes, NUL-terminated) into mb->cache.  Each
+ * line is "BASE DISKSIZE VSIZE\n"; 0, or -1 if any line is malformed (a
+ * partial file, a duplicate, sizes that cannot be) and nothing is kept.
+ */
+static int
+cache_parse(struct mailbox *mb, const char *text, size_t len)
+{
+	const char *s = text, *end = text + len;
+
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		const char *sp1, *sp2;
+		struct cache_ent e;
+
+		if (nl == NULL || (sp1 = memchr(s, ' ', (size_t)(nl - s))) == NULL ||
+		    (sp2 = memchr(sp1 + 1, ' ', (size_t)(nl - sp1 - 1))) == NULL ||
+		    !printable(s, (size_t)(sp1 - s), NAME_MAX) ||
+		    memchr(s, ',', (size_t)(sp1 - s)) != NULL ||
+		    memchr(s, ':', (size_t)(sp1 - s)) != NULL ||
+		    !parse_u64(sp1 + 1, (size_t)(sp2 - sp1 - 1), &e.disk) ||
+		    !parse_u64(sp2 + 1, (size_t)(nl - sp2 - 1), &e.vsize) ||
+		    e.vsize < e.disk || e.vsize - e.disk > e.disk)
+			goto bad;
+		e.base = xstrndup(s, (size_t)(sp1 - s));
+		e.used = 0;
+		cache_append(mb, &e);
+		s = nl + 1;
+	}
+	if (mb->cache_count > 0)
+		qsort(mb->cache, mb->cache_count, sizeof(*mb->cache), cache_cmp);
+	for (size_t i = 1; i < mb->cache_count; i++)
+		if (strcmp(mb->cache[i - 1].base, mb->cache[i].base) == 0)
+			goto bad;
+	mb->cache_sorted = mb->cache_count;
+	return 0;
+bad:
+	cache_clear(mb);
+	return -1;
+}
+
+/* Load the cache file; a missing one is empty, a damaged one is dropped
+ * (and marked for rewriting). */
+static void
+cache_load(struct mailbox *mb)
+{
+	struct stat sb;
+	char *text;
+	size_t len = 0;
+	int fd;
+
+	cache_clear(mb);
+	fd = openat(mb->md.fd, MAILBOX_VSIZE_CACHE,
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT) {
+			log_info("event=vsize_cache_ignored mailbox=%s error=\"%s\"",
+			    log_safe(mb->path), strerror(errno));
+			mb->cache_dirty = 1;
+		}
+		return;
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    (uint64_t)sb.st_size > CACHE_MAX) {
+		log_info("event=vsize_cache_ignored mailbox=%s error=\"not a regular file or too big\"",
+		    log_safe(mb->path));
+		(void)close(fd);
+		mb->cache_dirty = 1;
+		return;
+	}
+	text = xmalloc((size_t)sb.st_size + 1);
+	while (len < (size_t)sb.st_size) {
+		ssize_t n = read(fd, text + len, (size_t)sb.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	(void)close(fd);
+	text[len] = '\0';
+	if (len != (size_t)sb.st_size || cache_parse(mb, text, len) < 0) {
+		log_info("event=vsize_cache_ignored mailbox=%s error=\"malformed\"",
+		    log_safe(mb->path));
+		mb->cache_dirty = 1;
+	}
+	free(text);
+}
+
+/* Write all n bytes.  0, or -1 with errno. */
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Write the cache back (tmp file, then rename; no fsync: it is a cache)
+ * with every entry a message of this scan used.  The tmp file is flock()ed
+ * so two sessions never write it at once; if another one is writing, this
+ * one leaves it.  Failure only costs a rebuild later, so it is logged.
+ */
+static void
+cache_store(struct mailbox *mb)
+{
+	struct buf text = BUF_INIT;
+	struct stat a, b;
+	int fd, err;
+
+	if (mb->cache_count > mb->cache_sorted)
+		qsort(mb->cache, mb->cache_count, sizeof(*mb->cache), cache_cmp);
+	mb->cache_sorted = 0;	/* no more lookups */
+	for (size_t i = 0; i < mb->cache_count; i++) {
+		const struct cache_ent *e = &mb->cache[i];
+
+		if (e->used && buf_printf(&text, "%s %" PRIu64 " %" PRIu64 "\n",
+		    e->base, e->disk, e->vsize) < 0)
+			log_panic("event=vsize_cache error=\"buffer full\"");
+	}
+	fd = openat(mb->md.fd, CACHE_TMP,
+	    O_CREAT | O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto fail;
+	/* Locked, and still the file under that name (not renamed away). */
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &a) < 0 ||
+	    fstatat(mb->md.fd, CACHE_TMP, &b, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino || !S_ISREG(a.st_mode)) {
+		(void)close(fd);
+		buf_free(&text);
+		return;
+	}
+	if (ftruncate(fd, 0) < 0 || write_all(fd, text.data, text.len) < 0 ||
+	    renameat(mb->md.fd, CACHE_TMP, mb->md.fd, MAILBOX_VSIZE_CACHE) < 0) {
+		err = errno;
+		(void)close(fd);
+		errno = err;
+		goto fail;
+	}
+	(void)close(fd);
+	buf_free(&text);
+	mb->cache_dirty = 0;
+	return;
+fail:
+	log_warn("event=vsize_cache_write mailbox=%s error=\"%s\"",
+	    log_safe(mb->path), strerror(errno));
+	buf_free(&text);
+}
+
+/* Add (or replace) the cache entry for base[0..n). */
+static void
+cache_put(struct mailbox *mb, const char *base, size_t n, uint64_t disk,
+    uint64_t vsize)
+{
+	struct cache_ent *e = cache_find(mb, base, n), ne;
+
+	mb->cache_dirty = 1;
+	if (e != NULL) {
+		e->disk = disk;
+		e->vsize = vsize;
+		e->used = 1;
+		return;
+	}
+	/* After the sorted part: base names are unique within a scan, so an
+	 * added entry is never looked up; cache_store() sorts. */
+	ne.base = xstrndup(base, n);
+	ne.disk = disk;
+	ne.vsize = vsize;
+	ne.used = 1;
+	cache_append(mb, &ne);
+}
+
+/* --- scanning --- */
+
+/* Fill e's arrival key from its name: "SECONDS." then, in the next
+ * dot-separated part, "M<usec>" if present. */
+static void
+entry_key(struct entry *e)
+{
+	const char *s = e->msg.name;
+	size_t n = strspn(s, "0123456789");
+	uint64_t usec = 0;
+
+	e->has_time = 0;
+	if (s[n] != '.' || !parse_u64(s, n, &e->sec))
+		return;
+	e->has_time = 1;
+	e->usec = 0;
+	for (s += n + 1; *s != '\0' && *s != '.' && *s != ',' && *s != ':'; s++)
+		if (*s == 'M' && s[1] >= '0' && s[1] <= '9') {
+			size_t d = strspn(s + 1, "0123456789");
+
+			if (parse_u64(s + 1, d, &usec) && usec <= UINT32_MAX)
+				e->usec = (uint32_t)usec;
+			break;
+		}
+}
+
+/* Arrival order: timed names first by (seconds, usec), then by base
+ * name, then cur/ before new/, then by whole name. */
+static int
+entry_cmp(const void *pa, const void *pb)
+{
+	const struct entry *a = pa, *b = pb;
+	size_t n = a->base_len < b->base_len ? a->base_len : b->base_len;
+	int c;
+
+	if (a->has_time != b->has_time)
+		return a->has_time ? -1 : 1;
+	if (a->has_time) {
+		if (a->sec != b->sec)
+			return a->sec < b->sec ? -1 : 1;
+		if (a->usec != b->usec)
+			return a->usec < b->usec ? -1 : 1;
+	}
+	if ((c = memcmp(a->msg.name, b->msg.name, n)) != 0)
+		return c;
+	if (a->base_len != b->base_len)
+		return a->base_len < b->base_len ? -1 : 1;
+	if (a->msg.in_new != b->msg.in_new)
+		return a->msg.in_new ? 1 : -1;
+	return strcmp(a->msg.name, b->msg.name);
+}
+
+/* Append a message to the list (name is taken over). */
+static void
+list_add(struct mailbox *mb, char *name, int in_new)
+{
+	struct entry *e;
+
+	if (mb->count == mb->cap) {
+		mb->cap = mb->cap == 0 ? 64 : xmul(mb->cap, 2);
+		mb->msgs = xreallocarray(mb->msgs, mb->cap, sizeof(*mb->msgs));
+	}
+	e = &mb->msgs[mb->count++];
+	memset(e, 0, sizeof(*e));
+	e->msg.name = name;
+	e->msg.in_new = in_new;
+	e->base_len = base_len(name);
+	entry_key(e);
+}
+
+/* A fresh directory stream on the subdirectory dfd (reopened, so its
+ * permissions are checked now).  NULL with *error_r. */
+static DIR *
+dir_stream(struct mailbox *mb, int dfd, const char *sub, const char **error_r)
+{
+	DIR *d;
+	int fd;
+
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		*error_r = err_fmt("read %s/%s: %s", log_safe(mb->path), sub,
+		    strerror(errno));
+		if (fd >= 0)
+			(void)close(fd);
+		return NULL;
+	}
+	return d;
+}
+
+/* Whether the entry de of the directory dfd is a regular file (not a
+ * symlink); 0 also when it vanished. */
+static int
+is_regular(int dfd, const struct dirent *de)
+{
+	struct stat sb;
+
+	if (de->d_type == DT_REG)
+		return 1;
+	if (de->d_type != DT_UNKNOWN)
+		return 0;
+	return fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(sb.st_mode);
+}
+
+/*
+ * Read one subdirectory into the list; if move (new/ only), rename each
+ * file into cur/ as "NAME:2," instead (it is then listed when cur/ is
+ * read).  0, or -1 with *error_r.
+ */
+static int
+read_dir(struct mailbox *mb, int in_new, int move, const char **error_r)
+{
+	int dfd = in_new ? mb->md.new : mb->md.cur;
+	const char *sub = in_new ? "new" : "cur";
+	struct dirent *de;
+	size_t unmoved = 0;
+	DIR *d;
+
+	if ((d = dir_stream(mb, dfd, sub, error_r)) == NULL)
+		return -1;
+	for (;;) {
+		char *to;
+
+		errno = 0;
+		if ((de = readdir(d)) == NULL)
+			break;
+		if (de->d_name[0] == '.' || !is_regular(dfd, de))
+			continue;
+		if (!move) {
+			list_add(mb, xstrdup(de->d_name), in_new);
+			continue;
+		}
+		to = strchr(de->d_name, ':') != NULL ? xstrdup(de->d_name) :
+		    xasprintf("%s:2,", de->d_name);
+		if (renameat(dfd, de->d_name, mb->md.cur, to) < 0 && errno != ENOENT) {
+			/* Still readable where it is: list it there.  Log
+			 * once per scan (a read-only Maildir fails for all). */
+			if (unmoved++ == 0)
+				log_warn("event=mailbox_move mailbox=%s name=%s error=\"%s\"",
+				    log_safe(mb->path), log_safe(de->d_name), strerror(errno));
+			list_add(mb, xstrdup(de->d_name), in_new);
+		}
+		free(to);
+	}
+	if (errno != 0) {
+		*error_r = err_fmt("read %s/%s: %s", log_safe(mb->path), sub,
+		    strerror(errno));
+		(void)closedir(d);
+		return -1;
+	}
+	(void)closedir(d);
+	return 0;
+}
+
+/* The CRLF size of the file name in dfd by reading it, and its size on
+ * disk.  1, 0 if it vanished, -1 with *error_r. */
+static int
+read_vsize(struct mailbox *mb, int in_new, const char *name, uint64_t *disk_r,
+    uint64_t *vsize_r, const char **error_r)
+{
+	char *chunk;
+	uint64_t vsize = 0, disk = 0;
+	int fd, prev_cr = 0, r = 1;
+	const char *sub = in_new ? "new" : "cur";
+	struct stat sb;
+
+	fd = openat(in_new ? mb->md.new : mb->md.cur, name,
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		*error_r = err_fmt("open %s/%s/%s: %s", log_safe(mb->path), sub,
+		    log_safe(name), strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		*error_r = err_fmt("%s/%s/%s: not a regular file", log_safe(mb->path),
+		    sub, log_safe(name));
+		(void)close(fd);
+		return -1;
+	}
+	chunk = xmalloc(READ_CHUNK);
+	for (;;) {
+		ssize_t n = read(fd, chunk, READ_CHUNK);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*error_r = err_fmt("read %s/%s/%s: %s", log_safe(mb->path),
+			    sub, log_safe(name), strerror(errno));
+			r = -1;
+			break;
+		}
+		if (n == 0)
+			break;
+		disk += (uint64_t)n;
+		vsize += mailbox_crlf_size(chunk, (size_t)n, &prev_cr);
+	}
+	free(chunk);
+	(void)close(fd);
+	if (r == 1) {
+		*disk_r = disk;
+		*vsize_r = vsize;
+	}
+	return r;
+}
+
+/*
+ * Fill e's vsize: ",W=", else a cache entry whose disk size still
+ * matches, else by reading the file (and caching it), else (unreadable)
+ * ",S=" or the disk size.  1, or 0 if the file vanished.
+ */
+static int
+entry_vsize(struct mailbox *mb, struct entry *e)
+{
+	const char *error;
+	int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
+	const char *name = e->msg.name;
+	int cacheable = printable(name, e->base_len, NAME_MAX);
+	struct cache_ent *c;
+	struct stat sb;
+	uint64_t disk, vsize;
+	int r;
+
+	if (mailbox_name_size(name, 'W', &e->msg.vsize))
+		return 1;
+	if (cacheable && (c = cache_find(mb, name, e->base_len)) != NULL) {
+		int st = fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW);
+
+		if (st < 0 && errno == ENOENT)
+			return 0;
+		/* Another error: reading it reports that. */
+		if (st == 0 && (uint64_t)sb.st_size == c->disk) {
+			c->used = 1;
+			e->msg.vsize = c->vsize;
+			return 1;
+		}
+	}
+	if ((r = read_vsize(mb, e->msg.in_new, name, &disk, &vsize, &error)) == 0)
+		return 0;
+	if (r < 0) {
+		/* Listed all the same: opening it reports the error. */
+		log_warn("event=mailbox_vsize mailbox=%s error=\"%s\"",
+		    log_safe(mb->path), error);
+		if (!mailbox_name_size(name, 'S', &e->msg.vsize))
+			e->msg.vsize = fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 ?
+			    (uint64_t)sb.st_size : 0;
+		return 1;
+	}
+	e->msg.vsize = vsize;
+	if (cacheable)
+		cache_put(mb, name, e->base_len, disk, vsize);
+	return 1;
+}
+
+int
+mailbox_scan(struct mailbox *mb, int move_new, const char **error_r)
+{
+	size_t i, j, used = 0;
+
+	msgs_clear(mb);
+	/* new/ first: a file moved to cur/ meanwhile is then seen there. */
+	if (read_dir(mb, 1, move_new, error_r) < 0 ||
+	    read_dir(mb, 0, 0, error_r) < 0) {
+		msgs_clear(mb);
+		return -1;
+	}
+	if (mb->count > 1)
+		qsort(mb->msgs, mb->count, sizeof(*mb->msgs), entry_cmp);
+	/* One base name, one message: its first (cur/) copy. */
+	for (i = 0, j = 0; i < mb->count; i++) {
+		struct entry *e = &mb->msgs[i];
+
+		if (j > 0 && mb->msgs[j - 1].base_len == e->base_len &&
+		    memcmp(mb->msgs[j - 1].msg.name, e->msg.name, e->base_len) == 0) {
+			free(e->msg.name);
+			continue;
+		}
+		mb->msgs[j++] = *e;
+	}
+	mb->count = j;
+
+	cache_load(mb);
+	for (i = 0, j = 0; i < mb->count; i++) {
+		struct entry *e = &mb->msgs[i];
+
+		if (entry_vsize(mb, e) == 0) {	/* vanished since readdir */
+			free(e->msg.name);
+			continue;
+		}
+		mailbox_uidl(e->msg.name, e->msg.uidl);
+		mb->msgs[j++] = *e;
+	}
+	mb->count = j;
+	for (i = 0; i < mb->cache_count; i++)
+		used += mb->cache[i].used;
+	if (mb->cache_dirty || used != mb->cache_count)
+		cache_store(mb);
+	cache_clear(mb);
+	return 0;
+}
+
+size_t
+mailbox_count(const struct mailbox *mb)
+{
+	return mb->count;
+}
+
+const struct mailbox_msg *
+mailbox_msg(const struct mailbox *mb, size_t i)
+{
+	if (i >= mb->count)
+		log_panic("event=mailbox_msg index=%zu count=%zu", i, mb->count);
+	return &mb->msgs[i].msg;
+}
+
+/* --- operations on one message --- */
+
+/* The entry for index i (panics past the end). */
+static struct entry *
+entry_get(struct mailbox *mb, size_t i)
+{
+	if (i >= mb->count)
+		log_panic("event=mailbox_msg index=%zu count=%zu", i, mb->count);
+	return &mb->msgs[i];
+}
+
+/*
+ * Find e's message again by its base name, in cur/ then new/, and update
+ * its name and place.  1 found, 0 gone, -1 with *error_r.
+ */
+static int
+refind(struct mailbox *mb, struct entry *e, const char **error_r)
+{
+	for (int in_new = 0; in_new <= 1; in_new++) {
+		int dfd = in_new ? mb->md.new : mb->md.cur;
+		struct dirent *de;
+		DIR *d;
+
+		if ((d = dir_stream(mb, dfd, in_new ? "new" : "cur", error_r)) == NULL)
+			return -1;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.' ||
+			    base_len(de->d_name) != e->base_len ||
+			    memcmp(de->d_name, e->msg.name, e->base_len) != 0)
+				continue;
+			free(e->msg.name);
+			e->msg.name = xstrdup(de->d_name);
+			e->msg.in_new = in_new;
+			(void)closedir(d);
+			return 1;
+		}
+		(void)closedir(d);
+	}
+	e->gone = 1;
+	return 0;
+}
+
+/* The error for an operation on e that failed with errno e. */
+static const char *
+msg_error(struct mailbox *mb, const struct entry *e, const char *what, int err)
+{
+	const char *sub = e->msg.in_new ? "new" : "cur";
+
+	if (err == ELOOP)
+		return err_fmt("%s %s/%s/%s: refusing to follow a symlink", what,
+		    log_safe(mb->path), sub, log_safe(e->msg.name));
+	return err_fmt("%s %s/%s/%s: %s", what, log_safe(mb->path), sub,
+	    log_safe(e->msg.name), strerror(err));
+}
+
+int
+mailbox_msg_open(struct mailbox *mb, size_t i, int *fd_r, const char **error_r)
+{
+	struct entry *e = entry_get(mb, i);
+	struct stat sb;
+	int r;
+
+	for (int tries = 0; !e->gone && tries < REFIND_TRIES; tries++) {
+		int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
+		/* O_NONBLOCK: a FIFO put in its place must not hang us. */
+		int fd = openat(dfd, e->msg.name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+		if (fd < 0 && errno == ENOENT) {
+			if ((r = refind(mb, e, error_r)) <= 0)
+				return r;
+			continue;
+		}
+		if (fd < 0) {
+			*error_r = msg_error(mb, e, "open", errno);
+			return -1;
+		}
+		if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+		    fcntl(fd, F_SETFL, 0) < 0) {
+			*error_r = msg_error(mb, e, "open", EINVAL);
+			(void)close(fd);
+			return -1;
+		}
+		*fd_r = fd;
+		return 1;
+	}
+	if (e->gone)
+		return 0;
+	*error_r = msg_error(mb, e, "open", EAGAIN);
+	return -1;
+}
+
+/* The file name for e with flag added: in cur/ form, flags sorted and
+ * unique (malloc'd). */
+static char *
+flagged_name(const struct entry *e, char flag)
+{
+	const char *name = e->msg.name, *info = strchr(name, ':');
+	unsigned char have[256] = { 0 };
+	struct buf b = BUF_INIT;
+
+	if (info != NULL && strncmp(info, ":2,", 3) == 0)
+		for (const char *f = info + 3; *f != '\0'; f++)
+			have[(unsigned char)*f] = 1;
+	have[(unsigned char)flag] = 1;
+	if (buf_append(&b, name, info != NULL ? (size_t)(info - name) : strlen(name)) < 0 ||
+	    buf_puts(&b, ":2,") < 0)
+		log_panic("event=mailbox_flag error=\"buffer full\"");
+	for (int c = 1; c < 256; c++)
+		if (have[c] && buf_putc(&b, (char)c) < 0)
+			log_panic("event=mailbox_flag error=\"buffer full\"");
+	return buf_steal(&b);
+}
+
+int
+mailbox_msg_flag(struct mailbox *mb, size_t i, char flag, const char **error_r)
+{
+	struct entry *e = entry_get(mb, i);
+	int r;
+
+	if (!((flag >= 'A' && flag <= 'Z') || (flag >= 'a' && flag <= 'z'))) {
+		*error_r = err_fmt("bad maildir flag 0x%02x", (unsigned char)flag);
+		return -1;
+	}
+	for (int tries = 0; !e->gone && tries < REFIND_TRIES; tries++) {
+		int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
+		char *to = flagged_name(e, flag);
+
+		if (!e->msg.in_new && strcmp(to, e->msg.name) == 0) {
+			free(to);
+			return 1;	/* already set */
+		}
+		if (renameat(dfd, e->msg.name, mb->md.cur, to) == 0) {
+			free(e->msg.name);
+			e->msg.name = to;
+			e->msg.in_new = 0;
+			return 1;
+		}
+		r = errno;
+		free(to);
+		if (r != ENOENT) {
+			*error_r = msg_error(mb, e, "rename", r);
+			return -1;
+		}
+		if ((r = refind(mb, e, error_r)) <= 0)
+			return r;
+	}
+	if (e->gone)
+		return 0;
+	*error_r = msg_error(mb, e, "rename", EAGAIN);
+	return -1;
+}
+
+int
+mailbox_msg_expunge(struct mailbox *mb, size_t i, const char **error_r)
+{
+	struct entry *e = entry_get(mb, i);
+	int r;
+
+	for (int tries = 0; !e->gone && tries < REFIND_TRIES; tries++) {
+		int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
+
+		if (unlinkat(dfd, e->msg.name, 0) == 0) {
+			e->gone = 1;
+			return 1;
+		}
+		if (errno != ENOENT) {
+			*error_r = msg_error(mb, e, "unlink", errno);
+			return -1;
+		}
+		if ((r = refind(mb, e, error_r)) <= 0)
+			return r;
+	}
+	if (e->gone)
+		return 0;
+	*error_r = msg_error(mb, e, "unlink", EAGAIN);
+	return -1;
+}
