@@ -293,6 +293,45 @@ const struct cfg_key config_global_keys[] = {
 	    "25 after AUTH) may only use its own address (or the null "
 	    "sender) as the envelope sender.",
 	    NULL },
+	{ "pop3d_timeout", CFG_TIME, "10m", 1 * SEC_MS, 24 * HOUR_MS, NULL,
+	    "How long pop3d waits for the next command, or for the client "
+	    "to read a message being sent, before it closes the connection "
+	    "without a response and without deleting anything (RFC 1939 "
+	    "asks for at least 10 minutes).",
+	    NULL },
+	{ "pop3d_max_errors", CFG_INT, "10", 1, 1000, NULL,
+	    "How many refused commands (unknown, malformed, too long or not "
+	    "valid in the session's state) a POP3 session may send before "
+	    "pop3d closes the connection.",
+	    NULL },
+	{ "pop3d_login_attempts", CFG_INT, "3", 1, 100, NULL,
+	    "How many failed logins a POP3 connection may make before "
+	    "pop3d closes it.",
+	    NULL },
+	{ "pop3d_move_new_to_cur", CFG_BOOL, "yes", 0, 0, NULL,
+	    "Whether pop3d moves the messages in a Maildir's new/ into cur/ "
+	    "when a POP3 session opens the mailbox, as Dovecot does, so "
+	    "IMAP clients no longer see them as recent.",
+	    NULL },
+	{ "pop3d_loopback_secure", CFG_BOOL, "yes", 0, 0, NULL,
+	    "Whether pop3d treats a client on a loopback address (127.0.0.0/8, "
+	    "::1) as secure, allowing USER/PASS and AUTH without TLS, as "
+	    "Dovecot does, so local tools and webmail on the same host work.",
+	    NULL },
+	{ "pop3d_plaintext_auth", CFG_BOOL, "no", 0, 0, NULL,
+	    "Whether pop3d allows USER/PASS and AUTH on connections without "
+	    "TLS from any client. No: a client must use STLS or port 995 "
+	    "first (unless it is on loopback and pop3d_loopback_secure is "
+	    "yes).",
+	    NULL },
+	{ "pop3d_max_connections", CFG_INT, "10000", 1, 1000000, NULL,
+	    "The most concurrent POP3 connections, counted across all of "
+	    "pop3d's processes; more get -ERR [SYS/TEMP] and are closed.",
+	    NULL },
+	{ "pop3d_max_connections_per_ip", CFG_INT, "100", 0, 1000000, NULL,
+	    "The most concurrent POP3 connections from one client address "
+	    "(for IPv6, from one /64 prefix); 0: no limit.",
+	    NULL },
 	{ "queue_retry_min", CFG_TIME, "5m", 1 * SEC_MS, 24 * HOUR_MS, NULL,
 	    "How long qmgr waits before it retries a recipient that failed "
 	    "temporarily for the first time; each further failure doubles "

@@ -14,6 +14,7 @@ INTEGRATION_TESTS = \
 	tests/integration/test_admin.py \
 	tests/integration/test_auth.py \
 	tests/integration/test_smtpd.py \
+	tests/integration/test_pop3d.py \
 	tests/integration/test_sendmail.py \
 	tests/integration/test_local.py \
 	tests/integration/test_queue_tools.py \

@@ -6,6 +6,7 @@ import grp
 import os
 import pwd
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -101,6 +102,39 @@ class RootMode(unittest.TestCase):
             self.assertEqual(st.st_mode & 0o7777, mode, sub)
         st = os.stat(os.path.join(self.inst.dir, "mail"))
         self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, "postern-mail")
+
+    def test_pop3d_serves_the_store_as_postern_mail(self):
+        import poplib
+        import subprocess
+        self.inst.postern("domain", "add", "example.test")
+        p = subprocess.run([self.inst.postern_path, "-c", self.inst.conf, "user", "add",
+                            "root-pop@example.test"], input="Pw-root-pop1\n",
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.inst.start()
+        rows = [r for r in self.inst.status() if r["service"] == "pop3d" and r["pid"]]
+        self.assertTrue(rows)
+        pid = rows[0]["pid"]
+        wait_until(lambda: proc_ids(pid)[3] == "1", timeout=5, what="pop3d set-up")
+        mail = pwd.getpwnam("postern-mail")
+        self.assertEqual(proc_ids(pid)[0], [mail.pw_uid] * 3)
+        # A message put into the store (owned by postern-mail, 0700).
+        md = os.path.join(self.inst.dir, "mail", "example.test", "root-pop")
+        for d in (os.path.dirname(md), md, md + "/tmp", md + "/new", md + "/cur"):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            os.chown(d, mail.pw_uid, mail.pw_gid)
+        msg = os.path.join(md, "new", "%d.M1P1.host" % int(time.time()))
+        with open(msg, "wb") as f:
+            f.write(b"Subject: root\n\n.hello\n")
+        os.chown(msg, mail.pw_uid, mail.pw_gid)
+        c = poplib.POP3("127.0.0.1", self.inst.base + 10, timeout=10)
+        c.user("root-pop@example.test")
+        c.pass_("Pw-root-pop1")
+        self.assertEqual(c.stat(), (1, 25))
+        self.assertEqual(c.retr(1)[1], [b"Subject: root", b"", b".hello"])
+        c.dele(1)
+        c.quit()
+        self.assertEqual(os.listdir(md + "/new") + os.listdir(md + "/cur"), [])
 
     def test_stop_leaves_nothing(self):
         master = self.inst.start()

@@ -1,0 +1,500 @@
+/*
+ * pop3d commands: the dispatcher and each command's proceed step.  A
+ * line is parsed and checked by pop3proto.c (pure, no side effects);
+ * only a command that passed its check reaches a proceed function here.
+ *
+ * Logins (USER/PASS, AUTH PLAIN, AUTH LOGIN) are asynchronous: the
+ * credentials go to the auth service, the session's input pauses until
+ * the answer comes, then the mailbox is opened, locked for this session
+ * ([IN-USE] if another session has it) and listed.  QUIT in TRANSACTION
+ * is the UPDATE state: messages marked deleted are removed and retrieved
+ * ones flagged seen; any other end of the session changes nothing.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authclient.h"
+#include "ios.h"
+#include "log.h"
+#include "mailbox.h"
+#include "pop3d.h"
+#include "sasl.h"
+#include "xalloc.h"
+
+/* --- CAPA, NOOP, QUIT in AUTHORIZATION ------------------------------------- */
+
+/* CAPA (RFC 2449): what this session may use now. */
+static void
+proceed_capa(struct session *s)
+{
+	struct pop3_view v;
+	struct buf b = BUF_INIT;
+
+	session_view(s, &v);
+	if (buf_puts(&b, "+OK Capability list follows\r\n"
+	    "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n") < 0)
+		log_panic("event=capa_overflow");
+	if (v.state == POP3_AUTHORIZATION) {
+		if (v.plaintext_ok && buf_puts(&b, "USER\r\nSASL PLAIN LOGIN\r\n") < 0)
+			log_panic("event=capa_overflow");
+		if (v.tls_available && !v.tls && buf_puts(&b, "STLS\r\n") < 0)
+			log_panic("event=capa_overflow");
+	}
+	if (buf_puts(&b, "IMPLEMENTATION postern\r\n.\r\n") < 0)
+		log_panic("event=capa_overflow");
+	session_write(s, b.data, b.len);
+	buf_free(&b);
+}
+
+/* --- STLS ------------------------------------------------------------------- */
+
+/* Start the handshake; whatever the client pipelined after STLS is
+ * dropped by ios (the plaintext injection defence), and the session
+ * starts over (RFC 2595 4). */
+static void
+proceed_stls(struct session *s)
+{
+	session_ok(s, "Begin TLS negotiation");
+	if (ios_starttls_server(s->ios, s->pd->tls) < 0) {
+		log_error("event=starttls_failed session=%llu client=%s",
+		    (unsigned long long)s->id, s->addr);
+		session_close_after(s, "-ERR [SYS/TEMP] TLS failed, closing connection");
+		return;
+	}
+	session_reset_auth(s);
+	s->state = ST_TLS_WAIT;
+}
+
+/* --- Logins ----------------------------------------------------------------- */
+
+/* The login succeeded: open, lock and list the mailbox.  0, or -1 after
+ * a -ERR (the session stays in AUTHORIZATION). */
+static int
+open_maildrop(struct session *s, const char *user, const char *mailbox)
+{
+	const char *error = NULL;
+	struct mailbox *mb = NULL;
+	int r;
+
+	if (mailbox_open(s->pd->storefd, mailbox, &mb, &error) < 0) {
+		log_error("event=mailbox_open_failed session=%llu user=%s mailbox=%s "
+		    "error=\"%s\"", (unsigned long long)s->id, log_safe(user),
+		    log_safe(mailbox), error);
+		session_err(s, POP3_CODE_SYS_TEMP, "Cannot open the mailbox");
+		return -1;
+	}
+	r = mailbox_lock(mb, POP3D_LOCK_NAME, &error);
+	if (r <= 0) {
+		if (r == 0) {
+			log_info("event=mailbox_in_use session=%llu client=%s user=%s",
+			    (unsigned long long)s->id, s->addr, log_safe(user));
+			session_err(s, POP3_CODE_IN_USE,
+			    "Mailbox is locked by another POP3 session");
+		} else {
+			log_error("event=mailbox_lock_failed session=%llu user=%s "
+			    "error=\"%s\"", (unsigned long long)s->id,
+			    log_safe(user), error);
+			session_err(s, POP3_CODE_SYS_TEMP, "Cannot lock the mailbox");
+		}
+		mailbox_close(&mb);
+		return -1;
+	}
+	if (mailbox_scan(mb, s->pd->set.move_new, &error) < 0) {
+		log_error("event=mailbox_scan_failed session=%llu user=%s error=\"%s\"",
+		    (unsigned long long)s->id, log_safe(user), error);
+		session_err(s, POP3_CODE_SYS_TEMP, "Cannot read the mailbox");
+		mailbox_close(&mb);
+		return -1;
+	}
+	s->mb = mb;
+	s->nmsgs = mailbox_count(mb);
+	s->deleted = xcalloc(s->nmsgs + 1, 1);
+	s->retrieved = xcalloc(s->nmsgs + 1, 1);
+	s->login = xstrdup(user);
+	s->pstate = POP3_TRANSACTION;
+	return 0;
+}
+
+/* The auth service's answer. */
+static void
+auth_done(enum auth_result result, const char *user, const char *mailbox,
+    uint64_t quota, const char *reason, void *arg)
+{
+	struct session *s = arg;
+
+	(void)quota;
+	s->ap = NULL;
+	switch (result) {
+	case AUTH_RESULT_OK:
+		if (open_maildrop(s, user, mailbox) == 0) {
+			log_info("event=login session=%llu client=%s user=%s mech=%s "
+			    "tls=%s msgs=%zu", (unsigned long long)s->id, s->addr,
+			    log_safe(user), s->mech, session_tls_text(s), s->nmsgs);
+			session_ok(s, "Logged in, %zu messages", s->nmsgs);
+		}
+		break;
+	case AUTH_RESULT_FAIL:
+		s->failed_logins++;
+		log_info("event=auth_failed session=%llu client=%s user=%s mech=%s "
+		    "reason=%s", (unsigned long long)s->id, s->addr,
+		    log_safe(s->user), s->mech, log_safe(reason));
+		if (s->failed_logins >= s->pd->set.login_attempts) {
+			log_info("event=too_many_logins session=%llu client=%s failures=%u",
+			    (unsigned long long)s->id, s->addr, s->failed_logins);
+			session_close_after(s, "-ERR [AUTH] Authentication failed, "
+			    "too many attempts: closing connection");
+		} else {
+			session_err(s, POP3_CODE_AUTH, "Authentication failed");
+		}
+		break;
+	default:
+		log_warn("event=auth_unavailable session=%llu client=%s reason=%s",
+		    (unsigned long long)s->id, s->addr, log_safe(reason));
+		session_err(s, POP3_CODE_SYS_TEMP, "Temporary authentication failure");
+		break;
+	}
+	xfree(&s->user);
+	session_resume(s);
+}
+
+/* Ask the auth service; the session waits for the answer. */
+static void
+auth_submit(struct session *s, const char *user, const char *password, size_t len)
+{
+	struct auth_request req = {
+		.service = "pop3",
+		.mechanism = s->mech,
+		.user = user,
+		.password = password,
+		.password_len = len,
+		.client = s->addr,
+		.tls = session_tls(s),
+	};
+
+	if (s->user != user) {
+		free(s->user);
+		s->user = xstrdup(user);	/* for the log line */
+	}
+	s->state = ST_CMD;
+	session_wait(s);
+	s->ap = auth_client_request(s->pd->auth, &req, s->pd->set.auth_timeout_ms,
+	    auth_done, s);
+}
+
+/* USER: remember the name; PASS sends both. */
+static void
+proceed_user(struct session *s, const struct pop3_cmd *c)
+{
+	free(s->user);
+	s->user = xstrdup(c->arg);
+	snprintf(s->mech, sizeof(s->mech), "USER");
+	session_ok(s, "Send your password");
+}
+
+/* PASS: the login with USER's name. */
+static void
+proceed_pass(struct session *s, const struct pop3_cmd *c)
+{
+	snprintf(s->mech, sizeof(s->mech), "USER");
+	auth_submit(s, s->user, c->arg, strlen(c->arg));
+}
+
+/* End an AUTH exchange with a refusal. */
+static void
+auth_refuse(struct session *s, const char *text)
+{
+	const struct pop3_refusal r = { POP3_CODE_NONE, text, 1 };
+
+	s->state = ST_CMD;
+	xfree(&s->user);
+	session_refuse(s, &r);
+}
+
+/* Decode a PLAIN message and submit it. */
+static void
+auth_plain(struct session *s, struct buf *msg)
+{
+	const char *user, *password, *error;
+	size_t len;
+
+	if (sasl_plain_split(msg, &user, &password, &len, &error) < 0) {
+		auth_refuse(s, "Invalid PLAIN authentication message");
+		return;
+	}
+	auth_submit(s, user, password, len);
+}
+
+/* Decode one base64 response into out; on failure refuse and end AUTH. */
+static int
+auth_decode(struct session *s, const char *text, size_t len, struct buf *out)
+{
+	if (len == 1 && text[0] == '=')
+		len = 0;	/* RFC 5034: "=" is an empty initial response */
+	if (base64_decode(text, len, out) < 0) {
+		auth_refuse(s, "Cannot decode base64 response");
+		return -1;
+	}
+	return 0;
+}
+
+/* Scrub and free a buffer that held credentials. */
+static void
+buf_wipe(struct buf *b)
+{
+	if (b->data != NULL)
+		explicit_bzero(b->data, b->cap);
+	buf_free(b);
+}
+
+/* AUTH (RFC 5034): without a mechanism, list them; else take the initial
+ * response or ask for it with "+ ". */
+static void
+proceed_auth(struct session *s, const struct pop3_cmd *c)
+{
+	struct buf dec;
+
+	if (c->mech[0] == '\0') {
+		static const char list[] = "+OK Mechanisms follow\r\nPLAIN\r\nLOGIN\r\n.\r\n";
+
+		session_write(s, list, sizeof(list) - 1);
+		return;
+	}
+	buf_init(&dec, POP3_MAX_LINE);
+	snprintf(s->mech, sizeof(s->mech), "%s", c->mech);
+	if (strcmp(c->mech, "PLAIN") == 0) {
+		if (c->initial == NULL) {
+			s->state = ST_AUTH_PLAIN;
+			session_write(s, "+ \r\n", 4);
+		} else if (auth_decode(s, c->initial, strlen(c->initial), &dec) == 0) {
+			auth_plain(s, &dec);
+		}
+	} else if (c->initial == NULL) {
+		s->state = ST_AUTH_USER;
+		session_write(s, "+ VXNlcm5hbWU6\r\n", 16);	/* Username: */
+	} else if (auth_decode(s, c->initial, strlen(c->initial), &dec) == 0) {
+		free(s->user);
+		s->user = xstrndup(buf_cstr(&dec), dec.len);
+		s->state = ST_AUTH_PASS;
+		session_write(s, "+ UGFzc3dvcmQ6\r\n", 16);	/* Password: */
+	}
+	buf_wipe(&dec);
+}
+
+void
+cmd_auth_continue(struct session *s, const char *line, size_t len)
+{
+	struct buf dec;
+
+	if (len == 1 && line[0] == '*') {
+		s->state = ST_CMD;
+		xfree(&s->user);
+		session_err(s, POP3_CODE_NONE, "Authentication cancelled");
+		return;
+	}
+	buf_init(&dec, POP3_MAX_LINE);
+	if (auth_decode(s, line, len, &dec) == 0) {
+		switch (s->state) {
+		case ST_AUTH_PLAIN:
+			auth_plain(s, &dec);
+			break;
+		case ST_AUTH_USER:
+			free(s->user);
+			s->user = xstrndup(buf_cstr(&dec), dec.len);
+			s->state = ST_AUTH_PASS;
+			session_write(s, "+ UGFzc3dvcmQ6\r\n", 16);
+			break;
+		default:
+			auth_submit(s, s->user, buf_cstr(&dec), dec.len);
+			break;
+		}
+	}
+	buf_wipe(&dec);
+}
+
+void
+cmd_cancel_pending(struct session *s)
+{
+	if (s->ap != NULL) {
+		auth_client_cancel(s->pd->auth, s->ap);
+		s->ap = NULL;
+	}
+}
+
+/* --- TRANSACTION ------------------------------------------------------------ */
+
+/* STAT: the count and octets of the messages not marked deleted. */
+static void
+proceed_stat(struct session *s)
+{
+	uint64_t octets = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nmsgs; i++) {
+		if (s->deleted[i])
+			continue;
+		n++;
+		octets += mailbox_msg(s->mb, i)->vsize;
+	}
+	session_ok(s, "%zu %llu", n, (unsigned long long)octets);
+}
+
+/* LIST and UIDL: one message, or (streamed) every message not marked
+ * deleted. */
+static void
+proceed_list(struct session *s, const struct pop3_cmd *c)
+{
+	const struct mailbox_msg *m;
+
+	if (!c->has_msg) {
+		session_send_listing(s, c->verb == POP3_UIDL);
+		return;
+	}
+	m = mailbox_msg(s->mb, c->msg - 1);
+	if (c->verb == POP3_UIDL)
+		session_ok(s, "%u %s", c->msg, m->uidl);
+	else
+		session_ok(s, "%u %llu", c->msg, (unsigned long long)m->vsize);
+}
+
+/* DELE: mark; the message goes at QUIT. */
+static void
+proceed_dele(struct session *s, const struct pop3_cmd *c)
+{
+	s->deleted[c->msg - 1] = 1;
+	session_ok(s, "Message %u marked for deletion", c->msg);
+}
+
+/* RSET: unmark every deleted message. */
+static void
+proceed_rset(struct session *s)
+{
+	memset(s->deleted, 0, s->nmsgs);
+	session_ok(s, "%zu messages", s->nmsgs);
+}
+
+void
+cmd_close_mailbox(struct session *s)
+{
+	if (s->mb != NULL)
+		mailbox_close(&s->mb);
+	xfree(&s->deleted);
+	xfree(&s->retrieved);
+	s->nmsgs = 0;
+}
+
+/* QUIT in TRANSACTION: the UPDATE state (RFC 1939 6). */
+static void
+proceed_update(struct session *s)
+{
+	const char *error = NULL;
+	unsigned failed = 0, seen = 0, removed = 0;
+
+	for (size_t i = 0; i < s->nmsgs; i++) {
+		int r;
+
+		if (s->deleted[i]) {
+			r = mailbox_msg_expunge(s->mb, i, &error);
+			if (r > 0)
+				removed++;
+		} else if (s->retrieved[i]) {
+			r = mailbox_msg_flag(s->mb, i, 'S', &error);
+			if (r > 0)
+				seen++;
+		} else {
+			continue;
+		}
+		if (r < 0) {
+			failed++;
+			log_error("event=update_failed session=%llu user=%s msg=%s "
+			    "error=\"%s\"", (unsigned long long)s->id,
+			    log_safe(s->login), log_safe(mailbox_msg(s->mb, i)->name), error);
+		}
+	}
+	s->ndele = removed;
+	log_info("event=update session=%llu user=%s deleted=%u seen=%u failed=%u",
+	    (unsigned long long)s->id, log_safe(s->login), removed, seen, failed);
+	cmd_close_mailbox(s);
+	if (failed > 0)
+		session_close_after(s, "-ERR [SYS/TEMP] Some deleted messages were not removed");
+	else
+		session_close_after(s, "+OK Logging out");
+}
+
+/* --- The dispatcher ---------------------------------------------------------- */
+
+void
+cmd_dispatch(struct session *s, const char *line, size_t len)
+{
+	char copy[POP3_MAX_LINE + 1];
+	struct pop3_refusal r;
+	struct pop3_view v;
+	struct pop3_cmd c;
+
+	if (len > POP3_MAX_LINE) {
+		static const struct pop3_refusal too_long = { POP3_CODE_NONE, "Line too long", 1 };
+
+		session_refuse(s, &too_long);
+		return;
+	}
+	memcpy(copy, line, len);
+	copy[len] = '\0';
+	session_view(s, &v);
+	if (pop3_parse(copy, len, &c, &r) < 0 || pop3_check(&v, &c, &r) < 0) {
+		session_refuse(s, &r);
+		goto out;
+	}
+	log_debug("event=command session=%llu verb=%s", (unsigned long long)s->id, c.name);
+	switch (c.verb) {
+	case POP3_CAPA:
+		proceed_capa(s);
+		break;
+	case POP3_STLS:
+		proceed_stls(s);
+		break;
+	case POP3_USER:
+		proceed_user(s, &c);
+		break;
+	case POP3_PASS:
+		proceed_pass(s, &c);
+		break;
+	case POP3_AUTH:
+		proceed_auth(s, &c);
+		break;
+	case POP3_QUIT:
+		if (s->pstate == POP3_TRANSACTION)
+			proceed_update(s);
+		else
+			session_close_after(s, "+OK Bye");
+		break;
+	case POP3_STAT:
+		proceed_stat(s);
+		break;
+	case POP3_LIST:
+	case POP3_UIDL:
+		proceed_list(s, &c);
+		break;
+	case POP3_RETR:
+		session_send_message(s, c.msg - 1, -1);
+		break;
+	case POP3_TOP:
+		session_send_message(s, c.msg - 1, c.lines);
+		break;
+	case POP3_DELE:
+		proceed_dele(s, &c);
+		break;
+	case POP3_NOOP:
+		session_ok(s, "Nothing to do");
+		break;
+	case POP3_RSET:
+		proceed_rset(s);
+		break;
+	default:
+		/* The check refuses every other verb. */
+		log_panic("event=unchecked_verb verb=%d", (int)c.verb);
+	}
+out:
+	explicit_bzero(copy, len + 1);
+}

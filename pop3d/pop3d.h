@@ -1,0 +1,175 @@
+/*
+ * pop3d: the POP3 server's shared declarations.  One struct pop3d per
+ * process (settings, TLS context, connection counts, the auth client,
+ * the mail store's directory fd, the open sessions and the scratch
+ * buffers of the message streamer) and one struct session per
+ * connection.
+ *
+ * The code is split by job: main.c is the table of contents (daemon
+ * hooks), session.c the connection life cycle, input dispatch, replies
+ * and the streaming of RETR/TOP, cmd.c the proceed step of each command
+ * (the parser and the checks are pop3proto.c's, pure).
+ */
+#ifndef POSTERN_POP3D_H
+#define POSTERN_POP3D_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "buf.h"
+#include "daemon.h"
+#include "ev.h"
+#include "mailbox.h"
+#include "pop3proto.h"
+
+struct ios;
+struct connlimit;
+struct auth_client;
+struct auth_pending;
+
+/* The lock file a POP3 session holds in the Maildir. */
+#define POP3D_LOCK_NAME "postern-pop3.lock"
+/* RETR/TOP read the message file in chunks of this size ... */
+#define POP3D_CHUNK 65536
+/* ... and read the next one only while less than this is unsent. */
+#define POP3D_OUTPUT_PAUSE 65536
+
+/* Settings read once from the config. */
+struct pop3d_settings {
+	char *mail_dir;
+	uint64_t timeout_ms;		/* idle timeout (RFC 1939: >= 10 min) */
+	uint64_t auth_timeout_ms;	/* for the auth service's answer */
+	unsigned max_errors;		/* refused commands before closing */
+	unsigned login_attempts;	/* failed logins before closing */
+	unsigned max_conns;
+	unsigned max_conns_ip;		/* 0: no limit */
+	int move_new;			/* move new/ to cur/ at login */
+	int loopback_secure;		/* a loopback client counts as secure */
+	int plaintext_auth;		/* logins allowed without TLS anywhere */
+};
+
+/* The process's state (daemon->ctx). */
+struct pop3d {
+	struct daemon *d;
+	struct pop3d_settings set;
+	SSL_CTX *tls;			/* NULL: no TLS configured */
+	struct connlimit *conns;
+	struct auth_client *auth;
+	int storefd;			/* mail_dir, -1 until opened */
+	struct session *sessions;	/* every open session */
+	size_t nsessions;
+	uint64_t next_id;		/* session numbers for the log */
+	char *chunk;			/* POP3D_CHUNK bytes read from a file */
+	struct buf out;			/* the export of one chunk */
+};
+
+/* Where a session is. */
+enum sstate {
+	ST_TLS_WAIT,		/* pop3s, or after STLS: handshake */
+	ST_CMD,			/* reading commands */
+	ST_AUTH_PLAIN,		/* AUTH PLAIN: waiting for the response */
+	ST_AUTH_USER,		/* AUTH LOGIN: waiting for the user name */
+	ST_AUTH_PASS,		/* AUTH LOGIN: waiting for the password */
+	ST_SENDING,		/* RETR/TOP/LIST/UIDL: streaming a response */
+	ST_CLOSING,		/* last reply queued; closing */
+};
+
+/* A message (RETR, TOP) or a listing (LIST, UIDL) being streamed. */
+struct sending {
+	int listing;			/* 0, or POP3_LIST / POP3_UIDL + 1 */
+	size_t next;			/* listing: the next message */
+	int fd;				/* the message file, -1 when idle */
+	size_t index;			/* the message (0-based) */
+	struct mailbox_export x;
+	int top;			/* TOP: not counted as retrieved */
+};
+
+struct session {
+	struct pop3d *pd;
+	struct session *prev, *next;
+	uint64_t id;
+	struct ios *ios;
+	struct ev_timer *timer;		/* idle timeout */
+	int implicit_tls;		/* the pop3s listener */
+	struct sockaddr_storage peer;
+	char addr[64];			/* peer IP as text */
+	int loopback;			/* peer is 127.0.0.0/8 or ::1 */
+	int counted;			/* connlimit_enter() counted us */
+	enum sstate state;
+	int waiting;			/* the auth service's answer is due */
+	int out_blocked;		/* paused until output drains */
+	int tls_logged;
+	int greeted;
+
+	/* AUTHORIZATION (reset by STLS). */
+	char *user;			/* USER's argument, or LOGIN's name */
+	char mech[POP3_MECH_MAX + 1];	/* "USER", "PLAIN", "LOGIN" */
+	struct auth_pending *ap;
+	unsigned errors;
+	unsigned failed_logins;
+
+	/* TRANSACTION. */
+	enum pop3_state pstate;
+	char *login;			/* the canonical user after login */
+	struct mailbox *mb;
+	size_t nmsgs;
+	unsigned char *deleted;		/* nmsgs flags */
+	unsigned char *retrieved;	/* nmsgs flags: RETR sent it */
+	struct sending snd;
+
+	/* Counts for the disconnect line. */
+	unsigned nretr, ndele, ntop;
+	uint64_t bytes;			/* message bytes sent */
+};
+
+/* --- session.c ------------------------------------------------------------ */
+
+/* Queue "+OK text". */
+void session_ok(struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Queue "-ERR [CODE] text" (no brackets for POP3_CODE_NONE). */
+void session_err(struct session *s, enum pop3_code code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Queue raw bytes (multi-line responses). */
+void session_write(struct session *s, const void *p, size_t n);
+/* Queue a refusal, log it and count it if it counts; closes past
+ * pop3d_max_errors. */
+void session_refuse(struct session *s, const struct pop3_refusal *r);
+/* Queue "-ERR ..." or "+OK ..." text as is, then close after it is sent. */
+void session_close_after(struct session *s, const char *line);
+/* An async step starts / finished: input processing pauses / resumes. */
+void session_wait(struct session *s);
+void session_resume(struct session *s);
+/* 1 if TLS is active. */
+int session_tls(const struct session *s);
+/* "TLSv1.3:CIPHER" or "no" (static storage). */
+const char *session_tls_text(struct session *s);
+/* Fill the checks' view of the session. */
+void session_view(const struct session *s, struct pop3_view *v);
+/* Start streaming message i (0-based): RETR (body_lines -1) or TOP. */
+void session_send_message(struct session *s, size_t i, int64_t body_lines);
+/* Start streaming the multi-line LIST (uidl 0) or UIDL (uidl 1) of every
+ * message not marked deleted. */
+void session_send_listing(struct session *s, int uidl);
+/* Forget the AUTHORIZATION state (after STLS). */
+void session_reset_auth(struct session *s);
+
+void pop3d_accept(struct pop3d *pd, const struct daemon_listener *l, int fd,
+    const struct sockaddr_storage *peer);
+void pop3d_stop_all(struct pop3d *pd);
+
+/* --- cmd.c ---------------------------------------------------------------- */
+
+/* Handle one command line (without its line ending). */
+void cmd_dispatch(struct session *s, const char *line, size_t len);
+/* Handle one AUTH continuation line. */
+void cmd_auth_continue(struct session *s, const char *line, size_t len);
+/* Cancel the pending auth request of a closing session. */
+void cmd_cancel_pending(struct session *s);
+/* Leave TRANSACTION without updating: close the mailbox (its lock). */
+void cmd_close_mailbox(struct session *s);
+
+#endif
