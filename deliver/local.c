@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,6 +32,13 @@
 #include "xalloc.h"
 
 #define MAX_ADDRESS 1024	/* longest envelope address accepted */
+/* A message up to this size is read once per request and written to
+ * every mailbox from memory; a larger one is copied from the queue file
+ * for each. */
+#define MAX_INMEM_MESSAGE (64 * 1024)
+/* A request with up to this many local targets delivers to each final
+ * address (and +tag) once, as Postfix's duplicate_filter_limit does. */
+#define MAX_DEDUP_TARGETS 1000
 
 struct conn;
 struct req;
@@ -41,6 +49,9 @@ struct target {
 	char *addr;		/* the final address without tag */
 	char *tag;		/* its +tag, or NULL */
 	struct auth_pending *ap;	/* NULL once answered */
+	struct target *dup_of;	/* an earlier target with the same address
+				 * and tag: no delivery of its own, it
+				 * shares that one's outcome */
 };
 
 /* A delivery written into tmp/, awaiting the group commit. */
@@ -85,7 +96,10 @@ struct req {
 	size_t nrcpts;
 	struct target *targets;
 	size_t ntargets, pending;
-	struct buf header;	/* read at the first delivery */
+	struct buf header;	/* read at the first delivery (large messages) */
+	char *body;		/* the whole message, if small: read once */
+	const char *hdr;	/* the header: in body or header.data */
+	size_t hdr_len;
 	int header_state;	/* 0 unread, 1 read, -1 unreadable */
 };
 
@@ -108,6 +122,7 @@ struct local_server {
 	size_t nconns;
 	struct committer cm;
 	int cm_started;
+	int retired;		/* local_server_retire() ran */
 };
 
 static int on_msg(struct ipc_link *l, uint32_t type, uint32_t id,
@@ -161,6 +176,19 @@ rcpt_set(struct rcpt *rc, int status, const char *esc, const char *text)
 	rc->text = xstrdup(text);
 }
 
+/* Merge one outcome into target t's recipient and into those of the
+ * targets that are t's duplicates. */
+static void
+target_set(struct target *t, int status, const char *esc, const char *text)
+{
+	struct req *rq = t->rc->rq;
+
+	rcpt_set(t->rc, status, esc, text);
+	for (size_t i = 0; i < rq->ntargets; i++)
+		if (rq->targets[i].dup_of == t)
+			rcpt_set(rq->targets[i].rc, status, esc, text);
+}
+
 /* Free a request (cancelling its lookups) and close its queue file. */
 static void
 req_free(struct req *rq)
@@ -198,6 +226,7 @@ req_free(struct req *rq)
 	free(rq->qid);
 	free(rq->sender);
 	buf_free(&rq->header);
+	free(rq->body);
 	free(rq);
 }
 
@@ -316,10 +345,11 @@ item_finish(struct commit_item *it)
 		struct rcpt *rc = t->rc;
 		struct req *rq = rc->rq;
 
-		log_info("event=delivery queue_id=%s rcpt=%s user=%s esc=%s text=%s",
-		    log_safe(rq->qid), log_safe(rc->address), log_safe(it->user),
+		log_info("event=delivery queue_id=%s rcpt=%s user=%s %s%sesc=%s "
+		    "text=%s", log_safe(rq->qid), log_safe(rc->address),
+		    log_safe(it->user), res.where, res.where[0] != '\0' ? " " : "",
 		    res.esc, log_safe(res.text));
-		rcpt_set(rc, res.status, res.esc, res.text);
+		target_set(t, res.status, res.esc, res.text);
 		if (--rq->pending == 0)
 			req_finish(rq);
 	}
@@ -372,6 +402,45 @@ commit_stop(struct local_server *srv)
 	srv->cm_started = 0;
 }
 
+/*
+ * Read the request's message for its deliveries: a small one whole, once
+ * (every mailbox of an alias fan-out is written from memory), a large one
+ * only its header (the body is copied from the queue file per mailbox).
+ * 0, or -1 with *error_r.
+ */
+static int
+req_read(struct req *rq, const char **error_r)
+{
+	size_t n = (size_t)rq->size, got = 0;
+
+	if (rq->size > MAX_INMEM_MESSAGE) {
+		if (maildir_read_header(rq->fd, rq->offset, rq->size, &rq->header,
+		    error_r) < 0)
+			return -1;
+		rq->hdr = rq->header.data != NULL ? rq->header.data : "";
+		rq->hdr_len = rq->header.len;
+		return 0;
+	}
+	rq->body = xmalloc(n + 1);
+	while (got < n) {
+		ssize_t r = pread(rq->fd, rq->body + got, n - got,
+		    (off_t)(rq->offset + got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			*error_r = r < 0 ? err_fmt("read queue file: %s", strerror(errno)) :
+			    "queue file is shorter than announced";
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	rq->body[n] = '\0';
+	rq->hdr = rq->body;
+	rq->hdr_len = maildir_header_span(rq->body, n);
+	return 0;
+}
+
 /* Deliver the request's message to one mailbox of target t: written now,
  * committed with the next batch.  1 if queued for the commit (the outcome
  * comes later), 0 if rc's outcome is set already. */
@@ -382,24 +451,24 @@ deliver_one(struct target *t, const char *user, const char *mailbox, uint64_t qu
 	struct req *rq = rc->rq;
 	struct local_server *srv = rq->cn->srv;
 	struct maildir_result res;
-	struct maildir_msg msg = { rq->fd, rq->offset, rq->size, rq->sender, user };
+	struct maildir_msg msg;
 	struct maildir_pending *p;
-	const char *error;
+	const char *error = "";
 
 	if (rq->header_state == 0) {
-		rq->header_state = maildir_read_header(rq->fd, rq->offset, rq->size,
-		    &rq->header, &error) < 0 ? -1 : 1;
+		rq->header_state = req_read(rq, &error) < 0 ? -1 : 1;
 		if (rq->header_state < 0)
 			log_error("event=queue_file_unreadable queue_id=%s error=\"%s\"",
 			    log_safe(rq->qid), error);
 	}
 	if (rq->header_state < 0) {
-		rcpt_set(rc, AGENT_TEMP, "4.3.0", "queue file unreadable");
+		target_set(t, AGENT_TEMP, "4.3.0", "queue file unreadable");
 		return 0;
 	}
+	msg = (struct maildir_msg){ rq->fd, rq->offset, rq->size, rq->sender, user,
+	    rq->body };
 	maildir_prepare(srv->store, mailbox, srv->set.folder_delivery ? t->tag : NULL,
-	    quota, &msg, rq->header.data != NULL ? rq->header.data : "",
-	    rq->header.len, &res, &p);
+	    quota, &msg, rq->hdr, rq->hdr_len, &res, &p);
 	if (p != NULL) {
 		commit_add(srv, t, p, user);
 		return 1;
@@ -407,7 +476,7 @@ deliver_one(struct target *t, const char *user, const char *mailbox, uint64_t qu
 	log_info("event=delivery queue_id=%s rcpt=%s user=%s esc=%s text=%s",
 	    log_safe(rq->qid), log_safe(rc->address), log_safe(user), res.esc,
 	    log_safe(res.text));
-	rcpt_set(rc, res.status, res.esc, res.text);
+	target_set(t, res.status, res.esc, res.text);
 	return 0;
 }
 
@@ -430,11 +499,11 @@ deliver_virtual(struct target *t, int *queued)
 	if (r == 1 && (r = mailbox_path(srv->mailboxes, t->addr, &path, &error)) == 0) {
 		log_error("event=config_error map=virtual_mailboxes key=%s error=\"%s\"",
 		    log_safe(t->addr), error);
-		rcpt_set(t->rc, AGENT_TEMP, "4.3.5", "mailbox map entry unusable");
+		target_set(t, AGENT_TEMP, "4.3.5", "mailbox map entry unusable");
 	} else if (r < 0) {
 		log_error("event=map_lookup_failed map=virtual_mailboxes key=%s "
 		    "error=\"%s\"", log_safe(t->addr), error);
-		rcpt_set(t->rc, AGENT_TEMP, "4.3.0", "mailbox map unreadable");
+		target_set(t, AGENT_TEMP, "4.3.0", "mailbox map unreadable");
 	} else if (r == 1)
 		*queued = deliver_one(t, t->addr, buf_cstr(&path), 0);
 	buf_free(&path);
@@ -455,12 +524,12 @@ on_lookup(enum auth_result result, int found, const char *user,
 	if (result != AUTH_RESULT_OK) {
 		log_error("event=user_lookup_failed rcpt=%s error=%s",
 		    log_safe(t->addr), log_safe(reason));
-		rcpt_set(t->rc, AGENT_TEMP, "4.3.0", "user database unavailable");
+		target_set(t, AGENT_TEMP, "4.3.0", "user database unavailable");
 	} else if (found && mailbox != NULL && mailbox[0] != '\0') {
 		queued = deliver_one(t, user != NULL && user[0] != '\0' ? user :
 		    t->addr, mailbox, quota);
 	} else if (found || deliver_virtual(t, &queued) == 0) {
-		rcpt_set(t->rc, AGENT_PERM, "5.1.1", err_fmt("no such user: %s",
+		target_set(t, AGENT_PERM, "5.1.1", err_fmt("no such user: %s",
 		    log_safe(t->addr)));
 	}
 	if (queued)
@@ -500,6 +569,38 @@ target_add(struct req *rq, struct rcpt *rc, char *addr, char *tag)
 	t->addr = addr;
 	t->tag = tag;
 	t->ap = NULL;
+	t->dup_of = NULL;
+}
+
+/* Mark each target whose address and tag (in any case) an earlier one
+ * has as its duplicate.  Returns how many targets remain to deliver. */
+static size_t
+targets_dedup(struct req *rq)
+{
+	size_t n = rq->ntargets;
+
+	if (n > MAX_DEDUP_TARGETS)
+		return n;
+	for (size_t i = 1; i < rq->ntargets; i++) {
+		struct target *t = &rq->targets[i];
+
+		for (size_t j = 0; j < i; j++) {
+			struct target *o = &rq->targets[j];
+
+			/* Any case: user lookups and folder names fold it. */
+			if (o->dup_of != NULL || strcasecmp(o->addr, t->addr) != 0 ||
+			    (o->tag == NULL) != (t->tag == NULL) ||
+			    (o->tag != NULL && strcasecmp(o->tag, t->tag) != 0))
+				continue;
+			t->dup_of = o;
+			n--;
+			log_info("event=duplicate queue_id=%s rcpt=%s address=%s "
+			    "same_as=%s", log_safe(rq->qid), log_safe(t->rc->address),
+			    log_safe(t->addr), log_safe(o->rc->address));
+			break;
+		}
+	}
+	return n;
 }
 
 /*
@@ -640,14 +741,17 @@ deliver_start(struct req *rq)
 	rq->size = (uint64_t)sb.st_size - rq->offset;
 	for (size_t i = 0; i < rq->nrcpts; i++)
 		rcpt_resolve(rq, &rq->rcpts[i]);
-	rq->pending = rq->ntargets;
+	/* The targets array is final now: duplicates may point into it. */
+	rq->pending = targets_dedup(rq);
 	if (rq->pending == 0) {
 		req_finish(rq);
 		return;
 	}
 	for (size_t i = 0; i < rq->ntargets; i++)
-		rq->targets[i].ap = auth_client_lookup(srv->auth, rq->targets[i].addr,
-		    srv->set.auth_timeout_ms, on_lookup, &rq->targets[i]);
+		if (rq->targets[i].dup_of == NULL)
+			rq->targets[i].ap = auth_client_lookup(srv->auth,
+			    rq->targets[i].addr, srv->set.auth_timeout_ms, on_lookup,
+			    &rq->targets[i]);
 }
 
 /* A frame from qmgr. */
@@ -762,6 +866,7 @@ local_server_new(struct ev_loop *loop, const struct local_settings *s,
 		local_server_free(&srv);
 		return -1;
 	}
+	maildir_store_cache_size(srv->store, s->maildir_cache);
 	srv->auth = auth_client_new(loop, s->auth_socket);
 	*srv_r = srv;
 	return 0;
@@ -778,6 +883,21 @@ local_server_stop(struct local_server *srv)
 {
 	while (srv->conns != NULL)
 		conn_free(srv->conns);
+}
+
+void
+local_server_retire(struct local_server *srv)
+{
+	size_t open;
+	uint64_t hits, walks;
+
+	if (srv->retired)
+		return;
+	srv->retired = 1;
+	maildir_store_cache_stats(srv->store, &open, &hits, &walks);
+	log_info("event=maildir_cache_closed open=%zu hits=%" PRIu64 " walks=%" PRIu64,
+	    open, hits, walks);
+	maildir_store_cache_size(srv->store, 0);
 }
 
 void

@@ -22,6 +22,7 @@ struct local_settings {
 	unsigned max_depth;		/* alias_max_depth */
 	char delim;			/* recipient_delimiter, '\0' for none */
 	int folder_delivery;		/* user+tag into folder .tag if it exists */
+	size_t maildir_cache;		/* Maildirs kept open (0: none) */
 	uint64_t auth_timeout_ms;
 	const uid_t *peers;		/* uids allowed to connect (copied) */
 	size_t npeers;
@@ -42,6 +43,9 @@ size_t local_server_active(const struct local_server *srv);
 /* Close every connection (requests in flight are dropped: qmgr treats
  * them as temporary failures). */
 void local_server_stop(struct local_server *srv);
+/* The process retires (SIGHUP, max_sessions): close the cached Maildirs
+ * and cache no more; links still open are served to the end. */
+void local_server_retire(struct local_server *srv);
 void local_server_free(struct local_server **srvp);
 
 /*

@@ -74,7 +74,8 @@ post_drop(struct daemon *d, const char **error_r)
 		.virtual_mailboxes = cfg_str(d->global, "virtual_mailboxes"),
 		.max_depth = (unsigned)cfg_int(d->global, "alias_max_depth"),
 		.delim = delim[0],
-		.folder_delivery = 1,
+		.folder_delivery = cfg_bool(d->global, "local_plus_folders"),
+		.maildir_cache = (size_t)cfg_int(d->global, "local_maildir_cache"),
 		.auth_timeout_ms = cfg_time_ms(d->global, "auth_timeout"),
 		.peers = ld->peers,
 		.npeers = ld->npeers,
@@ -94,13 +95,18 @@ on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
 	local_server_accept(ld->srv, fd);
 }
 
-/* Links still open, for a retiring process. */
+/* Links still open, for a retiring process (asked first as soon as it
+ * retires: the moment to close the cached Maildirs). */
 static size_t
 active(struct daemon *d)
 {
 	struct local_daemon *ld = d->ctx;
 
-	return ld->srv != NULL ? local_server_active(ld->srv) : 0;
+	if (ld->srv == NULL)
+		return 0;
+	if (d->retiring)
+		local_server_retire(ld->srv);
+	return local_server_active(ld->srv);
 }
 
 /* SIGTERM: drop every link (qmgr retries what was in flight). */

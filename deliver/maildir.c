@@ -3,11 +3,18 @@
  * spec (tmp/ -> fsync -> new/ -> fsync new/), with Maildir++ folders and
  * quota, never following a symlink below the store.  See maildir.h.
  * Delivery is split in two so that local(8) can commit in groups:
- * maildir_prepare() checks and writes the file into tmp/ (no fsync);
+ * maildir_prepare() checks and writes the file into tmp/ (no fsync),
+ * counting the bare LFs for the name's W= on the way;
  * maildir_commit() -- thread-safe, only syscalls on its own fds -- starts
- * every file's writeback, fsyncs each file, links it into new/ and then
- * fsyncs each distinct new/ once for the whole batch; maildir_finish()
- * reports, updates maildirsize and frees.
+ * every file's writeback, fsyncs each file, renames it into new/ under
+ * its final name and then fsyncs each distinct new/ once for the whole
+ * batch; maildir_finish() reports, updates maildirsize and frees.
+ *
+ * Open Maildirs (struct mdir: the Maildir's, tmp/'s and new/'s fds) are
+ * reference-counted: the store's LRU cache holds one reference, each
+ * pending delivery another, so an entry evicted (or dropped as stale)
+ * while the sync thread still uses its fds is closed only afterwards.
+ * References change on the loop's thread only.
  */
 #include "autoconf.h"
 
@@ -19,8 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "agentproto.h"
@@ -31,11 +40,33 @@
 
 #define COPY_CHUNK 65536
 
+/* fds a process keeps for itself besides the Maildir cache. */
+#define CACHE_FD_RESERVE 256
+
+/* An open Maildir (or folder): its directory, tmp/ and new/. */
+struct mdir {
+	char *key;		/* the mailbox path (cached ones), else NULL */
+	char *newpath;		/* key "/new", for the revalidation */
+	int fd, tmp, new;
+	dev_t new_dev;		/* new/'s identity */
+	ino_t new_ino;
+	unsigned refs;		/* the cache's and each pending delivery's */
+	uint32_t hash;
+	struct mdir *hnext;	/* hash chain */
+	struct mdir *prev, *next;	/* LRU order, most recent first */
+};
+
 struct maildir_store {
 	int fd;			/* the mail store directory */
 	char *host;		/* hostname, encoded for file names */
 	pid_t pid;
 	unsigned long counter;	/* deliveries by this process */
+	/* The cache of open Maildirs. */
+	size_t cache_max, ncached;
+	struct mdir **buckets;	/* cache_max * 2 rounded up to a power of 2 */
+	size_t nbuckets;
+	struct mdir *lru_head, *lru_tail;
+	uint64_t hits, walks;
 };
 
 /* Set *res. */
@@ -45,6 +76,7 @@ result(struct maildir_result *res, int status, const char *esc, const char *text
 	res->status = status;
 	res->esc = esc;
 	res->text = text;
+	res->where = "";
 }
 
 /* Close an fd if open and mark it closed. */
@@ -85,8 +117,157 @@ maildir_store_open(const char *path, const char *hostname,
 	st->fd = fd;
 	st->host = buf_steal(&host);
 	st->pid = getpid();
+	maildir_store_cache_size(st, MAILDIR_CACHE_DEFAULT);
 	*store_r = st;
 	return 0;
+}
+
+/* Drop one reference to d; the last closes it. */
+static void
+mdir_unref(struct mdir **dp)
+{
+	struct mdir *d = *dp;
+
+	if (d == NULL)
+		return;
+	*dp = NULL;
+	if (--d->refs > 0)
+		return;
+	close_fd(&d->fd);
+	close_fd(&d->tmp);
+	close_fd(&d->new);
+	free(d->key);
+	free(d->newpath);
+	free(d);
+}
+
+/* FNV-1a of a mailbox path. */
+static uint32_t
+key_hash(const char *key)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *s = (const unsigned char *)key; *s != '\0'; s++)
+		h = (h ^ *s) * 16777619u;
+	return h;
+}
+
+/* Take d out of the cache (dropping the cache's reference). */
+static void
+cache_remove(struct maildir_store *st, struct mdir *d)
+{
+	for (struct mdir **pp = &st->buckets[d->hash & (st->nbuckets - 1)];
+	    *pp != NULL; pp = &(*pp)->hnext)
+		if (*pp == d) {
+			*pp = d->hnext;
+			break;
+		}
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		st->lru_head = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	else
+		st->lru_tail = d->prev;
+	d->prev = d->next = d->hnext = NULL;
+	st->ncached--;
+	mdir_unref(&d);
+}
+
+/* Make d the most recently used. */
+static void
+cache_touch(struct maildir_store *st, struct mdir *d)
+{
+	if (st->lru_head == d)
+		return;
+	d->prev->next = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	else
+		st->lru_tail = d->prev;
+	d->prev = NULL;
+	d->next = st->lru_head;
+	st->lru_head->prev = d;
+	st->lru_head = d;
+}
+
+/* Add d (with a key) to the cache, which takes a reference; the least
+ * recently used entries go if it is full.  Nothing if caching is off. */
+static void
+cache_insert(struct maildir_store *st, struct mdir *d)
+{
+	struct mdir **bucket;
+
+	if (st->cache_max == 0)
+		return;
+	while (st->ncached >= st->cache_max)
+		cache_remove(st, st->lru_tail);
+	bucket = &st->buckets[d->hash & (st->nbuckets - 1)];
+	d->hnext = *bucket;
+	*bucket = d;
+	d->prev = NULL;
+	d->next = st->lru_head;
+	if (st->lru_head != NULL)
+		st->lru_head->prev = d;
+	st->lru_head = d;
+	if (st->lru_tail == NULL)
+		st->lru_tail = d;
+	st->ncached++;
+	d->refs++;
+}
+
+/* The cached Maildir for key, or NULL. */
+static struct mdir *
+cache_find(struct maildir_store *st, const char *key, uint32_t hash)
+{
+	if (st->cache_max == 0)
+		return NULL;
+	for (struct mdir *d = st->buckets[hash & (st->nbuckets - 1)]; d != NULL;
+	    d = d->hnext)
+		if (d->hash == hash && strcmp(d->key, key) == 0)
+			return d;
+	return NULL;
+}
+
+void
+maildir_store_cache_size(struct maildir_store *st, size_t n)
+{
+	struct rlimit rl;
+	size_t nb = 1;
+
+	if (n > 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY) {
+		size_t room = rl.rlim_cur > CACHE_FD_RESERVE ?
+		    (size_t)(rl.rlim_cur - CACHE_FD_RESERVE) / 3 : 0;
+
+		if (n > room) {
+			log_warn("event=maildir_cache_limited want=%zu open_files=%llu "
+			    "entries=%zu", n, (unsigned long long)rl.rlim_cur, room);
+			n = room;
+		}
+	}
+	while (st->lru_head != NULL)
+		cache_remove(st, st->lru_head);
+	free(st->buckets);
+	st->buckets = NULL;
+	st->nbuckets = 0;
+	st->cache_max = n;
+	if (n == 0)
+		return;
+	while (nb < n * 2)
+		nb *= 2;
+	st->buckets = xcalloc(nb, sizeof(*st->buckets));
+	st->nbuckets = nb;
+}
+
+void
+maildir_store_cache_stats(const struct maildir_store *st, size_t *open_r,
+    uint64_t *hits_r, uint64_t *walks_r)
+{
+	*open_r = st->ncached;
+	*hits_r = st->hits;
+	*walks_r = st->walks;
 }
 
 void
@@ -96,6 +277,7 @@ maildir_store_close(struct maildir_store **storep)
 
 	if (st == NULL)
 		return;
+	maildir_store_cache_size(st, 0);
 	close_fd(&st->fd);
 	free(st->host);
 	free(st);
@@ -162,54 +344,111 @@ folder_open(int dirfd, const char *tag, int *fd_r, const char **error_r)
 	return r;
 }
 
-/* Write all n bytes.  0, or -1 with errno. */
+/* Write the iovecs completely (advancing them).  0, or -1 with errno. */
 static int
-write_all(int fd, const void *p, size_t n)
+writev_all(int fd, struct iovec *iov, int n)
 {
-	const char *s = p;
-
 	while (n > 0) {
-		ssize_t w = write(fd, s, n);
+		ssize_t w = writev(fd, iov, n);
 
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
-		s += w;
-		n -= (size_t)w;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
 }
 
-/* Copy size bytes from in at offset to out.  0, or -1 with *error_r. */
+/* Write all n bytes.  0, or -1 with errno. */
 static int
-copy_body(int in, uint64_t offset, uint64_t size, int out, const char **error_r)
+write_all(int fd, const void *p, size_t n)
 {
-	char *chunk = xmalloc(COPY_CHUNK);
-	int ret = 0;
+	struct iovec iov = { (void *)(uintptr_t)p, n };
 
-	while (size > 0) {
+	return writev_all(fd, &iov, 1);
+}
+
+uint64_t
+maildir_bare_lfs(const char *p, size_t n, int *prev_cr)
+{
+	const char *s = p, *end = p + n, *nl;
+	uint64_t count = 0;
+
+	if (n == 0)
+		return 0;
+	while (s < end && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+		if (nl == p ? !*prev_cr : nl[-1] != '\r')
+			count++;
+		s = nl + 1;
+	}
+	*prev_cr = end[-1] == '\r';
+	return count;
+}
+
+/*
+ * Write the prefix and then the message (size bytes of in at offset, or
+ * data if not NULL) to out, adding the bare LFs of both to *bare_r.
+ * 0, or -1 with *error_r.
+ */
+static int
+copy_message(const struct buf *prefix, const struct maildir_msg *m, int out,
+    uint64_t *bare_r, const char **error_r)
+{
+	uint64_t offset = m->offset, size = m->size, bare;
+	struct iovec iov[2];
+	char *chunk;
+	int prev_cr = 0, first = 1, ret = 0;
+
+	bare = maildir_bare_lfs(prefix->data, prefix->len, &prev_cr);
+	iov[0] = (struct iovec){ prefix->data, prefix->len };
+	if (m->data != NULL) {
+		bare += maildir_bare_lfs(m->data, (size_t)size, &prev_cr);
+		iov[1] = (struct iovec){ (void *)(uintptr_t)m->data, (size_t)size };
+		if (writev_all(out, iov, 2) < 0) {
+			*error_r = err_fmt("write: %s", strerror(errno));
+			return -1;
+		}
+		*bare_r = bare;
+		return 0;
+	}
+	chunk = xmalloc(COPY_CHUNK);
+	/* The prefix goes out with the first chunk. */
+	while (size > 0 || first) {
 		size_t want = size > COPY_CHUNK ? COPY_CHUNK : (size_t)size;
-		ssize_t n = pread(in, chunk, want, (off_t)offset);
+		ssize_t n = want > 0 ? pread(m->fd, chunk, want, (off_t)offset) : 0;
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
+		if (n < 0 || (n == 0 && want > 0)) {
 			*error_r = n < 0 ? err_fmt("read queue file: %s", strerror(errno)) :
 			    "queue file is shorter than announced";
 			ret = -1;
 			break;
 		}
-		if (write_all(out, chunk, (size_t)n) < 0) {
+		bare += maildir_bare_lfs(chunk, (size_t)n, &prev_cr);
+		iov[first ? 1 : 0] = (struct iovec){ chunk, (size_t)n };
+		if (writev_all(out, iov, first ? 2 : 1) < 0) {
 			*error_r = err_fmt("write: %s", strerror(errno));
 			ret = -1;
 			break;
 		}
+		first = 0;
 		offset += (uint64_t)n;
 		size -= (uint64_t)n;
 	}
 	free(chunk);
+	if (ret == 0)
+		*bare_r = bare;
 	return ret;
 }
 
@@ -218,13 +457,14 @@ static void quota_add(int dirfd, uint64_t size);
 /* A written message awaiting maildir_commit(). */
 struct maildir_pending {
 	int fd;			/* the file in tmp/, written, not yet synced */
-	int tmp, new;		/* its Maildir's tmp/ and new/ (dups) */
-	int top;		/* the Maildir for maildirsize; -1: no quota */
-	dev_t new_dev;		/* new/'s identity, to sync it once a batch */
-	ino_t new_ino;
+	struct mdir *dir;	/* its Maildir or folder (a reference) */
+	struct mdir *top;	/* the Maildir for maildirsize; NULL: no quota */
 	uint64_t size;
-	char *name, *mailbox, *folder;
+	char *tmpname;		/* its name in tmp/ */
+	char *name;		/* its name in new/, with S= and W= */
+	char *mailbox, *folder;
 	int committed;		/* maildir_commit() ran on it */
+	int in_tmp;		/* still (or also) in tmp/ */
 	int linked;		/* in new/ */
 	int dir_synced;		/* new/ fsync'd after the link */
 	int failed;
@@ -246,53 +486,71 @@ pending_fail(struct maildir_pending *p, const char *what, int err)
 }
 
 /*
- * Write the file name in m->tmp (the prefix, then the message), not yet
- * synced or linked: maildir_commit() does that.  0 with *p_r, or -1 with
- * *error_r and nothing left behind.
+ * Write the file base (the unique name) into d's tmp/: the prefix, then
+ * the message; not yet synced or in new/: maildir_commit() does that.
+ * 0 with *p_r (holding a new reference to d), or -1 with *errno_r (0 if
+ * not a system error on the create) and *error_r, nothing left behind.
  */
 static int
-write_message(const struct mstore_maildir *m, const char *name, const struct buf *prefix,
+write_message(struct mdir *d, const char *base, const struct buf *prefix,
     const struct maildir_msg *msg, struct maildir_pending **p_r,
-    const char **error_r)
+    int *errno_r, const char **error_r)
 {
 	struct maildir_pending *p;
-	struct stat sb;
+	uint64_t size, bare = 0;
 	int fd;
 
-	fd = openat(m->tmp, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	*errno_r = 0;
+	fd = openat(d->tmp, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		*error_r = err_fmt("create tmp/%s: %s", name, strerror(errno));
+		*errno_r = errno;
+		*error_r = err_fmt("create tmp/%s: %s", base, strerror(errno));
 		return -1;
 	}
-	if (write_all(fd, prefix->data, prefix->len) < 0) {
-		*error_r = err_fmt("write: %s", strerror(errno));
-		goto fail;
+	if (copy_message(prefix, msg, fd, &bare, error_r) < 0) {
+		(void)close(fd);
+		(void)unlinkat(d->tmp, base, 0);
+		return -1;
 	}
-	if (copy_body(msg->fd, msg->offset, msg->size, fd, error_r) < 0)
-		goto fail;
-	if (fstat(m->new, &sb) < 0) {
-		*error_r = err_fmt("stat new/: %s", strerror(errno));
-		goto fail;
-	}
+	size = xadd(prefix->len, msg->size);
 	p = xcalloc(1, sizeof(*p));
 	p->fd = fd;
-	p->tmp = p->new = p->top = -1;
-	if ((p->tmp = fcntl(m->tmp, F_DUPFD_CLOEXEC, 0)) < 0 ||
-	    (p->new = fcntl(m->new, F_DUPFD_CLOEXEC, 0)) < 0) {
-		*error_r = err_fmt("dup: %s", strerror(errno));
-		close_fd(&p->tmp);
-		free(p);
-		goto fail;
-	}
-	p->new_dev = sb.st_dev;
-	p->new_ino = sb.st_ino;
-	p->name = xstrdup(name);
+	p->dir = d;
+	d->refs++;
+	p->size = size;
+	p->tmpname = xstrdup(base);
+	p->name = xasprintf("%s,S=%" PRIu64 ",W=%" PRIu64, base, size, xadd(size, bare));
+	p->in_tmp = 1;
 	*p_r = p;
 	return 0;
-fail:
-	(void)close(fd);
-	(void)unlinkat(m->tmp, name, 0);
-	return -1;
+}
+
+/* Move p's file from tmp/ into new/ under its final name, never replacing
+ * a file.  0, or -1 with errno. */
+static int
+move_into_new(struct maildir_pending *p)
+{
+	int tmp = p->dir->tmp, new = p->dir->new;
+
+	if (renameat2(tmp, p->tmpname, new, p->name, RENAME_NOREPLACE) == 0) {
+		p->in_tmp = 0;
+		return 0;
+	}
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return -1;
+	/* No RENAME_NOREPLACE on this file system: link (never replaces). */
+	if (linkat(tmp, p->tmpname, new, p->name, 0) < 0) {
+		if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS)
+			return -1;
+		/* No hard links either: rename (the name is unique). */
+		if (renameat(tmp, p->tmpname, new, p->name) < 0)
+			return -1;
+		p->in_tmp = 0;
+		return 0;
+	}
+	if (unlinkat(tmp, p->tmpname, 0) == 0)
+		p->in_tmp = 0;
+	return 0;
 }
 
 void
@@ -301,8 +559,8 @@ maildir_commit(struct maildir_pending *const *ps, size_t n)
 	size_t i, j;
 
 	/* Start every file's writeback, then wait for each: the disk sees
-	 * the whole batch at once. */
-	for (i = 0; i < n; i++)
+	 * the whole batch at once (a batch of one just waits). */
+	for (i = 0; n > 1 && i < n; i++)
 		(void)sync_file_range(ps[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	for (i = 0; i < n; i++) {
 		struct maildir_pending *p = ps[i];
@@ -317,34 +575,27 @@ maildir_commit(struct maildir_pending *const *ps, size_t n)
 		p->fd = -1;
 		if (p->failed)
 			continue;
-		if (linkat(p->tmp, p->name, p->new, p->name, 0) < 0) {
-			if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS) {
-				pending_fail(p, "link into new/", errno);
-				continue;
-			}
-			/* No hard links here: rename (the name is unique). */
-			if (renameat(p->tmp, p->name, p->new, p->name) < 0) {
-				pending_fail(p, "rename into new/", errno);
-				continue;
-			}
+		if (move_into_new(p) < 0) {
+			pending_fail(p, "move into new/", errno);
+			continue;
 		}
 		p->linked = 1;
-		(void)unlinkat(p->tmp, p->name, 0);
 	}
-	/* Each new/ directory once, for every file linked into it. */
+	/* Each new/ directory once, for every file moved into it. */
 	for (i = 0; i < n; i++) {
 		struct maildir_pending *p = ps[i];
 		int err = 0;
 
 		if (!p->linked || p->failed || p->dir_synced)
 			continue;
-		if (fsync(p->new) < 0)
+		if (fsync(p->dir->new) < 0)
 			err = errno;
 		for (j = i; j < n; j++) {
 			struct maildir_pending *q = ps[j];
 
 			if (!q->linked || q->failed || q->dir_synced ||
-			    q->new_dev != p->new_dev || q->new_ino != p->new_ino)
+			    q->dir->new_dev != p->dir->new_dev ||
+			    q->dir->new_ino != p->dir->new_ino)
 				continue;
 			q->dir_synced = 1;
 			if (err != 0)
@@ -357,9 +608,11 @@ maildir_commit(struct maildir_pending *const *ps, size_t n)
 
 		if (!p->failed)
 			continue;
-		(void)unlinkat(p->tmp, p->name, 0);
+		if (p->in_tmp)
+			(void)unlinkat(p->dir->tmp, p->tmpname, 0);
+		p->in_tmp = 0;
 		if (p->linked)
-			(void)unlinkat(p->new, p->name, 0);
+			(void)unlinkat(p->dir->new, p->name, 0);
 	}
 }
 
@@ -372,7 +625,7 @@ maildir_finish(struct maildir_pending **pp, struct maildir_result *res)
 		return;
 	if (!p->committed) {
 		close_fd(&p->fd);
-		(void)unlinkat(p->tmp, p->name, 0);
+		(void)unlinkat(p->dir->tmp, p->tmpname, 0);
 		pending_fail(p, "delivery abandoned", ECANCELED);
 	}
 	if (p->failed) {
@@ -381,17 +634,17 @@ maildir_finish(struct maildir_pending **pp, struct maildir_result *res)
 		result(res, AGENT_TEMP, "4.3.0", err_fmt("mail store write failed: %s",
 		    p->error));
 	} else {
-		if (p->top >= 0)
-			quota_add(p->top, p->size);
-		log_info("event=delivered mailbox=%s folder=%s file=%s size=%" PRIu64,
+		if (p->top != NULL)
+			quota_add(p->top->fd, p->size);
+		result(res, AGENT_OK, "2.0.0", "delivered to mailbox");
+		res->where = err_fmt("mailbox=%s folder=%s file=%s size=%" PRIu64,
 		    log_safe(p->mailbox), p->folder != NULL ? log_safe(p->folder) :
 		    "INBOX", log_safe(p->name), p->size);
-		result(res, AGENT_OK, "2.0.0", "delivered to mailbox");
 	}
 	close_fd(&p->fd);
-	close_fd(&p->tmp);
-	close_fd(&p->new);
-	close_fd(&p->top);
+	mdir_unref(&p->dir);
+	mdir_unref(&p->top);
+	free(p->tmpname);
 	free(p->name);
 	free(p->mailbox);
 	free(p->folder);
@@ -630,6 +883,20 @@ quota_add(int dirfd, uint64_t size)
 	(void)close(fd);
 }
 
+size_t
+maildir_header_span(const char *p, size_t n)
+{
+	const char *end;
+
+	if (n > MAILDIR_MAX_HEADER)
+		n = MAILDIR_MAX_HEADER;
+	if (n > 0 && p[0] == '\n')
+		return 0;
+	if ((end = memmem(p, n, "\n\n", 2)) != NULL)
+		return (size_t)(end - p) + 1;
+	return n;
+}
+
 int
 maildir_read_header(int fd, uint64_t offset, uint64_t size, struct buf *out,
     const char **error_r)
@@ -725,26 +992,123 @@ maildir_has_delivered_to(const char *header, size_t len, const char *address)
 	return 0;
 }
 
-/* Open the delivery target: the Maildir at mailbox (created if missing)
- * and, when a folder for tag exists, that folder instead.  *top is the
- * Maildir itself (for maildirsize).  0 or -1 with *error_r. */
+/*
+ * Make an mdir of the Maildir open at fd (taken over: closed on failure):
+ * tmp/ and new/ opened, cur/ created if missing, all without following
+ * symlinks.  0 with *d_r (one reference, no key), or -1 with *error_r.
+ */
+static int
+mdir_from_fd(int fd, struct mdir **d_r, const char **error_r)
+{
+	struct mstore_maildir m = MSTORE_MAILDIR_INIT;
+	struct stat sb;
+	struct mdir *d;
+
+	m.fd = fd;
+	if (mstore_maildir_subdirs(&m, error_r) < 0) {
+		mstore_maildir_close(&m);
+		return -1;
+	}
+	if (fstat(m.new, &sb) < 0) {
+		*error_r = err_fmt("stat new/: %s", strerror(errno));
+		mstore_maildir_close(&m);
+		return -1;
+	}
+	close_fd(&m.cur);
+	d = xcalloc(1, sizeof(*d));
+	d->fd = m.fd;
+	d->tmp = m.tmp;
+	d->new = m.new;
+	d->new_dev = sb.st_dev;
+	d->new_ino = sb.st_ino;
+	d->refs = 1;
+	*d_r = d;
+	return 0;
+}
+
+/*
+ * The Maildir at mailbox (created if missing), from the cache if it is
+ * there and its new/ is still the one reached through the store -- unless
+ * walk -- else walked from the store (and cached).  0 with *d_r (a
+ * reference for the caller) and *hit_r (1: from the cache), or -1 with
+ * *error_r.
+ */
+static int
+mdir_get(struct maildir_store *st, const char *mailbox, int walk,
+    struct mdir **d_r, int *hit_r, const char **error_r)
+{
+	size_t klen = strlen(mailbox);
+	struct mdir *d;
+	struct stat sb;
+	uint32_t hash;
+	char *key;
+	int fd;
+
+	/* "example.test/demo/" and "example.test/demo" are one Maildir. */
+	while (klen > 1 && mailbox[klen - 1] == '/')
+		klen--;
+	key = xstrndup(mailbox, klen);
+	hash = key_hash(key);
+	if ((d = cache_find(st, key, hash)) != NULL) {
+		if (!walk && fstatat(st->fd, d->newpath, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(sb.st_mode) && sb.st_dev == d->new_dev &&
+		    sb.st_ino == d->new_ino) {
+			st->hits++;
+			cache_touch(st, d);
+			d->refs++;
+			free(key);
+			*d_r = d;
+			*hit_r = 1;
+			return 0;
+		}
+		/* Removed, renamed or replaced since: walk again. */
+		log_debug("event=maildir_cache_stale mailbox=%s", log_safe(key));
+		cache_remove(st, d);
+	}
+	st->walks++;
+	if (mstore_path_open(st->fd, mailbox, 1, &fd, error_r) < 0 ||
+	    mdir_from_fd(fd, &d, error_r) < 0) {
+		free(key);
+		return -1;
+	}
+	d->key = key;
+	d->newpath = xasprintf("%s/new", key);
+	d->hash = hash;
+	cache_insert(st, d);
+	*d_r = d;
+	*hit_r = 0;
+	return 0;
+}
+
+/*
+ * Open the delivery target: the Maildir at mailbox (created if missing;
+ * *top_r) and, when a folder for tag exists, that folder (*dst_r, else
+ * top again).  Both are references for the caller.  *hit_r as mdir_get's.
+ * 0, or -1 with *error_r.
+ */
 static int
 target_open(struct maildir_store *st, const char *mailbox, const char *tag,
-    struct mstore_maildir *top, struct mstore_maildir *dst, const char **error_r)
+    int walk, struct mdir **top_r, struct mdir **dst_r, int *hit_r,
+    const char **error_r)
 {
+	struct mdir *top;
 	int ffd, r;
 
-	if (mstore_path_open(st->fd, mailbox, 1, &top->fd, error_r) < 0 ||
-	    mstore_maildir_subdirs(top, error_r) < 0)
+	if (mdir_get(st, mailbox, walk, &top, hit_r, error_r) < 0)
 		return -1;
-	if (tag == NULL || !tag_safe(tag))
-		return 0;
-	if ((r = folder_open(top->fd, tag, &ffd, error_r)) < 0)
-		return -1;
-	if (r == 0)
-		return 0;
-	dst->fd = ffd;
-	return mstore_maildir_subdirs(dst, error_r);
+	*top_r = top;
+	if (tag != NULL && tag_safe(tag)) {
+		if ((r = folder_open(top->fd, tag, &ffd, error_r)) < 0 ||
+		    (r == 1 && mdir_from_fd(ffd, dst_r, error_r) < 0)) {
+			mdir_unref(top_r);
+			return -1;
+		}
+		if (r == 1)
+			return 0;
+	}
+	top->refs++;
+	*dst_r = top;
+	return 0;
 }
 
 void
@@ -753,67 +1117,78 @@ maildir_prepare(struct maildir_store *st, const char *mailbox,
     const char *header, size_t header_len, struct maildir_result *res,
     struct maildir_pending **p_r)
 {
-	struct maildir_pending *p;
-	struct mstore_maildir top = MSTORE_MAILDIR_INIT, folder = MSTORE_MAILDIR_INIT;
-	const struct mstore_maildir *dst;
+	struct maildir_pending *p = NULL;
+	struct mdir *top = NULL, *dst = NULL;
 	struct buf prefix = BUF_INIT, name = BUF_INIT;
 	const char *error;
 	uint64_t size, used = 0, count = 0;
+	int hit = 0, err;
 
+	*p_r = NULL;
 	/* Check: a loop, then the target, then the quota. */
 	if (maildir_has_delivered_to(header, header_len, m->delivered_to)) {
 		result(res, AGENT_PERM, "5.4.6", err_fmt("mail forwarding loop for %s",
 		    log_safe(m->delivered_to)));
 		return;
 	}
-	if (target_open(st, mailbox, tag, &top, &folder, &error) < 0) {
-		log_error("event=mailbox_unusable mailbox=%s error=\"%s\"",
-		    log_safe(mailbox), error);
-		result(res, AGENT_TEMP, "4.3.0", err_fmt("mailbox unusable: %s", error));
-		goto out;
-	}
-	dst = folder.fd >= 0 ? &folder : &top;
 	if (buf_printf(&prefix, "Return-Path: <%s>\nDelivered-To: %s\n",
 	    m->return_path, m->delivered_to) < 0)
 		log_panic("event=maildir_prefix error=\"buffer full\"");
 	size = xadd(prefix.len, m->size);
-	if (quota > 0) {
-		if (maildir_quota_usage(st, top.fd, quota, &used, &count, &error) < 0) {
-			log_error("event=quota_failed mailbox=%s error=\"%s\"",
-			    log_safe(mailbox), error);
-			result(res, AGENT_TEMP, "4.3.0", err_fmt("quota check failed: %s", error));
-			goto out;
-		}
-		if (used > quota || size > quota - used) {
-			result(res, AGENT_TEMP, "4.2.2", err_fmt("mailbox full (quota "
-			    "%" PRIu64 " bytes, %" PRIu64 " in use, message %" PRIu64 ")",
-			    quota, used, size));
-			goto out;
-		}
-	}
-
-	/* Proceed: write it. */
 	maildir_unique_name(st, &name);
-	if (buf_printf(&name, ",S=%" PRIu64, size) < 0)
-		log_panic("event=maildir_name error=\"buffer full\"");
-	if (write_message(dst, name.data, &prefix, m, &p, &error) < 0) {
+	for (int walk = 0; walk < 2; walk++) {
+		if (target_open(st, mailbox, tag, walk, &top, &dst, &hit, &error) < 0) {
+			log_error("event=mailbox_unusable mailbox=%s error=\"%s\"",
+			    log_safe(mailbox), error);
+			result(res, AGENT_TEMP, "4.3.0", err_fmt("mailbox unusable: %s",
+			    error));
+			goto out;
+		}
+		if (quota > 0 && walk == 0) {
+			if (maildir_quota_usage(st, top->fd, quota, &used, &count,
+			    &error) < 0) {
+				log_error("event=quota_failed mailbox=%s error=\"%s\"",
+				    log_safe(mailbox), error);
+				result(res, AGENT_TEMP, "4.3.0", err_fmt("quota check "
+				    "failed: %s", error));
+				goto out;
+			}
+			if (used > quota || size > quota - used) {
+				result(res, AGENT_TEMP, "4.2.2", err_fmt("mailbox full "
+				    "(quota %" PRIu64 " bytes, %" PRIu64 " in use, "
+				    "message %" PRIu64 ")", quota, used, size));
+				goto out;
+			}
+		}
+
+		/* Proceed: write it. */
+		if (write_message(dst, name.data, &prefix, m, &p, &err, &error) == 0)
+			break;
+		/* A cached tmp/ that went away: once more from the store. */
+		if (hit && walk == 0 && (err == ENOENT || err == ESTALE)) {
+			log_debug("event=maildir_cache_retry mailbox=%s error=\"%s\"",
+			    log_safe(mailbox), error);
+			mdir_unref(&top);
+			mdir_unref(&dst);
+			continue;
+		}
 		log_error("event=maildir_write_failed mailbox=%s error=\"%s\"",
 		    log_safe(mailbox), error);
-		result(res, AGENT_TEMP, "4.3.0", err_fmt("mail store write failed: %s", error));
+		result(res, AGENT_TEMP, "4.3.0", err_fmt("mail store write failed: %s",
+		    error));
 		goto out;
 	}
-	if (quota > 0) {
-		p->top = top.fd;
-		top.fd = -1;
-	}
-	p->size = size;
+	p->folder = dst != top ? xstrdup(tag) : NULL;
 	p->mailbox = xstrdup(mailbox);
-	p->folder = dst == &folder ? xstrdup(tag) : NULL;
+	if (quota > 0) {
+		p->top = top;
+		top = NULL;
+	}
 	*p_r = p;
 	result(res, AGENT_OK, "2.0.0", "written, not yet committed");
 out:
-	mstore_maildir_close(&top);
-	mstore_maildir_close(&folder);
+	mdir_unref(&top);
+	mdir_unref(&dst);
 	buf_free(&prefix);
 	buf_free(&name);
 }

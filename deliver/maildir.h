@@ -4,10 +4,20 @@
  * by component with O_NOFOLLOW relative to the store's directory fd, so a
  * symlink anywhere below the store is refused, never followed; missing
  * directories are created with mode 0700; the message goes to tmp/ under
- * a unique name, is fsync'd, linked into new/ and new/ is fsync'd -- for
+ * a unique name, is fsync'd, renamed into new/ and new/ is fsync'd -- for
  * a batch of messages at once (group commit: maildir_prepare, then
  * maildir_commit, then maildir_finish), each new/ synced once.  Also
  * the Maildir++ quota (maildirsize) and the Delivered-To loop check.
+ *
+ * The name in new/ is "UNIQUE,S=<bytes on disk>,W=<bytes with CRLF line
+ * ends>" (Dovecot's convention: readers such as lib/mailbox list sizes
+ * without opening a message); W counts each LF not preceded by CR twice.
+ *
+ * The store keeps recently used Maildirs open (an LRU of their directory
+ * fds, keyed by mailbox path): a cached Maildir is revalidated before
+ * each use with one fstatat() of its new/ through the store (a removed,
+ * renamed or replaced Maildir is walked again), and a file creation that
+ * fails with ENOENT or ESTALE in a cached tmp/ walks again once.
  *
  * Failures carry the agent protocol's status (lib/agentproto.h) and an
  * enhanced status code from the start: a full disk, an unwritable or
@@ -26,15 +36,21 @@
 #define MAILDIR_MAX_HEADER (1024 * 1024)
 /* maildirsize is recalculated once it grows past this (Maildir++). */
 #define MAILDIR_SIZE_MAX_FILE 5120
+/* Maildirs a store keeps open unless told otherwise. */
+#define MAILDIR_CACHE_DEFAULT 128
 
 struct maildir_store;
 
 /* A delivery's outcome: status is AGENT_OK, AGENT_TEMP or AGENT_PERM;
- * esc and text are static or err_fmt() strings (valid briefly). */
+ * esc and text are static or err_fmt() strings (valid briefly).  Where
+ * maildir_finish() delivered, where is "mailbox=M folder=F file=NAME
+ * size=N" for the caller's log line (finish logs no success of its
+ * own), else "". */
 struct maildir_result {
 	int status;
 	const char *esc;
 	const char *text;
+	const char *where;
 };
 
 /* One message to write. */
@@ -44,6 +60,8 @@ struct maildir_msg {
 	uint64_t size;		/* its length in bytes */
 	const char *return_path;	/* the sender, "" for <> */
 	const char *delivered_to;	/* the final address */
+	const char *data;	/* NULL, or the whole message (size bytes) in
+				 * memory: then fd is not read */
 };
 
 /*
@@ -57,6 +75,19 @@ int maildir_store_open(const char *path, const char *hostname,
 void maildir_store_close(struct maildir_store **storep);
 
 /*
+ * Keep up to n Maildirs open (three fds each; n is lowered to what
+ * RLIMIT_NOFILE leaves room for).  0 closes every cached Maildir and
+ * caches no more (a retiring process).  Deliveries in progress keep
+ * their own reference.  The default is MAILDIR_CACHE_DEFAULT.
+ */
+void maildir_store_cache_size(struct maildir_store *st, size_t n);
+
+/* Cache statistics for tests and logs: Maildirs open now, lookups that
+ * used an open one, and walks from the store. */
+void maildir_store_cache_stats(const struct maildir_store *st, size_t *open_r,
+    uint64_t *hits_r, uint64_t *walks_r);
+
+/*
  * The next unique file name (without ",S=") into out:
  * "SECONDS.M<usec>P<pid>Q<counter>.HOST".  Exposed for unit tests.
  */
@@ -68,7 +99,8 @@ void maildir_unique_name(struct maildir_store *st, struct buf *out);
  * consists of safe characters ([A-Za-z0-9_-]) and a folder of that name
  * (compared case-insensitively) exists.  quota in bytes (0: none) is
  * checked and kept in the Maildir's maildirsize.  The file written is
- * "Return-Path: <SENDER>\nDelivered-To: ADDRESS\n" then the message.
+ * "Return-Path: <SENDER>\nDelivered-To: ADDRESS\n" then the message,
+ * named "UNIQUE,S=<size>,W=<CRLF size>" in new/.
  * header/header_len is the message's header (for the loop check; see
  * maildir_read_header).  Fills *res (never fails otherwise); on a
  * failure nothing is left in new/ or tmp/.
@@ -93,8 +125,9 @@ void maildir_prepare(struct maildir_store *st, const char *mailbox,
 
 /*
  * Commit n prepared messages together: start every file's writeback,
- * fsync each file, link it into new/, then fsync each distinct new/
- * directory once.  A message that fails at any step is removed from tmp/
+ * fsync each file, rename it into new/ under its final name (never
+ * replacing a file: RENAME_NOREPLACE, or link and unlink where the file
+ * system lacks it), then fsync each distinct new/ directory once.  A message that fails at any step is removed from tmp/
  * and new/ (whole message or none).  Thread-safe: touches nothing but
  * ps (no logging, no shared state); maildir_finish() reports.
  */
@@ -114,6 +147,21 @@ void maildir_finish(struct maildir_pending **pp, struct maildir_result *res);
  */
 int maildir_read_header(int fd, uint64_t offset, uint64_t size, struct buf *out,
     const char **error_r) __attribute__((warn_unused_result));
+
+/*
+ * The length of the header at the start of the n bytes at p, as
+ * maildir_read_header() would read it: up to and including the LF before
+ * the empty line (at most MAILDIR_MAX_HEADER bytes); 0 if p starts with
+ * the empty line.
+ */
+size_t maildir_header_span(const char *p, size_t n);
+
+/*
+ * How many LFs in the n bytes at p are not preceded by CR (the bytes a
+ * CRLF conversion adds).  *prev_cr says whether the byte before p was CR
+ * and is updated for the next piece.  Exposed for unit tests.
+ */
+uint64_t maildir_bare_lfs(const char *p, size_t n, int *prev_cr);
 
 /*
  * Whether header (the message's header lines, LF endings) has a

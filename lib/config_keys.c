@@ -217,6 +217,16 @@ const struct cfg_key config_global_keys[] = {
 	    "How many levels of aliases are followed before the expansion "
 	    "is refused as a loop.",
 	    NULL },
+	{ "local_plus_folders", CFG_BOOL, "yes", 0, 0, NULL,
+	    "Whether local delivers mail for user+tag@domain into the "
+	    "user's Maildir++ folder .tag when that folder exists. No: "
+	    "always into the INBOX.",
+	    NULL },
+	{ "local_maildir_cache", CFG_INT, "128", 0, 1024, NULL,
+	    "How many Maildirs each local process keeps open between "
+	    "deliveries (three file descriptors each), least recently used "
+	    "first out. 0: open every Maildir afresh for each delivery.",
+	    NULL },
 	{ "relay_domains", CFG_STR, "", 0, 0, NULL,
 	    "The map of the domains postern relays mail to from any "
 	    "client. Keys are domain names; values are ignored. Empty: "

@@ -4,6 +4,7 @@ the qfile format, and a small client of the agent protocol connected to
 run_dir/local, passing the queue file's fd with each request."""
 
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -64,6 +65,11 @@ class Agent:
 
     def close(self):
         self.s.close()
+
+
+def crlf_size(data):
+    """The size of data with every LF not after CR made CRLF."""
+    return len(data) + len(re.findall(rb"(?<!\r)\n", data))
 
 
 def parse_result(p, rcpts):
@@ -148,7 +154,8 @@ class LocalTest(unittest.TestCase):
             got = f.read()
         want = b"Return-Path: <s@remote.test>\nDelivered-To: demo@example.test\n" + msg
         self.assertEqual(got, want)
-        self.assertTrue(new[0].endswith(",S=%d" % len(want)))
+        self.assertTrue(new[0].endswith(",S=%d,W=%d" % (len(want), crlf_size(want))),
+                        new[0])
 
     def test_02_postmaster_alias_and_forward(self):
         with open(os.path.join(self.inst.dir, "maps", "aliases"), "a") as f:
@@ -267,6 +274,122 @@ class LocalTest(unittest.TestCase):
                              ["demo@example.test"][0], OK)
             got.append(rid)
         self.assertEqual(sorted(got), ids)
+
+    def test_11_fan_out_sizes(self):
+        """An alias fan-out: each copy byte-exact with its own
+        Delivered-To, and its name's S= and W= right (the message is read
+        once and written from memory to every mailbox)."""
+        with open(os.path.join(self.inst.dir, "maps", "aliases"), "a") as f:
+            f.write("crew@example.test demo@example.test, u2@example.test\n")
+        self.inst.postern("map", os.path.join(self.inst.dir, "maps", "aliases"))
+        time.sleep(MAP_RECHECK)
+        msg = b"Subject: crew\r\n\nbare lf\ncrlf\r\n" + b"x" * 5000 + b"\nend"
+        before = {u: self.files(u) for u in ("demo", "u2")}
+        r = self.send(msg, ["crew@example.test"])
+        self.assertEqual(r["crew@example.test"][0], OK)
+        for u in ("demo", "u2"):
+            new = [f for f in self.files(u) if f not in before[u]]
+            self.assertEqual(len(new), 1, u)
+            with open(os.path.join(self.newdir(u), new[0]), "rb") as f:
+                got = f.read()
+            want = b"Return-Path: <s@remote.test>\nDelivered-To: %s@example.test\n" \
+                % u.encode() + msg
+            self.assertEqual(got, want)
+            self.assertTrue(new[0].endswith(",S=%d,W=%d" % (len(want), crlf_size(want))),
+                            new[0])
+
+    def test_12_large_message(self):
+        """Past the in-memory limit the body is copied from the queue file."""
+        line = b"0123456789" * 7 + b"\n"
+        msg = b"Subject: large\n\n" + line * 2000 + b"crlf\r\n" + line * 2000
+        before = self.files("demo")
+        r = self.send(msg, ["demo@example.test"])
+        self.assertEqual(r["demo@example.test"][0], OK)
+        new = [f for f in self.files("demo") if f not in before]
+        with open(os.path.join(self.newdir("demo"), new[0]), "rb") as f:
+            got = f.read()
+        self.assertEqual(got[-len(msg):], msg)
+        self.assertTrue(new[0].endswith(",S=%d,W=%d" % (len(got), crlf_size(got))),
+                        new[0])
+
+    def test_13_maildir_replaced_between_deliveries(self):
+        """local keeps Maildirs open: one renamed away and created afresh
+        gets the next message, the old one nothing more."""
+        self.send(b"Subject: a\n\nx\n", ["u3@example.test"])
+        ud = os.path.join(self.mail, "example.test", "u3")
+        old = ud + ".old"
+        os.rename(ud, old)
+        r = self.send(b"Subject: b\n\nx\n", ["u3@example.test"])
+        self.assertEqual(r["u3@example.test"][0], OK)
+        self.assertEqual(len(self.files("u3")), 1)
+        self.assertEqual(len(os.listdir(os.path.join(old, "new"))), 1)
+        subprocess.run(["rm", "-rf", old], check=True)
+        # Only tmp/ removed: created again, the message delivered.
+        subprocess.run(["rm", "-rf", os.path.join(ud, "tmp")], check=True)
+        r = self.send(b"Subject: c\n\nx\n", ["u3@example.test"])
+        self.assertEqual(r["u3@example.test"][0], OK)
+        self.assertEqual(len(self.files("u3")), 2)
+
+    def test_14_duplicates_delivered_once(self):
+        """Two recipients of one request that lead to the same mailbox
+        (an alias and its member): one copy, both recipients ok; a
+        different +tag is a different delivery."""
+        before = {u: len(self.files(u)) for u in ("demo", "u2")}
+        rcpts = ["crew@example.test", "demo@example.test", "DEMO@Example.Test"]
+        r = self.send(b"Subject: dup\n\nx\n", rcpts)
+        for a in rcpts:
+            self.assertEqual(r[a][:2], (OK, "2.0.0"), a)
+        self.assertEqual(len(self.files("demo")), before["demo"] + 1)
+        self.assertEqual(len(self.files("u2")), before["u2"] + 1)
+        self.assertIn("event=duplicate", self.inst.read_log())
+        r = self.send(b"Subject: dup2\n\nx\n", ["demo@example.test", "demo+x@example.test"])
+        self.assertEqual(r["demo+x@example.test"][0], OK)
+        self.assertEqual(len(self.files("demo")), before["demo"] + 3)
+
+    def test_99_reload_closes_the_cache(self):
+        """SIGHUP (postern reload): the retiring local closes its cached
+        Maildirs; its successor delivers."""
+        old = self.inst.service_pids("local")
+        self.agent.close()
+        self.inst.postern("reload")
+        harness.wait_until(lambda: "event=maildir_cache_closed" in self.inst.read_log(),
+                           what="the cache closed")
+        harness.wait_until(lambda: [p for p in self.inst.service_pids("local")
+                                    if p not in old], what="a new local")
+        self.agent = Agent(self.sock)
+        r = self.send(b"Subject: after reload\n\nx\n", ["demo@example.test"])
+        self.assertEqual(r["demo@example.test"][0], OK)
+
+
+class PlusFoldersOff(unittest.TestCase):
+    """local_plus_folders = no: user+tag always goes to the INBOX."""
+
+    def test_plus_tag_into_inbox(self):
+        inst = harness.Instance(extra_config="local_plus_folders = no")
+        qdir = tempfile.mkdtemp(prefix="ptq-", dir="/tmp")
+        try:
+            inst.start()
+            sock = os.path.join(inst.dir, "run", "local")
+            harness.wait_until(lambda: os.path.exists(sock), what="local socket")
+            ud = os.path.join(inst.dir, "mail", "example.test", "demo")
+            os.makedirs(os.path.join(ud, ".News"), 0o700)
+            env = b"POSTERN-QUEUE 1\nid Q1\n\n"
+            path = os.path.join(qdir, "q1")
+            with open(path, "wb") as f:
+                f.write(env + b"Subject: tag\n\nx\n")
+            agent = Agent(sock)
+            try:
+                r = agent.deliver(path, len(env), "s@remote.test", ["demo+news@example.test"])
+            finally:
+                agent.close()
+            self.assertEqual(r["demo+news@example.test"][0], OK)
+            self.assertEqual(len(os.listdir(os.path.join(ud, "new"))), 1)
+            self.assertFalse(os.path.exists(os.path.join(ud, ".News", "new")) and
+                             os.listdir(os.path.join(ud, ".News", "new")))
+            inst.stop()
+        finally:
+            inst.cleanup()
+            subprocess.run(["rm", "-rf", qdir])
 
 
 if __name__ == "__main__":

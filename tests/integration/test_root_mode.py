@@ -5,12 +5,14 @@ Needs root (CI runs as root); skipped otherwise."""
 import grp
 import os
 import pwd
+import signal
+import socket
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Instance, connect, pid_alive, wait_until, main  # noqa: E402
+from harness import Instance, connect, frame, pid_alive, pstr, wait_until, main  # noqa: E402
 
 SERVICES = """
 service echo_a {
@@ -145,6 +147,90 @@ class RootMode(unittest.TestCase):
         for pid in pids + [master]:
             self.assertFalse(pid_alive(pid))
         wait_until(lambda: self.inst.master_pid() == 0, what="pid file removed")
+
+
+# How a connection attempt as another user ended (the child's exit code).
+CLOSED, ANSWERED, NO_CONNECT, TIMEOUT, FAILED = 10, 11, 12, 13, 14
+
+
+def connect_as(uid, gid, path, proto, timeout=10.0):
+    """Fork; the child drops to uid/gid (no supplementary groups),
+    connects to the Unix socket at path, sends the protocol's hello and
+    reports whether the link was closed without a byte of answer."""
+    pid = os.fork()
+    if pid == 0:
+        code = FAILED
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            try:
+                s.connect(path)
+            except OSError:
+                os._exit(NO_CONNECT)
+            try:
+                s.sendall(frame(1, 0, pstr(proto)))
+                code = ANSWERED if s.recv(1) else CLOSED
+            except (BrokenPipeError, ConnectionResetError):
+                code = CLOSED
+            except socket.timeout:
+                code = TIMEOUT
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return TIMEOUT
+
+
+@unittest.skipUnless(os.geteuid() == 0, "root mode needs root")
+class LocalPeers(unittest.TestCase):
+    """local(8) serves only qmgr: its socket is mode 0666, so the peer's
+    uid (SO_PEERCRED) is what keeps other users out."""
+
+    def setUp(self):
+        self.inst = Instance(root=True)
+        # The refusals are read from run/postern.log, not syslog.
+        with open(self.inst.conf) as f:
+            conf = f.read()
+        self.assertIn("log_target = syslog\n", conf)
+        with open(self.inst.conf, "w") as f:
+            f.write(conf.replace("log_target = syslog\n", "log_target = stderr\n"))
+
+    def tearDown(self):
+        self.inst.cleanup()
+
+    def test_only_qmgr_may_connect(self):
+        self.inst.start()
+        sock = os.path.join(self.inst.dir, "run", "local")
+        wait_until(lambda: os.path.exists(sock), what="local's socket")
+        local = self.inst.service_pids("local")
+        self.assertTrue(local)
+        mail = pwd.getpwnam("postern-mail")
+        self.assertEqual(proc_ids(local[0])[0], [mail.pw_uid] * 3)
+        nobody = pwd.getpwnam("nobody")
+        smtpd = pwd.getpwnam("postern-smtpd")
+        queue = pwd.getpwnam("postern-queue")
+        for pw in (nobody, smtpd):
+            # The socket is reachable: the refusal is the peer check's.
+            self.assertEqual(connect_as(pw.pw_uid, pw.pw_gid, sock, "postern-agent/1"),
+                             CLOSED, pw.pw_name)
+            wait_until(lambda: "event=peer_refused uid=%d " % pw.pw_uid
+                       in self.inst.read_log(), what="the refusal logged")
+        # qmgr's user is served (the agent answers the hello).
+        self.assertEqual(connect_as(queue.pw_uid, queue.pw_gid, sock, "postern-agent/1"),
+                         ANSWERED)
+        self.assertNotIn("event=peer_refused uid=%d " % queue.pw_uid,
+                         self.inst.read_log())
+        # Refusing peers does not hurt local: the same process still runs.
+        self.assertEqual(self.inst.service_pids("local"), local)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 /*
- * Unit tests for deliver/maildir.c: unique names, the written file,
- * symlink refusal, first-delivery creation, maildirsize, the loop check
- * and a full disk, each in a fresh temporary mail store.
+ * Unit tests for deliver/maildir.c: unique names, the written file and
+ * its ",S=,W=" sizes, symlink refusal, first-delivery creation, the cache
+ * of open Maildirs, maildirsize, the loop check and a full disk, each in
+ * a fresh temporary mail store.
  */
 #include "autoconf.h"
 
@@ -70,7 +71,8 @@ static void
 deliver(const char *mailbox, const char *tag, uint64_t quota, const char *hdr,
     struct maildir_result *res)
 {
-	struct maildir_msg m = { msg_fd, 5, strlen(message), "s@x.test", "demo@example.test" };
+	struct maildir_msg m = { msg_fd, 5, strlen(message), "s@x.test", "demo@example.test",
+	    NULL };
 
 	maildir_deliver(store, mailbox, tag, quota, &m, hdr, strlen(hdr), res);
 }
@@ -423,7 +425,8 @@ END_TEST
 static void
 prepare(const char *mailbox, struct maildir_pending **p_r)
 {
-	struct maildir_msg m = { msg_fd, 5, strlen(message), "s@x.test", "demo@example.test" };
+	struct maildir_msg m = { msg_fd, 5, strlen(message), "s@x.test", "demo@example.test",
+	    NULL };
 	struct maildir_result res;
 
 	maildir_prepare(store, mailbox, NULL, 0, &m, "", 0, &res, p_r);
@@ -477,6 +480,310 @@ START_TEST(test_group_commit)
 }
 END_TEST
 
+/* Messages whose CRLF size W= must match what a reader sends. */
+static const struct {
+	const char *text;
+} crlf_msgs[] = {
+	{ "Subject: crlf\r\n\r\nline 1\r\nline 2\r\n" },
+	{ "Subject: lf\n\nline 1\nline 2\n" },
+	{ "Subject: last\n\nno newline at the end" },
+	{ "Subject: mixed\r\n\nbare\r\r\ncr only\r.\n\n\r\n" },
+	{ "" },
+	{ "\n" },
+	{ "\r" },
+};
+
+/* The size of n bytes with every LF not after CR made CRLF, counted the
+ * plain way (one byte at a time). */
+static uint64_t
+crlf_size(const char *p, size_t n)
+{
+	uint64_t size = 0;
+
+	for (size_t i = 0; i < n; i++)
+		size += p[i] == '\n' && (i == 0 || p[i - 1] != '\r') ? 2 : 1;
+	return size;
+}
+
+/* Read the single file in dir/new into *data_r (malloc'd), its name into
+ * name; the file's length is returned. */
+static size_t
+read_only_file(const char *dir, char *name, size_t namelen, char **data_r)
+{
+	char path[1024];
+	struct stat sb;
+	size_t got = 0;
+	int fd;
+
+	ck_assert_int_eq(count_dir(dir, name, namelen), 1);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &sb), 0);
+	*data_r = xmalloc((size_t)sb.st_size + 1);
+	while (got < (size_t)sb.st_size) {
+		ssize_t n = read(fd, *data_r + got, (size_t)sb.st_size - got);
+
+		ck_assert_int_gt(n, 0);
+		got += (size_t)n;
+	}
+	close(fd);
+	return got;
+}
+
+/* Check the name's ",S=<len>,W=<CRLF size>" against the file content. */
+static void
+check_sizes(const char *name, const char *data, size_t len)
+{
+	char want[96];
+	const char *s = strstr(name, ",S=");
+
+	ck_assert_ptr_nonnull(s);
+	snprintf(want, sizeof(want), ",S=%zu,W=%" PRIu64, len, crlf_size(data, len));
+	ck_assert_str_eq(s, want);
+}
+
+/* Deliver text (from the queue file, then from memory) and check W=. */
+START_TEST(test_crlf_size)
+{
+	const char *text = crlf_msgs[_i].text;
+	size_t tlen = strlen(text);
+	char qpath[200], dir[300], name[256], mailbox[64], *data;
+	struct maildir_result res;
+	int fd;
+
+	snprintf(qpath, sizeof(qpath), "%s/q-crlf", root);
+	fd = open(qpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "ENVELOPE\n\n", 10), 10);
+	ck_assert_int_eq(write(fd, text, tlen), (ssize_t)tlen);
+	for (int mem = 0; mem < 2; mem++) {
+		struct maildir_msg m = { fd, 10, tlen, "s@x.test", "demo@example.test",
+		    mem ? text : NULL };
+		size_t len;
+
+		snprintf(mailbox, sizeof(mailbox), "d/u%d/", mem);
+		maildir_deliver(store, mailbox, NULL, 0, &m, "", 0, &res);
+		ck_assert_int_eq(res.status, AGENT_OK);
+		snprintf(dir, sizeof(dir), "%s/d/u%d/new", store_path, mem);
+		len = read_only_file(dir, name, sizeof(name), &data);
+		ck_assert_uint_eq(len, tlen + strlen("Return-Path: <s@x.test>\n"
+		    "Delivered-To: demo@example.test\n"));
+		ck_assert(memcmp(data + len - tlen, text, tlen) == 0);
+		check_sizes(name, data, len);
+		free(data);
+	}
+	close(fd);
+}
+END_TEST
+
+/* A message larger than the copy buffer, with a CR LF pair split across
+ * the buffer's edge and bare LFs on both sides. */
+START_TEST(test_crlf_size_large)
+{
+	const size_t size = 3 * 65536 + 17;
+	char *text = xmalloc(size), qpath[200], dir[300], name[256], *data;
+	struct maildir_result res;
+	size_t len;
+	int fd;
+
+	for (size_t i = 0; i < size; i++)
+		text[i] = i % 61 == 60 ? '\n' : i % 97 == 96 ? '\r' : 'x';
+	/* The message starts 10 bytes into the queue file: byte 65526 of the
+	 * message is the last of the first chunk. */
+	text[65525] = '\r';
+	text[65526] = '\n';
+	text[65535] = '\r';
+	text[65536] = '\n';
+	text[2 * 65536 - 1] = '\n';
+	text[2 * 65536] = '\n';
+	snprintf(qpath, sizeof(qpath), "%s/q-large", root);
+	fd = open(qpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "ENVELOPE\n\n", 10), 10);
+	ck_assert_int_eq(write(fd, text, size), (ssize_t)size);
+	struct maildir_msg m = { fd, 10, size, "", "big@example.test", NULL };
+	maildir_deliver(store, "d/big", NULL, 0, &m, "", 0, &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	snprintf(dir, sizeof(dir), "%s/d/big/new", store_path);
+	len = read_only_file(dir, name, sizeof(name), &data);
+	ck_assert(memcmp(data + len - size, text, size) == 0);
+	check_sizes(name, data, len);
+	free(data);
+	free(text);
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_bare_lfs)
+{
+	int prev_cr = 0;
+
+	ck_assert_uint_eq(maildir_bare_lfs("a\nb\r\nc\n", 7, &prev_cr), 2);
+	ck_assert_int_eq(prev_cr, 0);
+	ck_assert_uint_eq(maildir_bare_lfs("x\r", 2, &prev_cr), 0);
+	ck_assert_int_eq(prev_cr, 1);
+	/* The CR of the last piece pairs with this LF. */
+	ck_assert_uint_eq(maildir_bare_lfs("\n\n", 2, &prev_cr), 1);
+	ck_assert_uint_eq(maildir_bare_lfs("", 0, &prev_cr), 0);
+	ck_assert_int_eq(prev_cr, 0);
+}
+END_TEST
+
+static const struct {
+	const char *text;
+	size_t span;
+} spans[] = {
+	{ "A: 1\nB: 2\n\nbody\n", 10 },
+	{ "\nbody\n", 0 },
+	{ "A: 1\n", 5 },
+	{ "A: 1", 4 },
+	{ "", 0 },
+	{ "A: 1\n \n\nb", 7 },
+};
+
+/* maildir_header_span() agrees with maildir_read_header(). */
+START_TEST(test_header_span)
+{
+	const char *text = spans[_i].text;
+	size_t n = strlen(text);
+	struct buf out;
+	const char *error;
+	char qpath[200];
+	int fd;
+
+	ck_assert_uint_eq(maildir_header_span(text, n), spans[_i].span);
+	snprintf(qpath, sizeof(qpath), "%s/q-span", root);
+	fd = open(qpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "E\n\n", 3), 3);
+	ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+	buf_init(&out, MAILDIR_MAX_HEADER);
+	ck_assert_int_eq(maildir_read_header(fd, 3, n, &out, &error), 0);
+	ck_assert_uint_eq(out.len, spans[_i].span);
+	buf_free(&out);
+	close(fd);
+}
+END_TEST
+
+/* How many files dir (under the store) has. */
+static int
+store_count(const char *dir)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", store_path, dir);
+	return count_dir(path, NULL, 0);
+}
+
+/* The cache: hits, a removed Maildir, one renamed away and replaced, a
+ * removed tmp/ (the retry), a symlink put in its place, eviction. */
+START_TEST(test_dir_cache)
+{
+	struct maildir_result res;
+	char cmd[1024];
+	size_t open;
+	uint64_t hits, walks;
+
+	deliver("c/u/", NULL, 0, "", &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	deliver("c/u", NULL, 0, "", &res);	/* the same Maildir */
+	ck_assert_int_eq(res.status, AGENT_OK);
+	maildir_store_cache_stats(store, &open, &hits, &walks);
+	ck_assert_uint_eq(open, 1);
+	ck_assert_uint_eq(hits, 1);
+	ck_assert_uint_eq(walks, 1);
+	ck_assert_int_eq(store_count("c/u/new"), 2);
+
+	/* Removed: walked again and created afresh. */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/c/u'", store_path);
+	ck_assert_int_eq(system(cmd), 0);
+	deliver("c/u/", NULL, 0, "", &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	ck_assert_int_eq(store_count("c/u/new"), 1);
+
+	/* Renamed away and replaced by a new Maildir: the new one gets it. */
+	snprintf(cmd, sizeof(cmd), "mv '%s/c/u' '%s/c/old' && mkdir -p "
+	    "'%s/c/u/new' '%s/c/u/tmp' '%s/c/u/cur'", store_path, store_path,
+	    store_path, store_path, store_path);
+	ck_assert_int_eq(system(cmd), 0);
+	deliver("c/u/", NULL, 0, "", &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	ck_assert_int_eq(store_count("c/u/new"), 1);
+	ck_assert_int_eq(store_count("c/old/new"), 1);
+
+	/* Only tmp/ removed: the creation fails in the cached tmp/, one
+	 * retry from the store recreates it. */
+	maildir_store_cache_stats(store, &open, &hits, &walks);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/c/u/tmp'", store_path);
+	ck_assert_int_eq(system(cmd), 0);
+	deliver("c/u/", NULL, 0, "", &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	ck_assert_int_eq(store_count("c/u/new"), 2);
+	ck_assert_int_eq(store_count("c/u/tmp"), 0);
+	{
+		uint64_t h0 = hits, w0 = walks;
+
+		maildir_store_cache_stats(store, &open, &hits, &walks);
+		ck_assert_uint_eq(hits, h0 + 1);
+		ck_assert_uint_eq(walks, w0 + 1);
+	}
+
+	/* The user directory becomes a symlink out of the store: refused
+	 * although the old directory is still open in the cache. */
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/new' '%s/tmp' '%s/cur' && "
+	    "mv '%s/c/u' '%s/c/u2' && ln -s '%s' '%s/c/u'", outside, outside,
+	    outside, store_path, store_path, outside, store_path);
+	ck_assert_int_eq(system(cmd), 0);
+	deliver("c/u/", NULL, 0, "", &res);
+	ck_assert_int_eq(res.status, AGENT_TEMP);
+	ck_assert_ptr_nonnull(strstr(res.text, "symlink"));
+	snprintf(cmd, sizeof(cmd), "%s/new", outside);
+	ck_assert_int_eq(count_dir(cmd, NULL, 0), 0);
+	ck_assert_int_eq(store_count("c/u2/new"), 2);
+
+	/* Bounded: the least recently used goes; 0 caches nothing. */
+	maildir_store_cache_size(store, 2);
+	deliver("c/a/", NULL, 0, "", &res);
+	deliver("c/b/", NULL, 0, "", &res);
+	deliver("c/a/", NULL, 0, "", &res);
+	deliver("c/d/", NULL, 0, "", &res);
+	maildir_store_cache_stats(store, &open, &hits, &walks);
+	ck_assert_uint_eq(open, 2);
+	{
+		uint64_t h0 = hits, w0 = walks;
+
+		deliver("c/a/", NULL, 0, "", &res);	/* kept */
+		deliver("c/b/", NULL, 0, "", &res);	/* evicted */
+		maildir_store_cache_stats(store, &open, &hits, &walks);
+		ck_assert_uint_eq(hits, h0 + 1);
+		ck_assert_uint_eq(walks, w0 + 1);
+	}
+	maildir_store_cache_size(store, 0);
+	deliver("c/a/", NULL, 0, "", &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	maildir_store_cache_stats(store, &open, &hits, &walks);
+	ck_assert_uint_eq(open, 0);
+	ck_assert_int_eq(store_count("c/a/new"), 4);
+}
+END_TEST
+
+/* A cached Maildir evicted while a delivery into it is pending: its fds
+ * stay open until the delivery is finished. */
+START_TEST(test_cache_evict_pending)
+{
+	struct maildir_pending *p;
+	struct maildir_result res;
+
+	prepare("e/a/", &p);
+	maildir_store_cache_size(store, 0);	/* drops the cache's reference */
+	maildir_commit(&p, 1);
+	maildir_finish(&p, &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	ck_assert_int_eq(store_count("e/a/new"), 1);
+}
+END_TEST
+
 static Suite *
 maildir_suite(void)
 {
@@ -498,6 +805,13 @@ maildir_suite(void)
 	tcase_add_test(tc, test_read_header);
 	tcase_add_test(tc, test_disk_full);
 	tcase_add_test(tc, test_group_commit);
+	tcase_add_loop_test(tc, test_crlf_size, 0,
+	    (int)(sizeof(crlf_msgs) / sizeof(crlf_msgs[0])));
+	tcase_add_test(tc, test_crlf_size_large);
+	tcase_add_test(tc, test_bare_lfs);
+	tcase_add_loop_test(tc, test_header_span, 0, (int)(sizeof(spans) / sizeof(spans[0])));
+	tcase_add_test(tc, test_dir_cache);
+	tcase_add_test(tc, test_cache_evict_pending);
 	suite_add_tcase(s, tc);
 	return s;
 }
