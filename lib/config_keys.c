@@ -303,6 +303,20 @@ const struct cfg_key config_global_keys[] = {
 	    "25 after AUTH) may only use its own address (or the null "
 	    "sender) as the envelope sender.",
 	    NULL },
+	{ "smtpd_max_envelope_size", CFG_SIZE, "256k", 4096, 64LL * 1024 * 1024, NULL,
+	    "The most memory one transaction's envelope may take (the "
+	    "sender, ENVID, and each recipient with its ORCPT): a RCPT "
+	    "that would pass it gets 452 4.5.3, like one past "
+	    "smtpd_max_recipients.",
+	    NULL },
+	{ "smtpd_user_cache_time", CFG_TIME, "10s", 0, 1 * HOUR_MS, NULL,
+	    "How long each smtpd process remembers that a local user exists, "
+	    "as the auth service's user database answered a recipient "
+	    "check, so that mail to the same users does not ask the auth "
+	    "service at every RCPT. Only existing users are remembered: a "
+	    "removed user is still accepted for at most this long (and "
+	    "then bounced by local delivery). 0: ask every time.",
+	    NULL },
 	{ "pop3d_timeout", CFG_TIME, "10m", 1 * SEC_MS, 24 * HOUR_MS, NULL,
 	    "How long pop3d waits for the next command, or for the client "
 	    "to read a message being sent, before it closes the connection "

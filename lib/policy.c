@@ -3,7 +3,12 @@
  * listed in policy.h).  Everything but the user database is answered
  * from memory and the maps at once; the user database is behind the
  * auth service, asked with auth_client_lookup() for each local address a
- * recipient expands to that virtual_mailboxes does not already list.
+ * recipient expands to that virtual_mailboxes does not already list --
+ * unless the user cache remembers that the user exists: a small table
+ * of fixed size per process, entries expiring after
+ * smtpd_user_cache_time, filled only by "found" answers (so a new user
+ * is never refused because of it, and a removed one is accepted for at
+ * most that long, then bounced by local delivery).
  *
  * Every decision, however quick, reaches its caller through ev_defer(),
  * so done() never runs inside a check call and a session can always
@@ -35,6 +40,10 @@
 #define POLICY_MAX_ACCESS_VALUE 1024
 /* How much of a virtual_domains source is read to find its first key. */
 #define POLICY_MAX_SOURCE_LINE 4096
+/* Slots of the user cache (a power of two): one user each, the newest
+ * answer taking the slot, so the cache never holds more than this many
+ * names (POLICY_MAX_ADDRESS bytes at most each). */
+#define POLICY_CACHE_SLOTS 1024
 
 /* The maps a policy consults, in the order of policy_map_keys. */
 enum policy_map {
@@ -78,6 +87,12 @@ struct policy_pending {
 	int scheduled;			/* done() is deferred */
 };
 
+/* A user the user database said exists, until expires (ev_now() ms). */
+struct cache_slot {
+	char *user;		/* NULL: empty */
+	uint64_t expires;
+};
+
 struct policy {
 	struct ev_loop *loop;
 	struct map *maps[PM_COUNT];	/* NULL: not configured */
@@ -87,8 +102,10 @@ struct policy {
 	char delim;			/* recipient_delimiter, '\0': none */
 	uint64_t auth_timeout_ms;
 	char *postmaster;		/* postmaster@DOMAIN */
-	struct auth_client *auth;
+	struct auth_client *auth;	/* borrowed from the caller */
 	struct policy_pending *pending;	/* every check not yet delivered */
+	uint64_t cache_ms;		/* smtpd_user_cache_time; 0: no cache */
+	struct cache_slot *cache;	/* POLICY_CACHE_SLOTS, or NULL */
 };
 
 /* ---------------------------------------------------------------- */
@@ -272,6 +289,49 @@ access_check(struct policy *p, enum policy_map which, const char *addr,
 }
 
 /* ---------------------------------------------------------------- */
+/* The user cache                                                    */
+
+/* The slot for user (FNV-1a of the name). */
+static struct cache_slot *
+cache_slot(const struct policy *p, const char *user)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *s = (const unsigned char *)user; *s != '\0'; s++)
+		h = (h ^ *s) * 16777619u;
+	return &p->cache[h & (POLICY_CACHE_SLOTS - 1)];
+}
+
+/* Whether the user database said recently that user exists. */
+static int
+cache_has(const struct policy *p, const char *user)
+{
+	const struct cache_slot *c;
+
+	if (p->cache == NULL)
+		return 0;
+	c = cache_slot(p, user);
+	return c->user != NULL && strcmp(c->user, user) == 0 &&
+	    ev_now(p->loop) < c->expires;
+}
+
+/* Remember that user exists (evicting whatever shared its slot). */
+static void
+cache_put(struct policy *p, const char *user)
+{
+	struct cache_slot *c;
+
+	if (p->cache == NULL)
+		return;
+	c = cache_slot(p, user);
+	if (c->user == NULL || strcmp(c->user, user) != 0) {
+		free(c->user);
+		c->user = xstrdup(user);
+	}
+	c->expires = ev_now(p->loop) + p->cache_ms;
+}
+
+/* ---------------------------------------------------------------- */
 /* Pending checks                                                    */
 
 /* A new check on p's list. */
@@ -368,6 +428,8 @@ on_lookup(enum auth_result result, int found, const char *user,
 		pp->temp = 1;
 	} else if (!found) {
 		pp->missing = 1;
+	} else {
+		cache_put(pp->p, lk->user);
 	}
 	if (--pp->waiting == 0)
 		pending_lookups_done(pp);
@@ -401,8 +463,9 @@ lookups_start(struct policy_pending *pp)
 
 /*
  * Check one final address of a local recipient's expansion: another
- * domain's is fine, a virtual_mailboxes entry exists, anything else is
- * queued for the user database.  0, or -1 when a map cannot be read.
+ * domain's is fine, a virtual_mailboxes entry exists, a user the cache
+ * knows exists; anything else is queued for the user database.  0, or -1
+ * when a map cannot be read.
  */
 static int
 local_target(struct policy_pending *pp, const char *addr)
@@ -428,7 +491,7 @@ local_target(struct policy_pending *pp, const char *addr)
 	buf_free(&value);
 	if (r < 0)
 		return -1;
-	if (r == 0)
+	if (r == 0 && !cache_has(p, base))
 		lookup_add(pp, base);
 	return 0;
 }
@@ -532,6 +595,25 @@ policy_check_rcpt(struct policy *p, const struct policy_client *c, const char *r
 	return pp;
 }
 
+struct policy_pending *
+policy_check_rcpt_now(struct policy *p, const struct policy_client *c,
+    const char *rcpt, struct policy_result *r, policy_done_fn *done, void *arg)
+{
+	struct policy_pending *pp = pending_new(p, done, arg);
+
+	rcpt_decide(pp, c, rcpt);
+	if (pp->waiting > 0)
+		return pp;	/* the last lookup's answer schedules done() */
+	/* Decided (a refusal found during the expansion may already have
+	 * scheduled its delivery: take it back). */
+	if (pp->scheduled)
+		ev_defer_cancel(p->loop, pending_deliver, pp);
+	*r = pp->r;
+	pending_unlink(pp);
+	pending_free(pp);
+	return NULL;
+}
+
 /* ---------------------------------------------------------------- */
 /* Senders                                                           */
 
@@ -572,6 +654,14 @@ sender_decide(struct policy *p, const struct policy_client *c, const char *sende
 		return;
 	}
 	result_set(r, POLICY_ACCEPT, 250, "2.1.0", "Ok");
+}
+
+void
+policy_decide_sender(struct policy *p, const struct policy_client *c,
+    const char *sender, struct policy_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	sender_decide(p, c, sender, r);
 }
 
 struct policy_pending *
@@ -671,7 +761,7 @@ postmaster_domain(const struct cfg_section *global)
 
 int
 policy_open(const struct cfg_section *global, struct ev_loop *loop,
-    const char *auth_socket, struct policy **p_r, const char **error_r)
+    struct auth_client *auth, struct policy **p_r, const char **error_r)
 {
 	struct policy *p = xcalloc(1, sizeof(*p));
 	const struct cfg_list *nets = cfg_list(global, "mynetworks");
@@ -705,7 +795,10 @@ policy_open(const struct cfg_section *global, struct ev_loop *loop,
 	domain = postmaster_domain(global);
 	p->postmaster = xasprintf("postmaster@%s", domain);
 	free(domain);
-	p->auth = auth_client_new(loop, auth_socket);
+	p->auth = auth;
+	p->cache_ms = cfg_time_ms(global, "smtpd_user_cache_time");
+	if (p->cache_ms > 0)
+		p->cache = xcalloc(POLICY_CACHE_SLOTS, sizeof(*p->cache));
 	*p_r = p;
 	return 0;
 }
@@ -720,7 +813,10 @@ policy_close(struct policy **pp)
 		return;
 	while ((pend = p->pending) != NULL)
 		policy_cancel(p, pend);
-	auth_client_free(&p->auth);
+	if (p->cache != NULL)
+		for (size_t i = 0; i < POLICY_CACHE_SLOTS; i++)
+			free(p->cache[i].user);
+	free(p->cache);
 	for (size_t i = 0; i < PM_COUNT; i++)
 		map_close(&p->maps[i]);
 	free(p->nets);

@@ -22,7 +22,10 @@
  * address (or the null sender): else 553 5.7.1.
  *
  * Decisions that need the user database are asynchronous; done() is
- * always called from the loop, never inside the check call.
+ * always called from the loop, never inside the check call.  The user
+ * database's "this user exists" answers are remembered per process for
+ * smtpd_user_cache_time (in a fixed-size table, so bounded); "no such
+ * user" and failures are never remembered.
  */
 #ifndef POSTERN_POLICY_H
 #define POSTERN_POLICY_H
@@ -58,11 +61,16 @@ struct policy_client {
 	int submission;			/* port 587/465: sender-login rules */
 };
 
+struct auth_client;
+
 /* Open the maps and parse mynetworks from the global config.  0, or -1
- * with *error_r.  auth_socket is run_dir/auth. */
+ * with *error_r.  auth is the process's client of the auth service (for
+ * the user database); the policy borrows it, so it must outlive the
+ * policy (close the policy first). */
 int policy_open(const struct cfg_section *global, struct ev_loop *loop,
-    const char *auth_socket, struct policy **p_r, const char **error_r)
+    struct auth_client *auth, struct policy **p_r, const char **error_r)
 	__attribute__((warn_unused_result));
+/* Cancel every pending check (nobody is called back), free, set *pp = NULL. */
 void policy_close(struct policy **pp);
 
 typedef void policy_done_fn(const struct policy_result *r, void *arg);
@@ -74,6 +82,21 @@ struct policy_pending *policy_check_rcpt(struct policy *p,
     const struct policy_client *c, const char *rcpt, policy_done_fn *done, void *arg);
 /* The session went away: done() will not be called. */
 void policy_cancel(struct policy *p, struct policy_pending *pending);
+
+/*
+ * The same decisions without the detour through the loop, for a caller
+ * that can take an answer at once (smtpd: a pipelined group is then
+ * answered in one write, and no wait toggles its socket's watch).
+ * policy_decide_sender() always decides at once (sender rules need no
+ * lookup).  policy_check_rcpt_now() decides at once unless the user
+ * database must be asked: NULL with *r filled (done() is never called),
+ * or the pending check, exactly as from policy_check_rcpt().
+ */
+void policy_decide_sender(struct policy *p, const struct policy_client *c,
+    const char *sender, struct policy_result *r);
+struct policy_pending *policy_check_rcpt_now(struct policy *p,
+    const struct policy_client *c, const char *rcpt, struct policy_result *r,
+    policy_done_fn *done, void *arg);
 
 /* Whether the client address is in mynetworks. */
 int policy_in_mynetworks(const struct policy *p, const struct sockaddr *addr);

@@ -172,18 +172,29 @@ must_escape(unsigned char c)
 	return c <= 0x20 || c >= 0x7f || c == '%';
 }
 
-/* Append s, %XX-escaped.  0, or -1 if the line would grow past its cap. */
+/* Append s, %XX-escaped.  0, or -1 if the line would grow past its cap.
+ * Runs of plain bytes are appended at once (smtpd writes an envelope per
+ * message). */
 static int
 put_escaped(struct buf *b, const char *s)
 {
-	const unsigned char *p;
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s, *run;
+	char esc[3];
 
-	for (p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (must_escape(*p)) {
-			if (buf_printf(b, "%%%02X", *p) < 0)
-				return -1;
-		} else if (buf_putc(b, (char)*p) < 0)
+	while (*p != '\0') {
+		for (run = p; *p != '\0' && !must_escape(*p); p++)
+			continue;
+		if (p > run && buf_append(b, run, (size_t)(p - run)) < 0)
 			return -1;
+		if (*p == '\0')
+			break;
+		esc[0] = '%';
+		esc[1] = hex[*p >> 4];
+		esc[2] = hex[*p & 0xf];
+		if (buf_append(b, esc, sizeof(esc)) < 0)
+			return -1;
+		p++;
 	}
 	return 0;
 }

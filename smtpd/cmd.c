@@ -3,9 +3,11 @@
  * TLS on submission, needs HELO/EHLO, needs MAIL, ends a pipelining group,
  * counts toward the error limit), a *check* step that only looks (syntax
  * through lib/smtp.h, the session's state) and fills the parsed argument
- * or a refusal, and a *proceed* step that acts.  Policy checks (MAIL,
- * RCPT) and AUTH are asynchronous: proceed starts them and pauses the
- * session's input; the callback replies and resumes it.
+ * or a refusal, and a *proceed* step that acts.  The policy answers MAIL
+ * and most RCPTs at once, so a pipelined group is answered in one write;
+ * a RCPT that needs the user database (not in the policy's cache) and
+ * AUTH are asynchronous: proceed starts them and pauses the session's
+ * input; the callback replies and resumes it.
  */
 #include "autoconf.h"
 
@@ -22,6 +24,13 @@
 #include "sasl.h"
 #include "smtpd.h"
 #include "xalloc.h"
+
+/* A BDAT chunk announced larger than this many times
+ * smtpd_max_message_size is not read at all: 552 and the connection
+ * closes, so that no client can make us read (and throw away) gigabytes.
+ * Smaller chunks that overflow the limit are read and refused as RFC 3030
+ * says. */
+#define BDAT_FAR_FACTOR 2
 
 /* Command flags. */
 #define CMD_PRE_TLS	0x01	/* allowed before TLS on submission */
@@ -141,14 +150,19 @@ check_mail(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 	return smtp_parse_mail(a->raw, &ext, &a->mail, r);
 }
 
-/* The policy's answer about the sender. */
-static void
-mail_done(const struct policy_result *pr, void *arg)
+/* The bytes a string takes in an envelope (with its NUL), 0 for NULL. */
+static uint64_t
+str_cost(const char *s)
 {
-	struct session *s = arg;
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+/* Act on the policy's answer about the sender. */
+static void
+mail_answer(struct session *s, const struct policy_result *pr)
+{
 	struct smtp_mail *m = &s->pending_mail;
 
-	s->pp = NULL;
 	if (pr->verdict == POLICY_ACCEPT || pr->verdict == POLICY_DISCARD) {
 		struct envelope *e = &s->env;
 
@@ -165,6 +179,8 @@ mail_done(const struct policy_result *pr, void *arg)
 		e->helo = xstrdup(s->helo);
 		if (s->auth_user != NULL)
 			e->auth = xstrdup(s->auth_user);
+		s->env_bytes = sizeof(*e) + str_cost(e->sender) + str_cost(e->envid) +
+		    str_cost(e->client) + str_cost(e->helo) + str_cost(e->auth);
 		s->have_mail = 1;
 		s->sender_discard = pr->verdict == POLICY_DISCARD;
 		s->nrcpt_ok = 0;
@@ -178,26 +194,34 @@ mail_done(const struct policy_result *pr, void *arg)
 	}
 	smtp_mail_free(m);
 	memset(m, 0, sizeof(*m));
-	session_resume(s);
 }
 
-/* MAIL: ask the policy about the sender; the reply waits for it. */
+/* MAIL: the policy decides about the sender at once (its sender rules
+ * need no lookup), so a pipelined group goes on without a wait. */
 static void
 proceed_mail(struct session *s, struct cmd_arg *a)
 {
 	struct policy_client c;
+	struct policy_result pr;
 
 	s->pending_mail = a->mail;
 	memset(&a->mail, 0, sizeof(a->mail));
 	session_policy_client(s, &c);
-	session_wait(s);
-	s->pp = policy_check_sender(s->sd->policy, &c, s->pending_mail.sender,
-	    mail_done, s);
+	policy_decide_sender(s->sd->policy, &c, s->pending_mail.sender, &pr);
+	mail_answer(s, &pr);
 }
 
 /* --- RCPT ------------------------------------------------------------------- */
 
-/* RCPT: below the recipient limit, valid syntax. */
+/* The envelope memory one recipient takes. */
+static uint64_t
+rcpt_cost(const char *addr, const char *orcpt)
+{
+	return sizeof(struct qrcpt) + str_cost(addr) + str_cost(orcpt);
+}
+
+/* RCPT: below the recipient limit, valid syntax, and room for it in the
+ * envelope (smtpd_max_envelope_size: 452 too, RFC 5321 4.5.3.1.10). */
 static int
 check_rcpt(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
@@ -206,7 +230,15 @@ check_rcpt(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 	if (s->nrcpt_ok >= s->sd->set.max_rcpts)
 		return refuse(r, 452, "4.5.3", "Too many recipients");
 	session_ext(s, &ext);
-	return smtp_parse_rcpt(a->raw, &ext, s->env.smtputf8, &a->rcpt, r);
+	if (smtp_parse_rcpt(a->raw, &ext, s->env.smtputf8, &a->rcpt, r) < 0)
+		return -1;
+	if (s->env_bytes + rcpt_cost(a->rcpt.rcpt, a->rcpt.orcpt) >
+	    s->sd->set.max_envelope) {
+		smtp_rcpt_free(&a->rcpt);
+		memset(&a->rcpt, 0, sizeof(a->rcpt));
+		return refuse(r, 452, "4.5.3", "Too many recipients (envelope too large)");
+	}
+	return 0;
 }
 
 /* Whether the envelope already lists addr. */
@@ -219,17 +251,16 @@ have_rcpt(const struct envelope *e, const char *addr)
 	return 0;
 }
 
-/* The policy's answer about a recipient. */
+/* Act on the policy's answer about a recipient. */
 static void
-rcpt_done(const struct policy_result *pr, void *arg)
+rcpt_answer(struct session *s, const struct policy_result *pr)
 {
-	struct session *s = arg;
-
-	s->pp = NULL;
 	if (pr->verdict == POLICY_ACCEPT || pr->verdict == POLICY_DISCARD) {
-		if (pr->verdict == POLICY_ACCEPT && !have_rcpt(&s->env, s->pending_rcpt))
+		if (pr->verdict == POLICY_ACCEPT && !have_rcpt(&s->env, s->pending_rcpt)) {
 			envelope_add_rcpt(&s->env, s->pending_rcpt, s->pending_notify,
 			    s->pending_orcpt);
+			s->env_bytes += rcpt_cost(s->pending_rcpt, s->pending_orcpt);
+		}
 		if (pr->verdict == POLICY_DISCARD)
 			log_info("event=rcpt_discard session=%llu client=%s to=%s",
 			    (unsigned long long)s->id, s->addr,
@@ -245,22 +276,39 @@ rcpt_done(const struct policy_result *pr, void *arg)
 	}
 	xfree(&s->pending_rcpt);
 	xfree(&s->pending_orcpt);
+}
+
+/* The policy's answer about a recipient, after a user database lookup. */
+static void
+rcpt_done(const struct policy_result *pr, void *arg)
+{
+	struct session *s = arg;
+
+	s->pp = NULL;
+	rcpt_answer(s, pr);
 	session_resume(s);
 }
 
-/* RCPT: ask the policy about the recipient; the reply waits for it. */
+/* RCPT: ask the policy about the recipient.  Most answers come at once
+ * (maps, and users the policy's cache knows); only a user database
+ * lookup makes the session wait, and its reply follows in order. */
 static void
 proceed_rcpt(struct session *s, struct cmd_arg *a)
 {
 	struct policy_client c;
+	struct policy_result pr;
 
 	s->pending_rcpt = a->rcpt.rcpt;
 	s->pending_orcpt = a->rcpt.orcpt;
 	s->pending_notify = a->rcpt.notify;
 	memset(&a->rcpt, 0, sizeof(a->rcpt));
 	session_policy_client(s, &c);
-	session_wait(s);
-	s->pp = policy_check_rcpt(s->sd->policy, &c, s->pending_rcpt, rcpt_done, s);
+	s->pp = policy_check_rcpt_now(s->sd->policy, &c, s->pending_rcpt, &pr,
+	    rcpt_done, s);
+	if (s->pp == NULL)
+		rcpt_answer(s, &pr);
+	else
+		session_wait(s);
 }
 
 /* --- DATA and BDAT ---------------------------------------------------------- */
@@ -721,6 +769,16 @@ cmd_dispatch(struct session *s, const char *line, size_t len)
 			log_info("event=reject session=%llu client=%s code=%d reason=bad_bdat",
 			    (unsigned long long)s->id, s->addr, r.code);
 			session_close_after(s, r.code, r.esc, r.text);
+			return;
+		}
+		if (a.bdat_size / BDAT_FAR_FACTOR > s->sd->set.max_size) {
+			log_info("event=reject session=%llu client=%s code=552 "
+			    "reason=bdat_chunk_too_big size=%llu", (unsigned long long)s->id,
+			    s->addr, (unsigned long long)a.bdat_size);
+			s->nrejects++;
+			session_reset_transaction(s);
+			session_close_after(s, 552, "5.3.4",
+			    "Message size exceeds fixed limit, closing connection");
 			return;
 		}
 		if (check_flags(s, c, &r) < 0 || c->check(s, &a, &r) < 0) {

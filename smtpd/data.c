@@ -42,16 +42,23 @@
 #define FIELD_DATE "date:"
 #define FIELD_MSGID "message-id:"
 
-/* An RFC 5322 date for now, into out. */
+/* An RFC 5322 date for now, into out (formatted once a second: every
+ * message's Received header has one; only the loop's thread calls this). */
 static void
 rfc5322_date(char *out, size_t len)
 {
+	static time_t last = (time_t)-1;
+	static char text[64];
 	time_t now = time(NULL);
 	struct tm tm;
 
-	if (localtime_r(&now, &tm) == NULL ||
-	    strftime(out, len, "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-		snprintf(out, len, "Thu, 01 Jan 1970 00:00:00 +0000");
+	if (now != last) {
+		if (localtime_r(&now, &tm) == NULL ||
+		    strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+			snprintf(text, sizeof(text), "Thu, 01 Jan 1970 00:00:00 +0000");
+		last = now;
+	}
+	snprintf(out, len, "%s", text);
 }
 
 /* The first content error decides the reply; the file goes at once. */
@@ -200,6 +207,19 @@ body_line_end(struct session *s, int crlf)
 		body_write(s, "\n", 1);
 }
 
+/* The index of the first CR or LF in p[i..n), or n.  Two memchr() calls
+ * (vectorised in libc) instead of a byte loop: the content of a message
+ * is the bulk of smtpd's instructions per message. */
+static size_t
+line_span(const char *p, size_t i, size_t n)
+{
+	const char *lf = memchr(p + i, '\n', n - i);
+	size_t end = lf != NULL ? (size_t)(lf - p) : n;
+	const char *cr = memchr(p + i, '\r', end - i);
+
+	return cr != NULL ? (size_t)(cr - p) : end;
+}
+
 /*
  * Parse n content bytes.  dot: DATA (dot-unstuffing and the end marker)
  * rather than BDAT.  Returns the bytes used; *ended_r is 1 when DATA's
@@ -247,8 +267,7 @@ body_feed(struct session *s, const char *p, size_t n, int dot, int *ended_r)
 			b->st = B_BOL;
 			break;
 		case B_LINE:
-			for (j = i; j < n && p[j] != '\r' && p[j] != '\n'; j++)
-				continue;
+			j = line_span(p, i, n);
 			if (j > i)
 				body_content(s, p + i, j - i);
 			i = j;

@@ -78,6 +78,7 @@ load_settings(struct daemon *d, struct smtpd_settings *set)
 	set->incoming = fs_join(cfg_str(g, "spool_dir"), "incoming");
 	set->qmgr_socket = fs_join(cfg_str(g, "run_dir"), "qmgr");
 	set->max_size = cfg_size(g, "smtpd_max_message_size");
+	set->max_envelope = cfg_size(g, "smtpd_max_envelope_size");
 	set->max_rcpts = (unsigned)cfg_int(g, "smtpd_max_recipients");
 	set->max_errors = (unsigned)cfg_int(g, "smtpd_max_errors");
 	set->max_conns = (unsigned)cfg_int(g, "smtpd_max_connections");
@@ -127,10 +128,11 @@ post_drop(struct daemon *d, const char **error_r)
 	int r;
 
 	load_settings(d, &sd->set);
-	r = policy_open(d->global, d->loop, auth, &sd->policy, error_r);
-	if (r == 0)
-		sd->auth = auth_client_new(d->loop, auth);
+	/* One link to the auth service for AUTH and the policy's user
+	 * lookups alike. */
+	sd->auth = auth_client_new(d->loop, auth);
 	free(auth);
+	r = policy_open(d->global, d->loop, sd->auth, &sd->policy, error_r);
 	if (r < 0 || data_committer_start(sd, error_r) < 0)
 		return -1;
 	return 0;
@@ -169,10 +171,11 @@ cleanup(struct daemon *d)
 	smtpd_stop_all(sd);
 	/* A batch in flight finishes its syncs before the process exits. */
 	committer_stop(&sd->committer);
-	if (sd->auth != NULL)
-		auth_client_free(&sd->auth);
+	/* The policy borrows the auth client: close it first. */
 	if (sd->policy != NULL)
 		policy_close(&sd->policy);
+	if (sd->auth != NULL)
+		auth_client_free(&sd->auth);
 	if (sd->conns != NULL)
 		connlimit_close(&sd->conns);
 	SSL_CTX_free(sd->tls);

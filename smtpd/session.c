@@ -5,8 +5,8 @@
  * DATA/BDAT parser, replies, timeouts, the error limit, and the end of a
  * session with its log line.
  *
- * Input is processed strictly in order.  An asynchronous step (a policy
- * check, an auth request, the group commit) sets `waiting`, which stops
+ * Input is processed strictly in order.  An asynchronous step (a user
+ * database lookup, an auth request, the group commit) sets `waiting`, which stops
  * reading until session_resume(): pipelined commands then see the state
  * the earlier ones left and their replies go out in order (RFC 2920).
  * Replies are queued in the stream and flushed once per loop batch, so a
@@ -102,18 +102,36 @@ session_policy_client(const struct session *s, struct policy_client *c)
 void
 session_reply(struct session *s, int code, const char *esc, const char *fmt, ...)
 {
-	char text[512];
+	/* "CODE ESC " + up to 511 bytes of text + CRLF, formatted once. */
+	char line[3 + 1 + 16 + 1 + 512 + 2];
+	size_t n = 0, cap;
 	va_list ap;
+	int k;
 
 	if (s->ios == NULL || s->state == ST_CLOSING)
 		return;
+	if (code < 100 || code > 999)
+		log_panic("event=bad_reply_code code=%d", code);
+	line[n++] = (char)('0' + code / 100);
+	line[n++] = (char)('0' + code / 10 % 10);
+	line[n++] = (char)('0' + code % 10);
+	line[n++] = ' ';
+	if (esc != NULL) {
+		size_t e = strnlen(esc, 16);
+
+		memcpy(line + n, esc, e);
+		n += e;
+		line[n++] = ' ';
+	}
+	cap = n + 512;		/* the text's room, with vsnprintf's NUL */
 	va_start(ap, fmt);
-	(void)vsnprintf(text, sizeof(text), fmt, ap);
+	k = vsnprintf(line + n, cap - n, fmt, ap);
 	va_end(ap);
-	if (esc != NULL)
-		(void)ios_printf(s->ios, "%d %s %s\r\n", code, esc, text);
-	else
-		(void)ios_printf(s->ios, "%d %s\r\n", code, text);
+	if (k > 0)
+		n += (size_t)k < cap - n ? (size_t)k : cap - n - 1;
+	line[n++] = '\r';
+	line[n++] = '\n';
+	(void)ios_write(s->ios, line, n);
 }
 
 void
@@ -149,6 +167,7 @@ session_reset_transaction(struct session *s)
 	envelope_free(&s->env);
 	memset(&s->env, 0, sizeof(s->env));
 	s->have_mail = 0;
+	s->env_bytes = 0;
 	s->nrcpt_ok = 0;
 	s->sender_discard = 0;
 	s->bdat_mode = 0;

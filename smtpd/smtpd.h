@@ -48,6 +48,7 @@ struct smtpd_settings {
 	char *incoming;		/* spool_dir/incoming */
 	char *qmgr_socket;	/* run_dir/qmgr */
 	uint64_t max_size;	/* SIZE, bytes */
+	uint64_t max_envelope;	/* envelope bytes per transaction */
 	unsigned max_rcpts;
 	unsigned max_errors;
 	unsigned max_conns;
@@ -156,6 +157,7 @@ struct session {
 	/* Transaction (reset by RSET, HELO, after each message). */
 	int have_mail;
 	struct envelope env;		/* sender, parameters, recipients */
+	uint64_t env_bytes;		/* memory env's strings take (about) */
 	size_t nrcpt_ok;		/* accepted, including discarded */
 	int sender_discard;		/* sender_access said DISCARD */
 	int bdat_mode;			/* BDAT used: DATA is refused */

@@ -27,6 +27,7 @@ TIMEOUT_S = 3           # smtpd_timeout of the test instance
 PER_IP = 10             # smtpd_max_connections_per_ip of the test instance
 MAX_SIZE = 64 * 1024    # smtpd_max_message_size of the test instance
 MAX_RCPTS = 150         # smtpd_max_recipients of the test instance
+MAX_ENVELOPE = 32 * 1024  # smtpd_max_envelope_size of the test instance
 IDLE_CONNECTIONS = 5000
 
 CONFIG = """
@@ -36,8 +37,9 @@ smtpd_data_timeout = %ds
 smtpd_max_connections_per_ip = %d
 smtpd_max_message_size = %d
 smtpd_max_recipients = %d
+smtpd_max_envelope_size = %d
 auth_fail_delay = 0
-""" % (TIMEOUT_S, TIMEOUT_S, PER_IP, MAX_SIZE, MAX_RCPTS)
+""" % (TIMEOUT_S, TIMEOUT_S, PER_IP, MAX_SIZE, MAX_RCPTS, MAX_ENVELOPE)
 
 
 def without_qmgr(inst):
@@ -482,6 +484,80 @@ class Smtpd(unittest.TestCase):
         code, text = r.reply()
         self.assertEqual(code, 554, text)
         self.assertEqual(self.queued(), before)
+
+    def test_bdat_chunk_far_too_big_closes(self):
+        # A chunk announced far over the size limit is not read: 552 and
+        # the connection closes (inside a transaction, and without one).
+        before = self.queued()
+        r = self.raw()
+        r.cmd("MAIL FROM:<b@outside.example>")
+        r.cmd("RCPT TO:<demo@example.test>")
+        r.send("BDAT %d LAST\r\nsome bytes\r\n" % (10 * 1024 ** 3))
+        self.assertEqual(r.reply(), (552, "5.3.4 Message size exceeds fixed limit, "
+                                          "closing connection"))
+        self.assertTrue(r.closed())
+        r = self.raw()
+        r.send("BDAT %d\r\n" % (2 * MAX_SIZE + 2))
+        self.assertEqual(r.reply()[0], 552)
+        self.assertTrue(r.closed())
+        # A first chunk in bounds and a second far over: the same.
+        r = self.raw()
+        r.cmd("MAIL FROM:<b@outside.example>")
+        r.cmd("RCPT TO:<demo@example.test>")
+        r.send("BDAT 5\r\nabc\r\n")
+        self.assertEqual(r.reply()[0], 250)
+        r.send("BDAT 18446744073709551615 LAST\r\n")
+        self.assertEqual(r.reply()[0], 552)
+        self.assertTrue(r.closed())
+        self.assertEqual(self.queued(), before)
+        self.assertTrue(wait_until(self.no_tmp_files, timeout=5, what="empty tmp/"))
+
+    def test_bdat_chunk_over_size_is_read(self):
+        # RFC 3030: a chunk that merely overflows the limit is read and
+        # refused; the session goes on.
+        before = self.queued()
+        r = self.raw()
+        r.cmd("MAIL FROM:<b@outside.example>")
+        r.cmd("RCPT TO:<demo@example.test>")
+        line = b"y" * 98 + b"\r\n"
+        chunk = line * (MAX_SIZE // len(line) + 100)
+        self.assertLess(len(chunk), 2 * MAX_SIZE)
+        r.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
+        code, text = r.reply()
+        self.assertEqual(code, 552, text)
+        self.assertTrue(text.startswith("5.3.4"), text)
+        self.assertEqual(r.cmd("NOOP")[0], 250)
+        self.assertEqual(self.queued(), before)
+
+    def test_envelope_size_limit(self):
+        # Long ORCPTs fill the envelope long before smtpd_max_recipients:
+        # 452 4.5.3 from there on, and the transaction still works.
+        r = self.raw()
+        self.assertEqual(r.cmd("MAIL FROM:<e@outside.example> ENVID=%s" % ("E" * 100))[0], 250)
+        orcpt = "rfc822;" + "o" * 450 + "@example.test"
+        ok = 0
+        while ok < 100:
+            code, text = r.cmd("RCPT TO:<demo+%d@example.test> NOTIFY=FAILURE ORCPT=%s"
+                               % (ok, orcpt))
+            if code != 250:
+                break
+            ok += 1
+        self.assertEqual((code, text), (452, "4.5.3 Too many recipients (envelope too large)"))
+        self.assertGreater(ok, 10)
+        self.assertLess(ok, MAX_ENVELOPE // len(orcpt) + 1)
+        # A short one may still fit, a long one does not; refusals count
+        # as errors, so only a few are tried.
+        self.assertEqual(r.cmd("RCPT TO:<demo+x%d@example.test> ORCPT=%s" % (ok, orcpt))[0], 452)
+        self.assertEqual(r.cmd("DATA")[0], 354)
+        r.send("Subject: big envelope\r\n\r\nbody\r\n.\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 250, text)
+        env, _ = self.qfile(self.qid_of(text))
+        self.assertEqual(len(env_get(env, "rcpt")), ok)
+        # A new transaction starts with an empty envelope.
+        r.cmd("MAIL FROM:<e@outside.example>")
+        self.assertEqual(r.cmd("RCPT TO:<demo@example.test> ORCPT=%s" % orcpt)[0], 250)
+        self.assertEqual(r.cmd("RSET")[0], 250)
 
     def test_size_declared_and_actual(self):
         r = self.raw()

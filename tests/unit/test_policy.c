@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "authclient.h"
 #include "authproto.h"
 #include "buf.h"
 #include "check_util.h"
@@ -77,6 +78,7 @@ struct env {
 	enum fake_mode mode;
 	unsigned lookups;
 	struct config *cfg;
+	struct auth_client *auth;
 	struct policy *p;
 };
 
@@ -248,9 +250,9 @@ env_start(struct env *e, const char *extra, const char *auth_path)
 		ck_assert_int_ge(e->lfd, 0);
 		e->accept_io = ev_io_add(e->loop, e->lfd, EV_READ, fake_accept, e);
 	}
-	ck_assert_msg(policy_open(config_global(e->cfg), e->loop,
-	    auth_path != NULL ? auth_path : e->sock, &e->p, &error) == 0,
-	    "policy_open: %s", error);
+	e->auth = auth_client_new(e->loop, auth_path != NULL ? auth_path : e->sock);
+	ck_assert_msg(policy_open(config_global(e->cfg), e->loop, e->auth, &e->p,
+	    &error) == 0, "policy_open: %s", error);
 }
 
 static void
@@ -258,6 +260,7 @@ env_stop(struct env *e)
 {
 	policy_close(&e->p);
 	ck_assert_ptr_null(e->p);
+	auth_client_free(&e->auth);
 	while (e->nlinks > 0)
 		fake_forget(e, e->links[0]);
 	if (e->accept_io != NULL)
@@ -352,6 +355,42 @@ check_one(struct env *e, int sender, enum client_kind kind, const char *address,
 	ck_assert_uint_eq(a->calls, 0);
 	check_run_loop_for(e->loop, 5000);
 	ck_assert_uint_eq(a->calls, 1);
+}
+
+/* Run one check through the at-once calls (policy_decide_sender,
+ * policy_check_rcpt_now), to its answer; 1 if it came at once. */
+static int
+check_now(struct env *e, int sender, enum client_kind kind, const char *address,
+    struct answer *a)
+{
+	struct policy_client c;
+	struct sockaddr_storage ss;
+	unsigned outstanding = 1;
+	struct policy_pending *pp;
+	struct policy_result r;
+
+	client_make(kind, &c, &ss);
+	memset(a, 0, sizeof(*a));
+	a->outstanding = &outstanding;
+	a->loop = e->loop;
+	if (sender) {
+		policy_decide_sender(e->p, &c, address, &a->r);
+		return 1;
+	}
+	in_check = 1;
+	pp = policy_check_rcpt_now(e->p, &c, address, &r, on_done, a);
+	in_check = 0;
+	if (pp == NULL) {
+		a->r = r;
+		/* Nothing may come later either. */
+		check_run_loop_for(e->loop, 50);
+		ck_assert_uint_eq(a->calls, 0);
+		return 1;
+	}
+	ck_assert_uint_eq(a->calls, 0);
+	check_run_loop_for(e->loop, 5000);
+	ck_assert_uint_eq(a->calls, 1);
+	return 0;
 }
 
 /* --- The rule tables ----------------------------------------------------- */
@@ -458,6 +497,55 @@ START_TEST(test_rules)
 	if (t->final != NULL)
 		ck_assert_str_eq(a.r.final, t->final);
 	env_stop(&e);
+
+	/* The at-once calls decide the same, with or without the cache. */
+	for (int cache = 0; cache < 2; cache++) {
+		struct answer b;
+
+		env_start(&e, cache ? NULL : "smtpd_user_cache_time = 0\n", NULL);
+		(void)check_now(&e, t->sender, t->client, t->address, &b);
+		(void)check_now(&e, t->sender, t->client, t->address, &b);
+		ck_assert_int_eq(b.r.verdict, a.r.verdict);
+		ck_assert_int_eq(b.r.code, a.r.code);
+		ck_assert_str_eq(b.r.esc, a.r.esc);
+		ck_assert_str_eq(b.r.text, a.r.text);
+		ck_assert_str_eq(b.r.final, a.r.final);
+		env_stop(&e);
+	}
+}
+END_TEST
+
+/* Which rcpt checks answer at once: everything but a user database
+ * lookup, and that too once the cache knows the user. */
+START_TEST(test_at_once)
+{
+	struct env e;
+	struct answer a;
+
+	env_start(&e, NULL, NULL);
+	ck_assert_int_eq(check_now(&e, 0, OUTSIDER, "someone@remote.test", &a), 1);
+	ck_assert_int_eq(a.r.code, 554);
+	ck_assert_int_eq(check_now(&e, 0, OUTSIDER, "carol@example.test", &a), 1);
+	ck_assert_int_eq(a.r.code, 250);
+	ck_assert_int_eq(check_now(&e, 0, OUTSIDER, "blocked@example.test", &a), 1);
+	ck_assert_int_eq(a.r.code, 554);
+	ck_assert_int_eq(check_now(&e, 0, OUTSIDER, "loop1@example.test", &a), 1);
+	ck_assert_int_eq(a.r.code, 550);
+	ck_assert_uint_eq(e.lookups, 0);
+	ck_assert_int_eq(check_now(&e, 0, OUTSIDER, "alice@example.test", &a), 0);
+	ck_assert_int_eq(a.r.code, 250);
+	ck_assert_int_eq(check_now(&e, 0, OUTSIDER, "alice@example.test", &a), 1);
+	ck_assert_int_eq(a.r.code, 250);
+	ck_assert_str_eq(a.r.final, "alice@example.test");
+	ck_assert_int_eq(check_now(&e, 0, OUTSIDER, "nobody@example.test", &a), 0);
+	ck_assert_int_eq(a.r.code, 550);
+	ck_assert_int_eq(check_now(&e, 0, OUTSIDER, "nobody@example.test", &a), 0);
+	ck_assert_uint_eq(e.lookups, 3);
+	ck_assert_int_eq(check_now(&e, 1, OUTSIDER, "spammer@bad.test", &a), 1);
+	ck_assert_int_eq(a.r.code, 554);
+	ck_assert_int_eq(check_now(&e, 1, SUBMIT, "bob@example.test", &a), 1);
+	ck_assert_int_eq(a.r.code, 553);
+	env_stop(&e);
 }
 END_TEST
 
@@ -470,7 +558,7 @@ START_TEST(test_lookup_counts)
 	struct env e;
 	struct answer a;
 
-	env_start(&e, NULL, NULL);
+	env_start(&e, "smtpd_user_cache_time = 0\n", NULL);
 	check_one(&e, 0, OUTSIDER, "carol@example.test", &a);
 	check_one(&e, 0, MYNET, "someone@remote.test", &a);
 	check_one(&e, 0, OUTSIDER, "mbx@example.test", &a);
@@ -479,6 +567,53 @@ START_TEST(test_lookup_counts)
 	ck_assert_uint_eq(e.lookups, 2);
 	check_one(&e, 0, OUTSIDER, "ext@example.test", &a);
 	ck_assert_uint_eq(e.lookups, 3);
+	env_stop(&e);
+}
+END_TEST
+
+/* The user cache: "found" answers are remembered for
+ * smtpd_user_cache_time, "not found" and failures never. */
+START_TEST(test_user_cache)
+{
+	struct env e;
+	struct answer a;
+
+	env_start(&e, "smtpd_user_cache_time = 1s\n", NULL);
+	check_one(&e, 0, OUTSIDER, "alice@example.test", &a);
+	ck_assert_int_eq(a.r.code, 250);
+	ck_assert_uint_eq(e.lookups, 1);
+	/* The same user, directly, tagged, or through an alias: cached. */
+	check_one(&e, 0, OUTSIDER, "alice@example.test", &a);
+	ck_assert_int_eq(a.r.code, 250);
+	ck_assert_str_eq(a.r.final, "alice@example.test");
+	check_one(&e, 0, OUTSIDER, "alice+x@example.test", &a);
+	ck_assert_int_eq(a.r.code, 250);
+	check_one(&e, 0, OUTSIDER, "info@example.test", &a);
+	ck_assert_int_eq(a.r.code, 250);
+	ck_assert_uint_eq(e.lookups, 1);
+	/* A fan-out asks only for the user not cached yet. */
+	check_one(&e, 0, OUTSIDER, "team@example.test", &a);
+	ck_assert_int_eq(a.r.code, 250);
+	ck_assert_uint_eq(e.lookups, 2);
+	/* Unknown users are asked about every time. */
+	check_one(&e, 0, OUTSIDER, "nobody@example.test", &a);
+	ck_assert_int_eq(a.r.code, 550);
+	check_one(&e, 0, OUTSIDER, "nobody@example.test", &a);
+	ck_assert_int_eq(a.r.code, 550);
+	ck_assert_uint_eq(e.lookups, 4);
+	/* A failure is not cached, and does not spoil the cache. */
+	e.mode = FAKE_TEMP;
+	check_one(&e, 0, OUTSIDER, "ghost@example.test", &a);
+	ck_assert_int_eq(a.r.code, 451);
+	check_one(&e, 0, OUTSIDER, "alice@example.test", &a);
+	ck_assert_int_eq(a.r.code, 250);
+	ck_assert_uint_eq(e.lookups, 5);
+	/* After the cache time the service is asked again. */
+	check_run_loop_for(e.loop, 1100);
+	e.mode = FAKE_ANSWER;
+	check_one(&e, 0, OUTSIDER, "alice@example.test", &a);
+	ck_assert_int_eq(a.r.code, 250);
+	ck_assert_uint_eq(e.lookups, 6);
 	env_stop(&e);
 }
 END_TEST
@@ -616,7 +751,7 @@ START_TEST(test_open)
 	/* A map that cannot be opened is an error at start. */
 	ck_assert_int_eq(config_parse("t.conf", conf, strlen(conf), &cfg, &err), 1);
 	env_start(&e, NULL, NULL);
-	ck_assert_int_eq(policy_open(config_global(cfg), e.loop, e.sock, &p, &error), -1);
+	ck_assert_int_eq(policy_open(config_global(cfg), e.loop, e.auth, &p, &error), -1);
 	ck_assert_ptr_null(p);
 	ck_assert_ptr_nonnull(strstr(error, "aliases"));
 	config_free(&cfg);
@@ -625,7 +760,7 @@ START_TEST(test_open)
 	 * local domains it is relayed like any other address. */
 	ck_assert_int_eq(config_parse("t.conf", conf_host, strlen(conf_host), &cfg,
 	    &err), 1);
-	ck_assert_int_eq(policy_open(config_global(cfg), e.loop, e.sock, &p, &error), 0);
+	ck_assert_int_eq(policy_open(config_global(cfg), e.loop, e.auth, &p, &error), 0);
 	policy_close(&e.p);
 	e.p = p;
 	check_one(&e, 0, AUTHED, "postmaster", &a);
@@ -661,6 +796,8 @@ policy_suite(void)
 	tcase_add_loop_test(tc, test_rules, 0,
 	    (int)(sizeof(rule_cases) / sizeof(rule_cases[0])));
 	tcase_add_test(tc, test_lookup_counts);
+	tcase_add_test(tc, test_user_cache);
+	tcase_add_test(tc, test_at_once);
 	tcase_add_test(tc, test_auth_unavailable);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_many_outstanding);
