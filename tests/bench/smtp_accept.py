@@ -405,14 +405,14 @@ maillog_file_prefixes = {dir}
 class Postern(Server):
     label = "postern"
 
-    def __init__(self, builddir, base, extra_config, accept_only=False):
+    def __init__(self, builddir, base, extra_config, accept_only=False, root="/tmp"):
         self.builddir = builddir
         self.tool = os.path.join(builddir, "tools", "postern")
         self.base = base
         self.extra_config = extra_config
         self.accept_only = accept_only
         # Short path: Unix socket names are limited to 107 bytes.
-        self.dir = tempfile.mkdtemp(prefix="pb-", dir="/tmp")
+        self.dir = tempfile.mkdtemp(prefix="pb-", dir=root)
         self.conf = os.path.join(self.dir, "postern.conf")
         self.port = base + 25
         self.master = 0
@@ -727,6 +727,12 @@ def main():
     ap.add_argument("--no-postern", action="store_true", help="skip postern")
     ap.add_argument("--timeout", type=int, default=120, help="seconds allowed per run")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    ap.add_argument("--fs", choices=("disk", "loop"), default="disk",
+                    help="disk: the servers' directories on the machine's own file "
+                         "system (default); loop: both on a fresh ext4 file system "
+                         "with a journal, in an image on that disk, loop-mounted "
+                         "for the run (like for like when the root file system is "
+                         "unusual, e.g. ext4 without a journal)")
     ap.add_argument("--hold", type=float, default=0,
                     help="after start-up, wait this many seconds (to attach perf/strace) -- "
                          "prints the pids")
@@ -750,16 +756,20 @@ def main():
     # (through ext4's directory placement) in different inode groups, so
     # Postfix's deletion of its queue files does not make postern's file
     # creations dearer, nor the reverse (see Server.prepare).
-    base = tempfile.mkdtemp(prefix="postern-bench-", dir="/var/tmp")
+    loop = LoopFs() if args.fs == "loop" else None
+    if loop:
+        loop.mount()
+    base = tempfile.mkdtemp(prefix="postern-bench-", dir=loop.dir if loop else "/var/tmp")
     os.chmod(base, 0o755)
-    for d in (base, "/tmp"):
+    proot = loop.dir if loop else "/tmp"
+    for d in (base, proot):
         fstype = run(["stat", "-f", "-c", "%T", d], check=False).stdout.strip()
         if fstype in ("tmpfs", "ramfs"):
             log("warning: %s is on %s: fsync costs nothing there, figures will "
                 "flatter both" % (d, fstype))
     pbase = free_port_base()
     fbase = free_port_base(taken=(pbase,))
-    postern = Postern(args.builddir, pbase, args.postern_config, args.accept_only)
+    postern = Postern(args.builddir, pbase, args.postern_config, args.accept_only, proot)
     postfix = Postfix(base, fbase + 25)
     sink_port = fbase + 26 if port_free(fbase + 26) else fbase + 27
     sink = Sink(sink_port)
@@ -839,11 +849,44 @@ def main():
         for pid in list(STARTED):
             if pid_alive(pid):
                 kill_tree(pid)
-        if args.keep:
+        if args.keep and not loop:
             log("kept %s and %s" % (base, postern.dir))
         else:
             shutil.rmtree(base, ignore_errors=True)
             shutil.rmtree(postern.dir, ignore_errors=True)
+        if loop:
+            loop.unmount()
+
+
+class LoopFs:
+    """A fresh ext4 file system (with its journal, mkfs's default) in a
+    sparse image under /var/tmp, loop-mounted on a short path under /tmp
+    (Unix socket paths are limited to 107 bytes) for one run."""
+
+    SIZE = "8G"
+
+    def __init__(self):
+        self.image = tempfile.mktemp(prefix="postern-bench-", suffix=".ext4", dir="/var/tmp")
+        self.dir = tempfile.mkdtemp(prefix="pbfs-", dir="/tmp")
+        self.mounted = False
+
+    def mount(self):
+        run(["truncate", "-s", self.SIZE, self.image])
+        run(["mkfs.ext4", "-q", "-F", self.image])
+        run(["mount", "-o", "loop", self.image, self.dir])
+        self.mounted = True
+        os.chmod(self.dir, 0o755)
+        log("--fs loop: fresh journaled ext4 (%s image) on %s" % (self.SIZE, self.dir))
+
+    def unmount(self):
+        if self.mounted:
+            run(["umount", self.dir], check=False)
+            self.mounted = False
+        for p in (self.image,):
+            if os.path.exists(p):
+                os.unlink(p)
+        if os.path.isdir(self.dir):
+            os.rmdir(self.dir)
 
 
 def create_cost(d, n=500):
