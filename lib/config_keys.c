@@ -382,6 +382,17 @@ const struct cfg_key config_global_keys[] = {
 	    "The most delivery requests qmgr has in flight to the relay "
 	    "agent at once.",
 	    NULL },
+	{ "qmgr_domain_concurrency", CFG_INT, "20", 1, 1000, NULL,
+	    "The most delivery requests qmgr has in flight to one "
+	    "destination, a recipient domain of one delivery agent, at "
+	    "once. Mail to other domains is not held up by a domain at its "
+	    "limit.",
+	    NULL },
+	{ "postmaster_address", CFG_STR, "", 0, 0, NULL,
+	    "Where qmgr sends postmaster notices (a bounce that cannot be "
+	    "returned to its sender). Empty: postmaster@ followed by "
+	    "hostname, which arrives only if that is a local domain.",
+	    NULL },
 };
 const size_t config_global_nkeys =
     sizeof(config_global_keys) / sizeof(config_global_keys[0]);

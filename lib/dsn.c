@@ -670,7 +670,7 @@ boundary_ok(const char *b)
 /* Choose the returned content and a boundary that no line of it starts
  * with.  0, or -1 with *error_r. */
 static int
-prepare(const struct dsn_request *req, int any_failed,
+prepare(const struct dsn_request *req, int any_failed, int any_delayed,
     char boundary[BOUNDARY_SIZE], unsigned char *chunk, struct scan *s,
     enum dsn_returned *kind_r, const char **error_r)
 {
@@ -679,7 +679,10 @@ prepare(const struct dsn_request *req, int any_failed,
 	int want_full, tries;
 	char pat[BOUNDARY_SIZE + 2], rnd[33];
 
-	want_full = env->ret == SMTP_RET_FULL ||
+	/* RFC 3461 4.3: RET=FULL asks for the message in a "failed" DSN; a
+	 * report of successes only (delivered, relayed, expanded) returns
+	 * the headers, whatever RET says. */
+	want_full = (env->ret == SMTP_RET_FULL && (any_failed || any_delayed)) ||
 	    (env->ret != SMTP_RET_HDRS && any_failed);
 	*kind_r = DSN_RETURNED_NONE;
 	if (req->msg_fd >= 0)
@@ -752,7 +755,7 @@ dsn_write(const struct dsn_request *req, dsn_write_fn *fn, void *ctx,
 		(void)dsn_action_name(req->rcpts[i].action);	/* checks it */
 	}
 	chunk = xmalloc(CHUNK);
-	if (prepare(req, any_failed, boundary, chunk, &s,
+	if (prepare(req, any_failed, any_delayed, boundary, chunk, &s,
 	    &kind, error_r) < 0)
 		goto out;
 

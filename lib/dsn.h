@@ -58,12 +58,15 @@
  *           always written in that form.
  *   part 3  the returned message, when one is available (msg_fd >= 0):
  *             message/rfc822        the whole message, when it fits in
- *                                   return_max and RET=FULL, or RET was
+ *                                   return_max and RET=FULL (on a report
+ *                                   with a failure or delay), or RET was
  *                                   not given and some recipient failed;
  *             text/rfc822-headers   its header section otherwise (RET=HDRS,
- *                                   too big, or RET absent on a delay or
- *                                   success report), cut after the last
- *                                   whole line within return_max;
+ *                                   too big, RET absent on a delay report,
+ *                                   or a report of successes only, whatever
+ *                                   RET says: RFC 3461 4.3 asks for the
+ *                                   message in "failed" DSNs), cut after
+ *                                   the last whole line within return_max;
  *           with Content-Transfer-Encoding: 8bit when it has 8-bit bytes.
  *
  * Dates are RFC 5322 in UTC.  The boundary is 128 random bits, and is

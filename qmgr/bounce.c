@@ -1,12 +1,13 @@
 /*
  * bounce: qmgr's delivery status notifications.  A message's permanently
- * failed recipients (or, for a delay warning, its deferred ones) are
- * reported in one RFC 3464 report per destination (lib/dsn.h decides:
- * the sender from <>, or the postmaster from the double-bounce address,
- * or nobody), written as a new queue file into spool/incoming and picked
- * up like any message.  Only once the report is committed are the
- * recipients recorded as bounced; a crash in between can at worst send a
- * report twice, never lose one.
+ * failed recipients and its delivered ones whose NOTIFY asked for
+ * SUCCESS (or, for a delay warning, its deferred ones) are reported in
+ * one RFC 3464 report per destination (lib/dsn.h decides: the sender
+ * from <>, or the postmaster -- postmaster_address -- from the
+ * double-bounce address, or nobody), written as a new queue file into
+ * spool/incoming and picked up like any message.  Only once the report
+ * is committed are the recipients recorded as bounced (reported); a crash
+ * in between can at worst send a report twice, never lose one.
  */
 #include "autoconf.h"
 
@@ -79,14 +80,11 @@ queue_report(struct qmgr *q, const struct envelope *orig, int fd, off_t body,
 int
 bounce_send(struct qmgr *q, struct qmsg *m, int warn)
 {
-	enum dsn_action action = warn ? DSN_ACTION_DELAYED : DSN_ACTION_FAILED;
-	uint8_t want = warn ? QR_DEFERRED : QR_FAILED;
 	struct envelope e;
 	struct dsn_rcpt *dr[2];
 	struct qrcpt *added;
 	struct qs_record *recs;
 	size_t nd[2] = { 0, 0 }, nrec = 0;
-	char *postmaster;
 	const char *error;
 	off_t body;
 	int fd, ret = 0;
@@ -100,16 +98,20 @@ bounce_send(struct qmgr *q, struct qmsg *m, int warn)
 	dr[1] = xcalloc(m->nrcpt, sizeof(*dr[1]));
 	added = xcalloc(m->nrcpt - m->nenv + 1, sizeof(*added));
 	recs = xcalloc(m->nrcpt + 1, sizeof(*recs));
-	postmaster = xasprintf("postmaster@%s", q->set.hostname);
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		const struct qrcpt *qr;
 		enum dsn_route route;
+		enum dsn_action action;
+		uint8_t st = m->rcpts[i].state;
 		const char *err = m->rcpts[i].error != NULL ? m->rcpts[i].error : "";
 		size_t sp = strcspn(err, " ");
 		struct dsn_rcpt *d;
 
-		if (m->rcpts[i].state != want)
+		if (warn ? st != QR_DEFERRED : st != QR_FAILED && st != QR_SUCCESS)
 			continue;
+		action = warn ? DSN_ACTION_DELAYED : st == QR_FAILED ? DSN_ACTION_FAILED :
+		    (m->rcpts[i].flags & QRF_EXPANDED) ? DSN_ACTION_EXPANDED :
+		    DSN_ACTION_DELIVERED;
 		if (i < m->nenv)
 			qr = &e.rcpts[i];
 		else {
@@ -135,7 +137,7 @@ bounce_send(struct qmgr *q, struct qmsg *m, int warn)
 	    e.sender) < 0)
 		ret = -1;
 	if (ret == 0 && nd[1] > 0 && queue_report(q, &e, fd, body, m->size, dr[1], nd[1],
-	    q->double_bounce, postmaster) < 0)
+	    q->double_bounce, q->postmaster) < 0)
 		ret = -1;
 	if (ret == 0) {
 		if (warn) {
@@ -157,7 +159,6 @@ bounce_send(struct qmgr *q, struct qmsg *m, int warn)
 	}
 	free(added);
 	free(recs);
-	free(postmaster);
 	close(fd);
 	envelope_free(&e);
 	return ret;

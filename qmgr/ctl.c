@@ -111,7 +111,7 @@ list_one(struct qmgr *q, struct qmsg *m, struct ipc_msg *out)
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		if (m->rcpts[i].state == QR_PENDING || m->rcpts[i].state == QR_INFLIGHT)
 			state = QMGR_STATE_ACTIVE;
-		if (m->rcpts[i].state != QR_DONE)
+		if (m->rcpts[i].state != QR_DONE && m->rcpts[i].state != QR_SUCCESS)
 			n++;
 	}
 	if (m->hold)
@@ -125,8 +125,8 @@ list_one(struct qmgr *q, struct qmsg *m, struct ipc_msg *out)
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		const struct qrstate *rs = &m->rcpts[i];
 
-		if (rs->state == QR_DONE)
-			continue;
+		if (rs->state == QR_DONE || rs->state == QR_SUCCESS)
+			continue;	/* delivered (a success report may be due) */
 		ipc_put_str(out, fd >= 0 || i >= m->nenv ? qmgr_rcpt_addr(m, &e, i) : "?");
 		ipc_put_u32(out, rs->state == QR_DEFERRED ? QMGR_RCPT_DEFERRED : QMGR_RCPT_PENDING);
 		ipc_put_str(out, rs->error != NULL ? rs->error : "");
@@ -255,6 +255,13 @@ ctl_accept(struct qmgr *q, int fd, int ctl)
 			return;
 		}
 	}
+	/* A connection to the notice socket is itself the notice: smtpd
+	 * writes its frames and closes at once, often before our hello goes
+	 * out, and a link whose hello write fails is closed unread -- the
+	 * notice lost, the mail left for the periodic scan seconds later.
+	 * The frames carry nothing we trust anyway. */
+	if (!ctl)
+		qmgr_scan_soon(q);
 	cl = xcalloc(1, sizeof(*cl));
 	cl->q = q;
 	cl->link = ipc_link_new(q->loop, fd, ctl ? &ctl_proto : &notify_proto, cl);

@@ -73,6 +73,8 @@ post_drop(struct daemon *d, const char **error_r)
 		.delay_warning = cfg_time_ms(d->global, "delay_warning_time") / 1000,
 		.local_limit = (unsigned)cfg_int(d->global, "qmgr_local_concurrency"),
 		.dest_limit = (unsigned)cfg_int(d->global, "qmgr_destination_concurrency"),
+		.domain_limit = (unsigned)cfg_int(d->global, "qmgr_domain_concurrency"),
+		.postmaster = cfg_str(d->global, "postmaster_address"),
 	};
 	if (qmgr_new(d->loop, &s, &qd->q, error_r) < 0)
 		return -1;

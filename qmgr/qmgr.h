@@ -30,16 +30,25 @@ enum qr_state {
 	QR_INFLIGHT,	/* in a request to an agent */
 	QR_DEFERRED,	/* waiting for next_try */
 	QR_FAILED,	/* failed for good; the report is still due */
+	QR_SUCCESS,	/* delivered; the success report (NOTIFY=SUCCESS) is due */
 	QR_DONE,	/* delivered, or failed and reported */
 };
 
+/* qrstate flags. */
+#define QRF_NOTIFY_SUCCESS 0x01	/* the sender gets a report of delivery */
+#define QRF_EXPANDED	   0x02	/* delivered by alias expansion (forwards) */
+
+struct dest;
+
 /* One recipient's scheduling state (its address stays on disk). */
 struct qrstate {
-	uint8_t state;		/* enum qr_state */
-	uint8_t relay;		/* 1: for the relay agent */
-	uint16_t attempts;	/* deferrals so far */
+	struct dest *dest;	/* its destination: agent and domain (sched.c) */
+	char *error;		/* last error ("ESC text"), or NULL; for
+				 * QR_SUCCESS the agent's "ESC text" */
 	uint32_t next_try;	/* unix seconds, for QR_DEFERRED */
-	char *error;		/* last error ("ESC text"), or NULL */
+	uint16_t attempts;	/* deferrals so far */
+	uint8_t state;		/* enum qr_state */
+	uint8_t flags;		/* QRF_* */
 };
 
 /* A state file record (state.c). */
@@ -53,6 +62,8 @@ enum qs_kind {
 	QS_HOLD,	/* hold */
 	QS_RELEASE,	/* release */
 	QS_OWNER,	/* owner UID: a maildrop message's submitter */
+	QS_DELIVERED,	/* delivered INDEX TEXT: delivered, success report due */
+	QS_EXPANDED,	/* expanded INDEX TEXT: the same, by alias expansion */
 };
 
 struct qs_record {
@@ -66,25 +77,52 @@ struct qs_record {
 struct qmgr;
 struct agent;
 
-/* One queued message. */
+/* Where a message sits in the scheduler (qmsg.where). */
+enum qm_where {
+	QM_NOWHERE,	/* nothing due, or requests in flight */
+	QM_READY,	/* in the ready ring */
+	QM_PARKED,	/* on a full destination's or agent's wait list */
+};
+
+/* A list of messages waiting for room at a destination or an agent
+ * (linked through qmsg.rnext/rprev, NULL-terminated). */
+struct waitq {
+	struct qmsg *head, *tail;
+};
+
+/* One queued message.  Kept small: a 100,000-message backlog must fit in
+ * about 100 MB (a few hundred bytes each, see qmgr(8)). */
 struct qmsg {
 	char id[QFILE_ID_MAX];
 	uint64_t arrival;	/* unix seconds */
 	uint64_t size;		/* bytes of the queue file */
-	uint32_t nrcpt;		/* including added ones */
-	uint32_t nenv;		/* recipients in the envelope */
 	struct qrstate *rcpts;
 	char **added;		/* addresses of recipients nenv.. */
-	int hold;
-	int warned;
-	int busy;		/* requests in flight */
-	int state_exists;	/* ID.state is on disk */
-	int deleted;		/* removed by the administrator */
-	long owner;		/* maildrop submitter's uid, or -1 */
 	struct qmsg *next, *prev;	/* all messages, in arrival order */
-	struct qmsg *rnext, *rprev;	/* the ready ring */
-	int in_ready;
+	struct qmsg *rnext, *rprev;	/* the ready ring, or a wait list */
+	struct waitq *parked;		/* the wait list, when QM_PARKED */
 	struct qmsg *hnext;		/* id hash chain */
+	uint32_t nrcpt;		/* including added ones */
+	uint32_t nenv;		/* recipients in the envelope */
+	uint32_t busy;		/* requests in flight */
+	int32_t owner;		/* maildrop submitter's uid, or -1 */
+	uint8_t where;		/* enum qm_where */
+	uint8_t hold;
+	uint8_t warned;
+	uint8_t state_exists;	/* ID.state is on disk */
+	uint8_t deleted;	/* removed by the administrator */
+};
+
+/* A destination: one agent and one recipient domain (for the relay
+ * agent the next hop, which is the recipient domain until transports
+ * exist).  Interned in qmgr.dests; freed when no recipient refers to it. */
+struct dest {
+	struct agent *agent;
+	struct dest *hnext;		/* hash chain */
+	uint32_t refs;			/* recipients pointing here */
+	unsigned inflight;		/* requests in flight */
+	struct waitq wait;		/* messages blocked on its limit */
+	char domain[];			/* lower case; "" for none */
 };
 
 /* A delivery agent: local or relay, over its socket in run_dir. */
@@ -96,6 +134,7 @@ struct agent {
 	unsigned inflight, limit;
 	uint32_t next_id;
 	struct request *reqs;		/* in flight */
+	struct waitq wait;		/* messages blocked on limit */
 	time_t down_until;		/* after a failed connect */
 	const char *unavailable;	/* the error while down */
 };
@@ -108,15 +147,19 @@ struct qmgr_settings {
 	uint64_t retry_min, retry_max;	/* seconds */
 	uint64_t lifetime;		/* seconds */
 	uint64_t delay_warning;		/* seconds, 0: off */
-	unsigned local_limit, dest_limit;
+	const char *postmaster;		/* postmaster notices; "": postmaster@hostname */
+	unsigned local_limit, dest_limit;	/* per agent: local, relay */
+	unsigned domain_limit;		/* per destination (agent, domain) */
 };
 
 struct qmgr {
 	struct ev_loop *loop;
 	struct qmgr_settings set;
 	char *queue_dir, *corrupt_dir, *incoming_dir;
+	int queue_fd;			/* spool/queue, open for the *at() calls */
 	char *pickup_dirs[2];		/* incoming/new, maildrop/new */
 	char *double_bounce;
+	char *postmaster;		/* where postmaster notices go */
 	struct map *domains;
 	struct qmsg *head, *tail;	/* all messages */
 	size_t nmsgs;
@@ -124,6 +167,8 @@ struct qmgr {
 	struct qmsg **hash;
 	size_t hash_size;
 	struct agent local, relay;
+	struct dest **dests;		/* destination hash */
+	size_t dests_size, ndests;
 	struct ev_timer *tick, *scan_timer;
 	int scan_pending, dispatch_pending;
 	unsigned links;			/* notice and control links open */
@@ -167,9 +212,14 @@ const char *qmgr_rcpt_addr(const struct qmsg *m, const struct envelope *e, uint3
 /* Finish a message whose recipients are all done: remove its files and
  * free it (unless requests are in flight). */
 void qmgr_msg_check_done(struct qmgr *q, struct qmsg *m);
-/* Put m into / take it out of the ready ring. */
+/* Put m into the ready ring (at the tail; off any wait list first) /
+ * take it out of the ring or its wait list. */
 void qmgr_ready_add(struct qmgr *q, struct qmsg *m);
 void qmgr_ready_del(struct qmgr *q, struct qmsg *m);
+/* Move m onto wait list w (out of the ring). */
+void qmgr_park(struct qmgr *q, struct qmsg *m, struct waitq *w);
+/* Move up to n messages from the head of w into the ready ring. */
+void qmgr_wake(struct qmgr *q, struct waitq *w, unsigned n);
 /* Add a recipient (alias expansion) in memory; the caller has recorded it. */
 void qmgr_msg_add_rcpt(struct qmgr *q, struct qmsg *m, const char *addr);
 /* Remove a message now, without a report. */
@@ -187,6 +237,10 @@ void sched_tick(struct qmgr *q);
  * domain map failed (*error_r). */
 int sched_is_remote(struct qmgr *q, const char *addr, const char **error_r)
 	__attribute__((warn_unused_result));
+/* The destination of a recipient address for agent a (relay if relay,
+ * else local), with a reference taken; release it with sched_dest_put. */
+struct dest *sched_dest_get(struct qmgr *q, int relay, const char *addr);
+void sched_dest_put(struct qmgr *q, struct dest *d);
 /* A temporary failure of recipient i: defer it with back-off, or fail it
  * once the message has outlived maximal_queue_lifetime.  Appends the
  * record to rs (one slot). */
@@ -195,9 +249,10 @@ void sched_defer(struct qmgr *q, struct qmsg *m, uint32_t i, const char *error,
 
 /* --- bounce.c --------------------------------------------------------- */
 
-/* Send the failure report for m's QR_FAILED recipients (or a delay
- * warning if warn), then record them as bounced.  0, or -1 (retried on
- * the next tick). */
+/* Send the reports for m's QR_FAILED recipients (failed) and QR_SUCCESS
+ * ones (delivered or expanded, NOTIFY=SUCCESS) -- or a delay warning for
+ * its deferred ones if warn --, then record them as reported.  0, or -1
+ * (retried on the next tick). */
 int bounce_send(struct qmgr *q, struct qmsg *m, int warn);
 
 /* --- ctl.c ------------------------------------------------------------ */

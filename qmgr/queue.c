@@ -81,13 +81,34 @@ hash_grow(struct qmgr *q)
 	q->hash_size = nsize;
 }
 
+/* Take m off its wait list. */
+static void
+unpark(struct qmsg *m)
+{
+	struct waitq *w = m->parked;
+
+	if (m->rprev != NULL)
+		m->rprev->rnext = m->rnext;
+	else
+		w->head = m->rnext;
+	if (m->rnext != NULL)
+		m->rnext->rprev = m->rprev;
+	else
+		w->tail = m->rprev;
+	m->rnext = m->rprev = NULL;
+	m->parked = NULL;
+	m->where = QM_NOWHERE;
+}
+
 /* Put m into the ready ring (at the tail). */
 void
 qmgr_ready_add(struct qmgr *q, struct qmsg *m)
 {
-	if (m->in_ready)
+	if (m->where == QM_READY)
 		return;
-	m->in_ready = 1;
+	if (m->where == QM_PARKED)
+		unpark(m);
+	m->where = QM_READY;
 	if (q->ready == NULL) {
 		m->rnext = m->rprev = m;
 		q->ready = m;
@@ -100,13 +121,15 @@ qmgr_ready_add(struct qmgr *q, struct qmsg *m)
 	sched_kick(q);
 }
 
-/* Take m out of the ready ring. */
+/* Take m out of the ready ring, or off its wait list. */
 void
 qmgr_ready_del(struct qmgr *q, struct qmsg *m)
 {
-	if (!m->in_ready)
+	if (m->where == QM_PARKED)
+		unpark(m);
+	if (m->where != QM_READY)
 		return;
-	m->in_ready = 0;
+	m->where = QM_NOWHERE;
 	if (m->rnext == m)
 		q->ready = NULL;
 	else {
@@ -116,6 +139,30 @@ qmgr_ready_del(struct qmgr *q, struct qmsg *m)
 			q->ready = m->rnext;
 	}
 	m->rnext = m->rprev = NULL;
+}
+
+/* Move m onto wait list w. */
+void
+qmgr_park(struct qmgr *q, struct qmsg *m, struct waitq *w)
+{
+	qmgr_ready_del(q, m);
+	m->rnext = NULL;
+	m->rprev = w->tail;
+	if (w->tail != NULL)
+		w->tail->rnext = m;
+	else
+		w->head = m;
+	w->tail = m;
+	m->parked = w;
+	m->where = QM_PARKED;
+}
+
+/* Move up to n waiting messages into the ready ring, oldest first. */
+void
+qmgr_wake(struct qmgr *q, struct waitq *w, unsigned n)
+{
+	while (n-- > 0 && w->head != NULL)
+		qmgr_ready_add(q, w->head);
 }
 
 /* A new message record in the queue's lists. */
@@ -128,7 +175,7 @@ msg_add(struct qmgr *q, const struct envelope *e, uint64_t size, long owner)
 	memcpy(m->id, e->id, sizeof(m->id));
 	m->arrival = e->arrival_us / 1000000;
 	m->size = size;
-	m->owner = owner;
+	m->owner = (int32_t)owner;
 	if (e->nrcpts > UINT32_MAX / 2)
 		log_panic("event=too_many_rcpts");
 	m->nrcpt = m->nenv = (uint32_t)e->nrcpts;
@@ -138,13 +185,21 @@ msg_add(struct qmgr *q, const struct envelope *e, uint64_t size, long owner)
 		int r = sched_is_remote(q, e->rcpts[i].addr, &error);
 
 		m->rcpts[i].state = QR_PENDING;
-		m->rcpts[i].relay = r == 1;
+		m->rcpts[i].dest = sched_dest_get(q, r == 1, e->rcpts[i].addr);
+		/* Remembered here, because the envelope stays on disk. */
+		if (dsn_route(e->sender, q->double_bounce, e->rcpts[i].notify,
+		    DSN_ACTION_DELIVERED, 0) == DSN_TO_SENDER)
+			m->rcpts[i].flags |= QRF_NOTIFY_SUCCESS;
 		if (r < 0) {
 			m->rcpts[i].state = QR_DEFERRED;
 			m->rcpts[i].next_try = (uint32_t)time(NULL);
 			m->rcpts[i].error = xasprintf("4.3.0 %s", error);
 		}
 	}
+	/* Grow before m is on the list: hash_grow() rehashes the list, and
+	 * m must enter the hash once only (twice made a cycle). */
+	if (q->nmsgs + 1 > q->hash_size)
+		hash_grow(q);
 	m->prev = q->tail;
 	if (q->tail != NULL)
 		q->tail->next = m;
@@ -152,8 +207,6 @@ msg_add(struct qmgr *q, const struct envelope *e, uint64_t size, long owner)
 		q->head = m;
 	q->tail = m;
 	q->nmsgs++;
-	if (q->nmsgs > q->hash_size)
-		hash_grow(q);
 	h = id_hash(m->id, q->hash_size);
 	m->hnext = q->hash[h];
 	q->hash[h] = m;
@@ -179,8 +232,10 @@ msg_free(struct qmgr *q, struct qmsg *m)
 	else
 		q->tail = m->prev;
 	q->nmsgs--;
-	for (uint32_t i = 0; i < m->nrcpt; i++)
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		free(m->rcpts[i].error);
+		sched_dest_put(q, m->rcpts[i].dest);
+	}
 	for (uint32_t i = m->nenv; i < m->nrcpt; i++)
 		free(m->added[i - m->nenv]);
 	free(m->added);
@@ -201,7 +256,7 @@ qmgr_msg_add_rcpt(struct qmgr *q, struct qmsg *m, const char *addr)
 	m->added[k] = xstrdup(addr);
 	memset(&m->rcpts[m->nrcpt], 0, sizeof(m->rcpts[0]));
 	r = sched_is_remote(q, addr, &error);
-	m->rcpts[m->nrcpt].relay = r != 0;
+	m->rcpts[m->nrcpt].dest = sched_dest_get(q, r != 0, addr);
 	m->rcpts[m->nrcpt].state = QR_PENDING;
 	m->nrcpt++;
 }
@@ -238,7 +293,7 @@ msg_apply(struct qmgr *q, struct qmsg *m, const struct qs_record *r)
 		m->hold = 0;
 		return;
 	case QS_OWNER:
-		m->owner = (long)r->orig;
+		m->owner = (int32_t)r->orig;
 		return;
 	default:
 		break;
@@ -263,6 +318,14 @@ msg_apply(struct qmgr *q, struct qmsg *m, const struct qs_record *r)
 		break;
 	case QS_FAIL:
 		rs->state = QR_FAILED;
+		free(rs->error);
+		rs->error = xstrdup(r->text);
+		break;
+	case QS_DELIVERED:
+	case QS_EXPANDED:
+		rs->state = QR_SUCCESS;
+		if (r->kind == QS_EXPANDED)
+			rs->flags |= QRF_EXPANDED;
 		free(rs->error);
 		rs->error = xstrdup(r->text);
 		break;
@@ -314,14 +377,15 @@ int
 qmgr_record(struct qmgr *q, struct qmsg *m, const struct qs_record *rs, size_t n,
     const char **error_r)
 {
-	char *path = xasprintf("%s/%s.state", q->queue_dir, m->id);
+	char *path = xasprintf("%s.state", m->id);
 	struct buf b = BUF_INIT;
 	ssize_t w;
 	int fd, ret = -1;
 
 	for (size_t i = 0; i < n; i++)
 		qs_format(&rs[i], &b);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = openat(q->queue_fd, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
 	if (fd < 0) {
 		*error_r = err_fmt("open %s: %s", path, strerror(errno));
 		goto out;
@@ -334,8 +398,11 @@ qmgr_record(struct qmgr *q, struct qmsg *m, const struct qs_record *rs, size_t n
 	}
 	close(fd);
 	if (!m->state_exists) {
-		if (fs_fsync_dir(q->queue_dir, error_r) < 0)
+		/* The new name must survive a crash too. */
+		if (fsync(q->queue_fd) < 0) {
+			*error_r = err_fmt("fsync %s: %s", q->queue_dir, strerror(errno));
 			goto out;
+		}
 		m->state_exists = 1;
 	}
 	ret = 0;
@@ -350,15 +417,12 @@ int
 qmgr_open_msg(struct qmgr *q, const struct qmsg *m, struct envelope *e_r,
     off_t *body_r, const char **error_r)
 {
-	char *path = xasprintf("%s/%s", q->queue_dir, m->id);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = openat(q->queue_fd, m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
 	if (fd < 0) {
-		*error_r = err_fmt("open %s: %s", path, strerror(errno));
-		free(path);
+		*error_r = err_fmt("open %s/%s: %s", q->queue_dir, m->id, strerror(errno));
 		return -1;
 	}
-	free(path);
 	memset(e_r, 0, sizeof(*e_r));
 	if (qfile_read_envelope(fd, e_r, body_r, error_r) < 0) {
 		close(fd);
@@ -371,25 +435,28 @@ qmgr_open_msg(struct qmgr *q, const struct qmsg *m, struct envelope *e_r,
 static void
 msg_remove(struct qmgr *q, struct qmsg *m)
 {
-	char *path = xasprintf("%s/%s", q->queue_dir, m->id);
+	char *state = xasprintf("%s.state", m->id);
 
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_error("event=unlink_failed path=%s error=\"%s\"", path, strerror(errno));
-	free(path);
-	if (m->state_exists) {
-		path = xasprintf("%s/%s.state", q->queue_dir, m->id);
-		if (unlink(path) < 0 && errno != ENOENT)
-			log_error("event=unlink_failed path=%s error=\"%s\"", path, strerror(errno));
-		free(path);
-	}
+	if (unlinkat(q->queue_fd, m->id, 0) < 0 && errno != ENOENT)
+		log_error("event=unlink_failed path=%s/%s error=\"%s\"", q->queue_dir, m->id,
+		    strerror(errno));
+	if (m->state_exists && unlinkat(q->queue_fd, state, 0) < 0 && errno != ENOENT)
+		log_error("event=unlink_failed path=%s/%s error=\"%s\"", q->queue_dir, state,
+		    strerror(errno));
+	free(state);
 	msg_free(q, m);
 }
 
-/* Finish a message once every recipient is done. */
+/*
+ * Report and finish: once no request of m is in flight and none of its
+ * recipients is due, its failures and successes are reported (one round
+ * of deliveries, one report); a message whose recipients are all done is
+ * removed.
+ */
 void
 qmgr_msg_check_done(struct qmgr *q, struct qmsg *m)
 {
-	int failed = 0;
+	int report = 0, done = 1;
 
 	if (m->busy > 0)
 		return;
@@ -398,13 +465,24 @@ qmgr_msg_check_done(struct qmgr *q, struct qmsg *m)
 		return;
 	}
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
-		if (m->rcpts[i].state == QR_FAILED)
-			failed = 1;
-		else if (m->rcpts[i].state != QR_DONE)
+		uint8_t st = m->rcpts[i].state;
+
+		if (st == QR_PENDING || st == QR_INFLIGHT)
 			return;
+		if (st == QR_FAILED || st == QR_SUCCESS)
+			report = 1;
+		if (st != QR_DONE)
+			done = 0;
 	}
-	if (failed && bounce_send(q, m, 0) < 0)
-		return;		/* retried on a later tick */
+	if (report) {
+		if (bounce_send(q, m, 0) < 0)
+			return;		/* retried on a later tick */
+		done = 1;
+		for (uint32_t i = 0; i < m->nrcpt && done; i++)
+			done = m->rcpts[i].state == QR_DONE;
+	}
+	if (!done)
+		return;
 	log_info("event=removed id=%s", m->id);
 	msg_remove(q, m);
 }
@@ -454,7 +532,7 @@ pickup_one(struct qmgr *q, int dirfd, const char *name, int maildrop)
 	const char *error;
 	struct qmsg *m;
 	long owner = -1;
-	int fd, qfd;
+	int fd;
 
 	if (!valid_id(name)) {
 		to_corrupt(q, dirfd, name, "bad file name");
@@ -485,15 +563,11 @@ pickup_one(struct qmgr *q, int dirfd, const char *name, int maildrop)
 	close(fd);
 	if (maildrop)
 		owner = (long)st.st_uid;
-	qfd = open(q->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (qfd < 0 || renameat(dirfd, name, qfd, name) < 0) {
+	if (renameat(dirfd, name, q->queue_fd, name) < 0) {
 		log_error("event=pickup_failed id=%s error=\"%s\"", name, strerror(errno));
-		if (qfd >= 0)
-			close(qfd);
 		envelope_free(&e);
 		return;
 	}
-	close(qfd);
 	m = msg_add(q, &e, (uint64_t)st.st_size, owner);
 	if (maildrop) {
 		struct qs_record r = { .kind = QS_OWNER, .orig = (uint64_t)st.st_uid, .text = "" };
@@ -598,7 +672,8 @@ recover(struct qmgr *q, const char **error_r)
 				m->rcpts[i].state = QR_DEFERRED;
 		}
 		for (uint32_t i = 0; i < m->nrcpt; i++)
-			if (m->rcpts[i].state == QR_PENDING || m->rcpts[i].state == QR_FAILED) {
+			if (m->rcpts[i].state == QR_PENDING || m->rcpts[i].state == QR_FAILED ||
+			    m->rcpts[i].state == QR_SUCCESS) {
 				qmgr_ready_add(q, m);
 				break;
 			}
@@ -625,10 +700,18 @@ qmgr_new(struct ev_loop *loop, const struct qmgr_settings *s, struct qmgr **q_r,
 	q->pickup_dirs[0] = fs_join(s->spool_dir, "incoming/new");
 	q->pickup_dirs[1] = fs_join(s->spool_dir, "maildrop/new");
 	q->double_bounce = xasprintf("%s@%s", DSN_DOUBLE_BOUNCE_LOCAL, s->hostname);
+	q->postmaster = s->postmaster != NULL && s->postmaster[0] != '\0' ?
+	    xstrdup(s->postmaster) : xasprintf("postmaster@%s", s->hostname);
+	q->queue_fd = -1;
 	q->hash_size = 1024;
 	q->hash = xcalloc(q->hash_size, sizeof(*q->hash));
 	if (fs_ensure_dir(q->queue_dir, 0700, (uid_t)-1, (gid_t)-1, error_r) < 0)
 		goto fail;
+	q->queue_fd = open(q->queue_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (q->queue_fd < 0) {
+		*error_r = err_fmt("open %s: %s", q->queue_dir, strerror(errno));
+		goto fail;
+	}
 	if (s->virtual_domains[0] != '\0' &&
 	    map_open(s->virtual_domains, &q->domains, error_r) < 0)
 		goto fail;
@@ -657,6 +740,8 @@ qmgr_free(struct qmgr **qp)
 		msg_free(q, q->head);
 	if (q->domains != NULL)
 		map_close(&q->domains);
+	if (q->queue_fd >= 0)
+		close(q->queue_fd);
 	free(q->hash);
 	free(q->queue_dir);
 	free(q->corrupt_dir);
@@ -664,6 +749,8 @@ qmgr_free(struct qmgr **qp)
 	free(q->pickup_dirs[0]);
 	free(q->pickup_dirs[1]);
 	free(q->double_bounce);
+	free(q->postmaster);
+	free(q->dests);
 	free(q);
 	*qp = NULL;
 }

@@ -1,11 +1,17 @@
 /*
- * sched: qmgr's scheduler.  Messages with due recipients sit in a ring;
- * each turn takes the next message and sends one request (up to
- * AGENT_MAX_RCPTS of its due recipients) to each agent it needs, so a
- * huge mailing gets one request in flight at a time and every other
- * message gets its turn in between.  Each agent has a concurrency limit
- * (requests in flight on its link).  Results are recorded durably in the
- * message's state file before they are acted upon; a message whose
+ * sched: qmgr's scheduler.  A destination is an agent and a recipient
+ * domain (struct dest).  Messages with due recipients sit in a ring; each
+ * turn takes the next message and sends at most one request per agent,
+ * for the due recipients of ONE destination that has room (up to
+ * AGENT_MAX_RCPTS of them), then puts the message back at the tail if it
+ * could send more.  Each agent has a concurrency limit (requests in
+ * flight on its link) and each destination one more
+ * (qmgr_domain_concurrency).  A message whose due recipients are all at
+ * full destinations (or a full agent) does not block the ring: it is
+ * parked on that destination's (or agent's) wait list and woken, oldest
+ * first, when a request there finishes -- so a huge mailing to one
+ * domain cannot starve mail to others.  Results are recorded durably in
+ * the message's state file before they are acted upon; a message whose
  * recipients are all delivered is simply removed (the removal is the
  * record).  Recipients in other domains go to the relay agent; while it
  * is not available they stay deferred and are never bounced for that.
@@ -27,10 +33,13 @@
 #define RELAY_UNAVAILABLE "4.4.1 relay agent not available"
 #define AGENT_RECONNECT_S 1	/* wait after a failed connect */
 
+#define DEST_HASH_MIN 64
+
 /* One request in flight. */
 struct request {
 	uint32_t id;
 	struct qmsg *m;
+	struct dest *d;
 	uint32_t *idx;
 	uint32_t n;
 	struct request *next;
@@ -61,6 +70,104 @@ sched_is_remote(struct qmgr *q, const char *addr, const char **error_r)
 	r = map_lookup(q->domains, at + 1, &v, error_r);
 	buf_free(&v);
 	return r < 0 ? -1 : r == 0;
+}
+
+/* The hash of (relay, domain). */
+static size_t
+dest_hash(int relay, const char *domain, size_t size)
+{
+	size_t h = 5381 + (size_t)relay;
+
+	for (; *domain != '\0'; domain++)
+		h = h * 33 + (unsigned char)*domain;
+	return h % size;
+}
+
+/* Double the destination hash. */
+static void
+dest_grow(struct qmgr *q)
+{
+	size_t nsize = q->dests_size < DEST_HASH_MIN ? DEST_HASH_MIN : q->dests_size * 2;
+	struct dest **nh = xcalloc(nsize, sizeof(*nh));
+
+	for (size_t i = 0; i < q->dests_size; i++)
+		while (q->dests[i] != NULL) {
+			struct dest *d = q->dests[i];
+			size_t h = dest_hash(d->agent == &q->relay, d->domain, nsize);
+
+			q->dests[i] = d->hnext;
+			d->hnext = nh[h];
+			nh[h] = d;
+		}
+	free(q->dests);
+	q->dests = nh;
+	q->dests_size = nsize;
+}
+
+/* The destination of addr, interned, with a reference taken. */
+struct dest *
+sched_dest_get(struct qmgr *q, int relay, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	char dom[256];
+	size_t n = 0, h;
+	struct dest *d;
+
+	/* Lower case; a longer "domain" is no valid one and is cut. */
+	for (const char *p = at != NULL ? at + 1 : ""; *p != '\0' && n < sizeof(dom) - 1; p++)
+		dom[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+	dom[n] = '\0';
+	if (q->ndests >= q->dests_size)
+		dest_grow(q);
+	h = dest_hash(relay, dom, q->dests_size);
+	for (d = q->dests[h]; d != NULL; d = d->hnext)
+		if ((d->agent == &q->relay) == (relay != 0) && strcmp(d->domain, dom) == 0) {
+			d->refs++;
+			return d;
+		}
+	d = xcalloc(1, sizeof(*d) + n + 1);
+	memcpy(d->domain, dom, n + 1);
+	d->agent = relay ? &q->relay : &q->local;
+	d->refs = 1;
+	d->hnext = q->dests[h];
+	q->dests[h] = d;
+	q->ndests++;
+	return d;
+}
+
+/* Drop a reference; the last one frees d. */
+void
+sched_dest_put(struct qmgr *q, struct dest *d)
+{
+	struct dest **pp;
+
+	if (d == NULL || --d->refs > 0)
+		return;
+	pp = &q->dests[dest_hash(d->agent == &q->relay, d->domain, q->dests_size)];
+	while (*pp != d)
+		pp = &(*pp)->hnext;
+	*pp = d->hnext;
+	q->ndests--;
+	free(d);
+}
+
+/* Whether a request to d may start now. */
+static int
+dest_room(const struct qmgr *q, const struct dest *d)
+{
+	return d->agent->inflight < d->agent->limit && d->inflight < q->set.domain_limit;
+}
+
+/* Wake the messages waiting for the room a finished request left. */
+static void
+dest_wake(struct qmgr *q, struct dest *d)
+{
+	struct agent *a = d->agent;
+
+	if (a->inflight < a->limit)
+		qmgr_wake(q, &a->wait, a->limit - a->inflight);
+	if (d->inflight < q->set.domain_limit)
+		qmgr_wake(q, &d->wait, q->set.domain_limit - d->inflight);
 }
 
 /* A temporary failure of recipient i: defer it, or fail it past the
@@ -143,7 +250,7 @@ request_free(struct request *r)
  * with reason why). */
 static void
 request_finish(struct agent *a, struct request *r, const uint32_t *status,
-    const char *const *texts, const char *why)
+    const char *const *texts, const uint8_t *expanded, const char *why)
 {
 	struct qmsg *m = r->m;
 	struct qs_record *recs = xcalloc(r->n, sizeof(*recs));
@@ -163,7 +270,16 @@ request_finish(struct agent *a, struct request *r, const uint32_t *status,
 			rs->state = QR_DONE;
 			continue;
 		}
-		if (st == AGENT_OK) {
+		if (st == AGENT_OK && (rs->flags & QRF_NOTIFY_SUCCESS)) {
+			/* Delivered, and the sender asked to be told. */
+			rs->state = QR_SUCCESS;
+			if (expanded != NULL && expanded[k])
+				rs->flags |= QRF_EXPANDED;
+			free(rs->error);
+			rs->error = xstrdup(text);
+			recs[nrec++] = (struct qs_record){ .kind = (rs->flags & QRF_EXPANDED) ?
+			    QS_EXPANDED : QS_DELIVERED, .index = i, .text = rs->error };
+		} else if (st == AGENT_OK) {
 			rs->state = QR_DONE;
 			recs[nrec++] = (struct qs_record){ .kind = QS_DONE, .index = i, .text = "" };
 		} else if (st == AGENT_PERM) {
@@ -188,7 +304,7 @@ request_finish(struct agent *a, struct request *r, const uint32_t *status,
 	free(bufs);
 	free(recs);
 	for (uint32_t i = 0; i < m->nrcpt; i++)
-		if (m->rcpts[i].state == QR_PENDING && !m->hold) {
+		if (m->rcpts[i].state == QR_PENDING && !m->hold && m->where == QM_NOWHERE) {
 			qmgr_ready_add(a->q, m);
 			break;
 		}
@@ -207,6 +323,8 @@ request_take(struct agent *a, uint32_t id)
 
 			*pp = r->next;
 			a->inflight--;
+			r->d->inflight--;
+			dest_wake(a->q, r->d);
 			return r;
 		}
 	return NULL;
@@ -226,7 +344,9 @@ agent_on_close(struct ipc_link *l, const char *why, void *arg)
 	while ((r = a->reqs) != NULL) {
 		a->reqs = r->next;
 		a->inflight--;
-		request_finish(a, r, NULL, NULL, "4.4.2 delivery agent connection lost");
+		r->d->inflight--;
+		dest_wake(a->q, r->d);
+		request_finish(a, r, NULL, NULL, NULL, "4.4.2 delivery agent connection lost");
 	}
 }
 
@@ -261,6 +381,7 @@ agent_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *
 	struct request *r;
 	uint32_t n, *status = NULL;
 	const char **texts = NULL;
+	uint8_t *expanded = NULL;
 	int ret = -1;
 
 	(void)l;
@@ -273,6 +394,7 @@ agent_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *
 	}
 	status = xcalloc(n, sizeof(*status));
 	texts = xcalloc(n, sizeof(*texts));
+	expanded = xcalloc(n, sizeof(*expanded));
 	for (uint32_t k = 0; k < n; k++)
 		status[k] = UINT32_MAX;
 	for (uint32_t k = 0; k < n; k++) {
@@ -296,14 +418,16 @@ agent_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *
 				free(fw);
 				goto out;
 			}
-		if (nfw > 0 && st == AGENT_OK)
+		if (nfw > 0 && st == AGENT_OK) {
 			add_forwards(a->q, r->m, idx, fw, nfw);
+			expanded[pos] = 1;
+		}
 		free(fw);
 	}
 	if (ipc_get_end(c) < 0)
 		goto out;
 	r = request_take(a, id);
-	request_finish(a, r, status, texts, NULL);
+	request_finish(a, r, status, texts, expanded, NULL);
 	ret = 0;
 out:
 	if (ret < 0)
@@ -312,31 +436,30 @@ out:
 		free((char *)texts[k]);
 	free(texts);
 	free(status);
+	free(expanded);
 	return ret;
 }
 
-/* Send one request for m's due recipients of agent a.  0 sent (or none
- * due), -1 the agent is unavailable. */
-static int
-send_request(struct qmgr *q, struct agent *a, struct qmsg *m, int fd,
+/* Send one request for m's due recipients at destination d (up to
+ * AGENT_MAX_RCPTS of them); d's agent is connected. */
+static void
+send_request(struct qmgr *q, struct dest *d, struct qmsg *m, int fd,
     const struct envelope *e, off_t body)
 {
+	struct agent *a = d->agent;
 	struct request *r;
 	struct ipc_msg msg;
 	uint32_t n = 0;
 
-	for (uint32_t i = 0; i < m->nrcpt; i++)
-		if (m->rcpts[i].state == QR_PENDING && m->rcpts[i].relay == (a == &q->relay))
+	for (uint32_t i = 0; i < m->nrcpt && n < AGENT_MAX_RCPTS; i++)
+		if (m->rcpts[i].state == QR_PENDING && m->rcpts[i].dest == d)
 			n++;
 	if (n == 0)
-		return 0;
-	if (agent_connect(a) < 0)
-		return -1;
-	if (n > AGENT_MAX_RCPTS)
-		n = AGENT_MAX_RCPTS;
+		return;
 	r = xcalloc(1, sizeof(*r));
 	r->id = ++a->next_id;
 	r->m = m;
+	r->d = d;
 	r->idx = xcalloc(n, sizeof(*r->idx));
 	ipc_msg_init(&msg, AGENT_DELIVER, r->id);
 	ipc_put_str(&msg, m->id);
@@ -344,7 +467,7 @@ send_request(struct qmgr *q, struct agent *a, struct qmsg *m, int fd,
 	ipc_put_str(&msg, e->sender);
 	ipc_put_u32(&msg, n);
 	for (uint32_t i = 0; i < m->nrcpt && r->n < n; i++) {
-		if (m->rcpts[i].state != QR_PENDING || m->rcpts[i].relay != (a == &q->relay))
+		if (m->rcpts[i].state != QR_PENDING || m->rcpts[i].dest != d)
 			continue;
 		ipc_put_u32(&msg, i);
 		ipc_put_str(&msg, qmgr_rcpt_addr(m, e, i));
@@ -356,17 +479,24 @@ send_request(struct qmgr *q, struct agent *a, struct qmsg *m, int fd,
 	r->next = a->reqs;
 	a->reqs = r;
 	a->inflight++;
+	d->inflight++;
 	if (ipc_link_send(a->link, &msg) < 0) {
 		ipc_msg_free(&msg);
 		request_take(a, r->id);
-		request_finish(a, r, NULL, NULL, "4.3.0 cannot send to the delivery agent");
-		return 0;
+		request_finish(a, r, NULL, NULL, NULL, "4.3.0 cannot send to the delivery agent");
+		return;
 	}
 	ipc_msg_free(&msg);
-	return 0;
 }
 
-/* Defer m's due recipients of agent a, which is unavailable. */
+/*
+ * Defer m's due recipients of agent a, which is unavailable.  Only a
+ * deferral past the lifetime (a failure) is written to the state file:
+ * "agent not available" is no delivery result, and after a crash that
+ * lost it the recipient is simply due at once, tried, and deferred again
+ * -- nothing lost, nothing delivered twice.  So a backlog waiting for an
+ * agent costs no fsync per retry.
+ */
 static void
 defer_unavailable(struct qmgr *q, struct agent *a, struct qmsg *m)
 {
@@ -375,9 +505,12 @@ defer_unavailable(struct qmgr *q, struct agent *a, struct qmsg *m)
 	size_t nrec = 0;
 
 	for (uint32_t i = 0; i < m->nrcpt; i++)
-		if (m->rcpts[i].state == QR_PENDING && m->rcpts[i].relay == (a == &q->relay))
+		if (m->rcpts[i].state == QR_PENDING && m->rcpts[i].dest->agent == a) {
 			sched_defer(q, m, i, a->unavailable, a == &q->relay,
-			    &recs[nrec++], &bufs[i]);
+			    &recs[nrec], &bufs[i]);
+			if (recs[nrec].kind == QS_FAIL)
+				nrec++;
+		}
 	record(q, m, recs, nrec);
 	for (uint32_t i = 0; i < m->nrcpt; i++)
 		buf_free(&bufs[i]);
@@ -385,36 +518,99 @@ defer_unavailable(struct qmgr *q, struct agent *a, struct qmsg *m)
 	free(recs);
 }
 
-/* One scheduling round: a request per agent for each ready message in
- * turn, while the agents have room. */
+/*
+ * Where m goes after its turn: back into the ring if a due recipient's
+ * destination has room, onto the wait list of what blocks it if all are
+ * blocked, else nowhere (nothing due, or results pending bring it back).
+ */
+static void
+place(struct qmgr *q, struct qmsg *m)
+{
+	struct waitq *blocked = NULL;
+
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		struct dest *d = m->rcpts[i].dest;
+
+		if (m->rcpts[i].state != QR_PENDING)
+			continue;
+		if (dest_room(q, d)) {
+			qmgr_ready_add(q, m);
+			return;
+		}
+		if (blocked == NULL)
+			blocked = d->agent->inflight >= d->agent->limit ? &d->agent->wait : &d->wait;
+	}
+	if (blocked != NULL)
+		qmgr_park(q, m, blocked);
+}
+
+/* One turn of m: a request to one destination with room per agent.  0,
+ * or -1 if the queue file cannot be opened (m is then left alone: the
+ * tick retries it). */
+static int
+turn(struct qmgr *q, struct qmsg *m)
+{
+	struct dest *pick[2] = { NULL, NULL };
+	struct envelope e;
+	const char *error;
+	off_t body;
+	int fd;
+
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		struct dest *d = m->rcpts[i].dest;
+		int k = d->agent == &q->relay;
+
+		if (m->rcpts[i].state == QR_PENDING && pick[k] == NULL && dest_room(q, d))
+			pick[k] = d;
+	}
+	if (pick[0] == NULL && pick[1] == NULL)
+		return 0;
+	for (int k = 0; k < 2; k++)
+		if (pick[k] != NULL && agent_connect(pick[k]->agent) < 0) {
+			defer_unavailable(q, pick[k]->agent, m);
+			pick[k] = NULL;
+		}
+	if (pick[0] == NULL && pick[1] == NULL)
+		return 0;
+	fd = qmgr_open_msg(q, m, &e, &body, &error);
+	if (fd < 0) {
+		/* Stays queued; the next start sorts it out. */
+		log_error("event=open_failed id=%s error=\"%s\"", m->id, error);
+		return -1;
+	}
+	for (int k = 0; k < 2; k++)
+		if (pick[k] != NULL)
+			send_request(q, pick[k], m, fd, &e, body);
+	close(fd);
+	envelope_free(&e);
+	return 0;
+}
+
+/*
+ * One scheduling round: every message in the ring gets a turn.  It ends:
+ * a message goes back into the ring only when a destination of its has
+ * room, and each turn that finds room uses some (or defers recipients).
+ */
 static void
 sched_run(void *arg)
 {
 	struct qmgr *q = arg;
 
 	q->dispatch_pending = 0;
-	while (q->ready != NULL && q->local.inflight < q->local.limit) {
+	while (q->ready != NULL) {
 		struct qmsg *m = q->ready;
-		struct envelope e;
-		const char *error;
-		off_t body;
-		int fd;
+		int r;
 
 		qmgr_ready_del(q, m);
-		if (m->hold || m->deleted || m->busy > 0)
+		if (m->hold || m->deleted)
 			continue;
-		fd = qmgr_open_msg(q, m, &e, &body, &error);
-		if (fd < 0) {
-			log_error("event=open_failed id=%s error=\"%s\"", m->id, error);
-			continue;	/* stays queued; the next start sorts it out */
-		}
-		if (send_request(q, &q->local, m, fd, &e, body) < 0)
-			defer_unavailable(q, &q->local, m);
-		if (q->relay.inflight < q->relay.limit &&
-		    send_request(q, &q->relay, m, fd, &e, body) < 0)
-			defer_unavailable(q, &q->relay, m);
-		close(fd);
-		envelope_free(&e);
+		/* Held busy during its turn: a send that fails at once finishes
+		 * its request there, and must not remove m under us. */
+		m->busy++;
+		r = turn(q, m);
+		m->busy--;
+		if (r == 0 && m->where == QM_NOWHERE)
+			place(q, m);
 		qmgr_msg_check_done(q, m);
 	}
 }
@@ -429,40 +625,53 @@ sched_kick(struct qmgr *q)
 	ev_defer(q->loop, sched_run, q);
 }
 
-/* Once a second: due retries, expiry, delay warnings, pending reports. */
+/* Once a second: due retries, expiry, delay warnings, pending reports;
+ * and a safety net that wakes waiters wherever there is room. */
 void
 sched_tick(struct qmgr *q)
 {
 	time_t now = time(NULL);
 	struct qmsg *m, *next;
+	struct agent *as[2] = { &q->local, &q->relay };
 
 	for (m = q->head; m != NULL; m = next) {
-		int due = 0, deferred = 0, failed = 0;
+		int due = 0, promoted = 0, deferred = 0, report = 0;
 
 		next = m->next;
-		if (m->hold || m->busy > 0)
+		if (m->hold)
 			continue;
 		for (uint32_t i = 0; i < m->nrcpt; i++) {
 			struct qrstate *rs = &m->rcpts[i];
 
 			if (rs->state == QR_DEFERRED && (time_t)rs->next_try <= now) {
 				rs->state = QR_PENDING;
-				due = 1;
+				due = promoted = 1;
 			} else if (rs->state == QR_DEFERRED)
 				deferred = 1;
 			else if (rs->state == QR_PENDING)
 				due = 1;
-			else if (rs->state == QR_FAILED)
-				failed = 1;
+			else if (rs->state == QR_FAILED || rs->state == QR_SUCCESS)
+				report = 1;
 		}
+		if (m->busy > 0)
+			continue;
 		if (deferred && !m->warned && q->set.delay_warning > 0 &&
 		    (uint64_t)now >= m->arrival + q->set.delay_warning)
 			(void)bounce_send(q, m, 1);
-		if (due)
+		/* A parked message stays parked unless a retry came due: its
+		 * wait list wakes it. */
+		if (due && (promoted || m->where == QM_NOWHERE))
 			qmgr_ready_add(q, m);
-		else if (failed)
+		else if (report && !due)
 			qmgr_msg_check_done(q, m);
 	}
+	for (int k = 0; k < 2; k++)
+		if (as[k]->inflight < as[k]->limit)
+			qmgr_wake(q, &as[k]->wait, as[k]->limit - as[k]->inflight);
+	for (size_t h = 0; h < q->dests_size; h++)
+		for (struct dest *d = q->dests[h]; d != NULL; d = d->hnext)
+			if (d->wait.head != NULL && dest_room(q, d))
+				qmgr_wake(q, &d->wait, q->set.domain_limit - d->inflight);
 }
 
 /* Set up the two agents. */

@@ -5,7 +5,10 @@
  *   done INDEX                     recipient delivered (or dropped)
  *   defer INDEX NEXT_TRY ERROR     temporary failure, retry at NEXT_TRY
  *   fail INDEX ERROR               permanent failure, report still due
- *   bounced INDEX                  the failure report is queued
+ *   delivered INDEX TEXT           delivered; the success report (NOTIFY=
+ *                                  SUCCESS) is still due
+ *   expanded INDEX TEXT            the same, delivered by alias expansion
+ *   bounced INDEX                  the report (failure or success) is queued
  *   rcpt ADDRESS ORIG_INDEX        a recipient added by alias expansion
  *   warned                         the delay warning is queued
  *   hold / release                 the administrator's hold
@@ -95,8 +98,8 @@ qs_parse(const char *line, struct qs_record *r, const char **error_r)
 		    get_num(&p, &rec.next_try) < 0)
 			goto bad;
 		rec.text = p;
-	} else if (KW("fail")) {
-		rec.kind = QS_FAIL;
+	} else if (KW("fail") || KW("delivered") || KW("expanded")) {
+		rec.kind = KW("fail") ? QS_FAIL : KW("delivered") ? QS_DELIVERED : QS_EXPANDED;
 		if (sp == NULL || get_index(&p, &rec.index) < 0)
 			goto bad;
 		rec.text = p;
@@ -164,7 +167,10 @@ qs_format(const struct qs_record *r, struct buf *out)
 		put_text(out, r->text, 1);
 		break;
 	case QS_FAIL:
-		rc = buf_printf(out, "fail %u ", r->index);
+	case QS_DELIVERED:
+	case QS_EXPANDED:
+		rc = buf_printf(out, "%s %u ", r->kind == QS_FAIL ? "fail" :
+		    r->kind == QS_DELIVERED ? "delivered" : "expanded", r->index);
 		put_text(out, r->text, 1);
 		break;
 	case QS_RCPT:

@@ -394,6 +394,13 @@ cmd_init(const char *config, int argc, char **argv)
 	    "aliases = $config_dir/maps/aliases\n"
 	    "passwd = $config_dir/maps/passwd\n") < 0)
 		log_panic("event=config_text_overflow");
+	/* Postmaster notices reach the demo domain's postmaster alias
+	 * (postmaster@hostname would arrive only if hostname were local);
+	 * a root-mode instance has no domain yet: the admin names one. */
+	if (buf_printf(&c, o.dev ? "postmaster_address = postmaster@" DEMO_DOMAIN "\n" :
+	    "# postmaster_address = postmaster@YOUR-DOMAIN   (default: "
+	    "postmaster@$hostname)\n") < 0)
+		log_panic("event=config_text_overflow");
 	if (buf_printf(&c, "log_target = %s\n", o.dev ? "stderr" : "syslog") < 0 ||
 	    buf_printf(&c, "tls_cert_file = $config_dir/cert.pem\n"
 	    "tls_key_file = $config_dir/key.pem\n") < 0)

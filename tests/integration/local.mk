@@ -18,6 +18,9 @@ INTEGRATION_TESTS = \
 	tests/integration/test_sendmail.py \
 	tests/integration/test_local.py \
 	tests/integration/test_queue_tools.py \
-	tests/integration/test_qmgr.py
+	tests/integration/test_qmgr.py \
+	tests/integration/test_qmgr_dest.py \
+	tests/integration/test_qmgr_dsn.py \
+	tests/integration/test_qmgr_backlog.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/harness.py

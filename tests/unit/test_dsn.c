@@ -472,6 +472,43 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* RET=FULL asks for the message in failure reports (RFC 3461 4.3): a
+ * report of successes only returns the headers; with a failure in it,
+ * and in a delay warning, the whole message. */
+START_TEST(test_success_returns_headers)
+{
+	static const struct {
+		int ret;
+		enum dsn_action a1, a2;
+		enum dsn_returned want;
+	} cases[] = {
+		{ SMTP_RET_FULL, DSN_ACTION_DELIVERED, DSN_ACTION_DELIVERED, DSN_RETURNED_HEADERS },
+		{ SMTP_RET_FULL, DSN_ACTION_EXPANDED, DSN_ACTION_RELAYED, DSN_RETURNED_HEADERS },
+		{ SMTP_RET_NONE, DSN_ACTION_DELIVERED, DSN_ACTION_DELIVERED, DSN_RETURNED_HEADERS },
+		{ SMTP_RET_FULL, DSN_ACTION_DELIVERED, DSN_ACTION_FAILED, DSN_RETURNED_FULL },
+		{ SMTP_RET_NONE, DSN_ACTION_DELIVERED, DSN_ACTION_FAILED, DSN_RETURNED_FULL },
+		{ SMTP_RET_FULL, DSN_ACTION_DELAYED, DSN_ACTION_DELIVERED, DSN_RETURNED_FULL },
+		{ SMTP_RET_HDRS, DSN_ACTION_FAILED, DSN_ACTION_FAILED, DSN_RETURNED_HEADERS },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct world w;
+		const char *o;
+
+		world_init(&w, "alice@example.org", msg1, cases[i].ret);
+		world_rcpt(&w, "a@example.net", SMTP_NOTIFY_SUCCESS, NULL, cases[i].a1,
+		    NULL, NULL);
+		world_rcpt(&w, "b@example.net", SMTP_NOTIFY_SUCCESS, NULL, cases[i].a2,
+		    NULL, NULL);
+		o = world_run(&w);
+		ck_assert_msg(w.res.returned == cases[i].want, "case %zu", i);
+		ck_assert_int_eq(strstr(o, "Hello.") != NULL,
+		    cases[i].want == DSN_RETURNED_FULL);
+		world_free(&w);
+	}
+}
+END_TEST
+
 /* No message to return: two parts, and dsn_write_fd() works. */
 START_TEST(test_no_content_fd)
 {
@@ -518,6 +555,7 @@ dsn_suite(void)
 	tcase_add_test(tc, test_long_diagnostic);
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_no_content_fd);
+	tcase_add_test(tc, test_success_returns_headers);
 	suite_add_tcase(s, tc);
 	return s;
 }

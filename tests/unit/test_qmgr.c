@@ -1,17 +1,21 @@
 /*
  * Unit tests for qmgr's state file (qmgr/state.c): every record kind
  * round-trips through qs_format and qs_parse, malformed lines are
- * refused, untrusted text cannot add a line; and the retry back-off
- * doubles from the minimum up to the maximum.
+ * refused, untrusted text cannot add a line; the retry back-off doubles
+ * from the minimum up to the maximum; destinations (sched.c) are interned
+ * per agent and lower-cased domain and freed with their last reference;
+ * and wait lists (queue.c) park and wake messages oldest first.
  */
 #include "autoconf.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check_util.h"
 #include "qmgr.h"
+#include "xalloc.h"
 
 /* Format r, check the line, parse it back and compare. */
 static void
@@ -50,6 +54,8 @@ START_TEST(test_roundtrip)
 		{ { QS_WARNED, 0, 0, 0, "" }, "warned\n" },
 		{ { QS_HOLD, 0, 0, 0, "" }, "hold\n" },
 		{ { QS_RELEASE, 0, 0, 0, "" }, "release\n" },
+		{ { QS_DELIVERED, 4, 0, 0, "2.0.0 delivered" }, "delivered 4 2.0.0 delivered\n" },
+		{ { QS_EXPANDED, 0, 0, 0, "2.0.0 ok" }, "expanded 0 2.0.0 ok\n" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -76,6 +82,7 @@ START_TEST(test_malformed)
 		"defer 1", "defer 1 x err", "fail", "bounced", "rcpt", "rcpt a@b",
 		"rcpt  1", "owner", "owner x", "warned 1", "hold x", "frobnicate 1",
 		"done 99999999999999999999999", "fail 1 bad\tbyte", "done 1\r",
+		"delivered", "delivered x ok", "expanded", "expanded -1 ok",
 	};
 	struct qs_record r;
 	const char *error = NULL;
@@ -130,6 +137,110 @@ START_TEST(test_backoff)
 }
 END_TEST
 
+/* A scheduler without a queue: agents, destinations, a loop. */
+static struct qmgr *
+sched_new(void)
+{
+	struct qmgr *q = xcalloc(1, sizeof(*q));
+
+	q->loop = ev_loop_new();
+	q->set.run_dir = "/nonexistent";
+	q->set.local_limit = q->set.dest_limit = 10;
+	q->set.domain_limit = 2;
+	sched_init(q);
+	return q;
+}
+
+static void
+sched_done(struct qmgr *q)
+{
+	sched_free(q);
+	ck_assert_uint_eq(q->ndests, 0);
+	free(q->dests);
+	ev_loop_free(&q->loop);
+	free(q);
+}
+
+START_TEST(test_dests)
+{
+	struct qmgr *q = sched_new();
+	struct dest *a = sched_dest_get(q, 1, "x@Big.Example");
+	struct dest *b = sched_dest_get(q, 1, "y@big.example");
+	struct dest *c = sched_dest_get(q, 0, "x@big.example");
+	struct dest *n = sched_dest_get(q, 0, "postmaster");
+	struct dest *many[1000];
+	char addr[64];
+
+	ck_assert_ptr_eq(a, b);
+	ck_assert_uint_eq(a->refs, 2);
+	ck_assert_str_eq(a->domain, "big.example");
+	ck_assert_ptr_eq(a->agent, &q->relay);
+	ck_assert_ptr_ne(a, c);
+	ck_assert_ptr_eq(c->agent, &q->local);
+	ck_assert_str_eq(n->domain, "");
+	ck_assert_uint_eq(q->ndests, 3);
+	/* The hash grows; every domain stays findable. */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(addr, sizeof(addr), "u@d%d.test", i);
+		many[i] = sched_dest_get(q, i % 2, addr);
+	}
+	ck_assert_uint_eq(q->ndests, 1003);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(addr, sizeof(addr), "v@D%d.TEST", i);
+		ck_assert_ptr_eq(sched_dest_get(q, i % 2, addr), many[i]);
+		sched_dest_put(q, many[i]);
+		sched_dest_put(q, many[i]);
+	}
+	ck_assert_uint_eq(q->ndests, 3);
+	sched_dest_put(q, a);
+	ck_assert_uint_eq(q->ndests, 3);
+	sched_dest_put(q, b);
+	sched_dest_put(q, c);
+	sched_dest_put(q, n);
+	sched_done(q);
+}
+END_TEST
+
+START_TEST(test_park_wake)
+{
+	struct qmgr *q = sched_new();
+	struct qmsg m[4];
+	struct waitq w = { NULL, NULL };
+
+	memset(m, 0, sizeof(m));
+	for (int i = 0; i < 4; i++)
+		qmgr_park(q, &m[i], &w);
+	ck_assert_ptr_eq(w.head, &m[0]);
+	ck_assert_ptr_eq(w.tail, &m[3]);
+	ck_assert_int_eq(m[2].where, QM_PARKED);
+	/* Taken off the middle of the list. */
+	qmgr_ready_del(q, &m[1]);
+	ck_assert_int_eq(m[1].where, QM_NOWHERE);
+	ck_assert_ptr_eq(m[0].rnext, &m[2]);
+	ck_assert_ptr_eq(m[2].rprev, &m[0]);
+	/* Oldest first, into the ring. */
+	qmgr_wake(q, &w, 2);
+	ck_assert_ptr_eq(q->ready, &m[0]);
+	ck_assert_ptr_eq(m[0].rnext, &m[2]);
+	ck_assert_int_eq(m[2].where, QM_READY);
+	ck_assert_ptr_eq(w.head, &m[3]);
+	ck_assert_ptr_eq(w.tail, &m[3]);
+	/* Parking a message in the ring takes it out of the ring. */
+	qmgr_park(q, &m[0], &w);
+	ck_assert_ptr_eq(q->ready, &m[2]);
+	ck_assert_ptr_eq(w.tail, &m[0]);
+	qmgr_ready_add(q, &m[3]);
+	ck_assert_ptr_eq(w.head, &m[0]);
+	qmgr_wake(q, &w, 5);
+	ck_assert_ptr_null(w.head);
+	ck_assert_ptr_null(w.tail);
+	for (int i = 0; i < 4; i++)
+		qmgr_ready_del(q, &m[i]);
+	ck_assert_ptr_null(q->ready);
+	sched_done(q);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -141,6 +252,8 @@ main(void)
 	tcase_add_test(tc, test_malformed);
 	tcase_add_test(tc, test_sanitized);
 	tcase_add_test(tc, test_backoff);
+	tcase_add_test(tc, test_dests);
+	tcase_add_test(tc, test_park_wake);
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);
 }
