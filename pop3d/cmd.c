@@ -385,12 +385,18 @@ cmd_close_mailbox(struct session *s)
 	s->nmsgs = 0;
 }
 
-/* QUIT in TRANSACTION: the UPDATE state (RFC 1939 6). */
+/*
+ * QUIT in TRANSACTION: the UPDATE state (RFC 1939 6).  Only a deletion
+ * that failed makes the reply -ERR, since that is what -ERR tells the
+ * client (RFC 1939 6: "some deleted messages not removed"); a \Seen flag
+ * that could not be set (a name too long for ":2,S", say) is logged, and
+ * the client that did get its deletions is told so.
+ */
 static void
 proceed_update(struct session *s)
 {
 	const char *error = NULL;
-	unsigned failed = 0, seen = 0, removed = 0;
+	unsigned failed = 0, unflagged = 0, seen = 0, removed = 0;
 
 	for (size_t i = 0; i < s->nmsgs; i++) {
 		int r;
@@ -399,23 +405,27 @@ proceed_update(struct session *s)
 			r = mailbox_msg_expunge(s->mb, i, &error);
 			if (r > 0)
 				removed++;
+			else if (r < 0)
+				failed++;
 		} else if (s->retrieved[i]) {
 			r = mailbox_msg_flag(s->mb, i, 'S', &error);
 			if (r > 0)
 				seen++;
+			else if (r < 0)
+				unflagged++;
 		} else {
 			continue;
 		}
-		if (r < 0) {
-			failed++;
+		if (r < 0)
 			log_error("event=update_failed session=%llu user=%s msg=%s "
-			    "error=\"%s\"", (unsigned long long)s->id,
-			    log_safe(s->login), log_safe(mailbox_msg(s->mb, i)->name), error);
-		}
+			    "op=%s error=\"%s\"", (unsigned long long)s->id,
+			    log_safe(s->login), log_safe(mailbox_msg(s->mb, i)->name),
+			    s->deleted[i] ? "expunge" : "flag", error);
 	}
 	s->ndele = removed;
-	log_info("event=update session=%llu user=%s deleted=%u seen=%u failed=%u",
-	    (unsigned long long)s->id, log_safe(s->login), removed, seen, failed);
+	log_info("event=update session=%llu user=%s deleted=%u seen=%u failed=%u "
+	    "unflagged=%u", (unsigned long long)s->id, log_safe(s->login), removed,
+	    seen, failed, unflagged);
 	cmd_close_mailbox(s);
 	if (failed > 0)
 		session_close_after(s, "-ERR [SYS/TEMP] Some deleted messages were not removed");

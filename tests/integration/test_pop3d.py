@@ -8,7 +8,10 @@ DELE/RSET/QUIT, a dropped connection, delivery during a session,
 [IN-USE], wrong passwords with the auth service's delay, a 1,000-message
 mailbox, a streamed 10,000-message listing, 1,000 concurrent sessions
 (and their memory), long lines, commands in the wrong state, the error
-limit, TOP, pipelining, the idle timeout and shutdown."""
+limit, TOP, pipelining, the idle timeout and shutdown; and a hostile
+client: pipelined floods and RETRs never read (memory stays bounded),
+message files swapped for symlinks, FIFOs and directories, the error
+limit reached mid-batch, clear text after STLS, a half-closed socket."""
 
 import base64
 import os
@@ -50,7 +53,8 @@ pop3d_timeout = 2s
 
 USERS = ("plain", "stls", "pop3s", "authp", "authl", "curl", "curls", "fetch",
          "fetchs", "bytes", "big", "uidl", "dele", "drop", "during", "inuse",
-         "top", "pipe", "seen", "state", "huge")
+         "top", "pipe", "seen", "state", "huge", "flagfail", "flood", "unread",
+         "swap", "victim", "batch", "half")
 
 
 def password(user):
@@ -208,8 +212,8 @@ class Base(unittest.TestCase):
     def place(self, user, name, content, sub="new"):
         """Put a message file straight into the Maildir's new/ (or cur/)."""
         md = self.maildir(user)
-        for sub in ("tmp", "new", "cur"):
-            os.makedirs(os.path.join(md, sub), mode=0o700, exist_ok=True)
+        for d in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(md, d), mode=0o700, exist_ok=True)
         tmp = os.path.join(md, "tmp", name)
         with open(tmp, "wb") as f:
             f.write(content)
@@ -650,6 +654,24 @@ class Pop3d(Base):
         p.quit()
         self.assertRegex(self.files(user)[0][1], r":2,S$")
 
+    def test_quit_ok_when_only_seen_flag_fails(self):
+        # A 252-byte name moves to cur/ as NAME:2, (255 bytes) but cannot
+        # take the S flag (256 > NAME_MAX).  The deletion worked, so QUIT
+        # must say +OK: -ERR would tell the client it did not.
+        user = "flagfail"
+        now = int(time.time())
+        head = "%d.M1." % now
+        self.place(user, head + "h" * (252 - len(head)), b"Subject: l\n\nlong\n")
+        self.place(user, "%d.M2.host" % now, b"Subject: d\n\ngone\n")
+        r = self.raw()
+        r.login(user)
+        self.assertTrue(r.cmd("RETR 1").startswith(b"+OK"))
+        self.assertEqual(r.multi(), b"Subject: l\r\n\r\nlong\r\n")
+        self.assertTrue(r.cmd("DELE 2").startswith(b"+OK"))
+        self.assertEqual(r.cmd("QUIT"), b"+OK Logging out")
+        self.assertEqual([(s, len(n)) for s, n in self.files(user)], [("cur", 255)])
+        wait_until(lambda: "op=flag" in self.inst.read_log(), what="flag failure log")
+
     def test_delivery_during_session(self):
         user = "during"
         self.deliver(user, b"before\r\n", "before")
@@ -680,6 +702,13 @@ class Pop3d(Base):
         token = base64.b64encode(b"\0" + addr(user).encode() + b"\0" +
                                  password(user).encode()).decode()
         self.assertTrue(s.cmd("AUTH PLAIN " + token).startswith(b"-ERR [IN-USE]"))
+        # The refused session ending does not release the holder's lock.
+        self.assertEqual(s.cmd("QUIT"), b"+OK Bye")
+        self.assertTrue(s.closed(5))
+        t = self.raw()
+        self.assertTrue(t.cmd("USER " + addr(user)).startswith(b"+OK"))
+        self.assertTrue(t.cmd("PASS " + password(user)).startswith(b"-ERR [IN-USE] "))
+        self.assertTrue(r.cmd("STAT").startswith(b"+OK"))
 
     def test_1000_message_mailbox(self):
         user = "big"
@@ -758,6 +787,135 @@ class Pop3d(Base):
         self.assertTrue(r.line().startswith(b"-ERR"))     # BOGUS
         self.assertTrue(r.line().startswith(b"+OK"))      # QUIT
         self.assertTrue(r.closed(5))
+
+    # --- a hostile client ------------------------------------------------------
+
+    def pop3d_rss_kb(self):
+        """The resident memory of every pop3d process, summed."""
+        total = 0
+        for pid in self.inst.service_pids("pop3d"):
+            with open("/proc/%d/status" % pid) as f:
+                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        return total
+
+    def test_pipelined_flood_without_reading_is_bounded(self):
+        # 3,000,000 NOOPs (18 MB, more than the kernel's socket buffers
+        # hold) sent without reading a reply: pop3d stops reading once the
+        # replies back up, so its buffers do not grow, and every command
+        # it took gets its reply once the client reads.
+        r = self.raw()
+        r.login("flood")
+        before = self.pop3d_rss_kb()
+        data = b"NOOP\r\n" * 3000000
+        sent = 0
+        r.sock.setblocking(False)
+        deadline = time.monotonic() + 3
+        while sent < len(data) and time.monotonic() < deadline:
+            try:
+                sent += r.sock.send(data[sent:sent + 65536])
+            except BlockingIOError:
+                time.sleep(0.05)
+        r.sock.settimeout(IO_TIMEOUT)
+        self.assertLess(sent, len(data))    # pop3d pushed back
+        self.assertLess(self.pop3d_rss_kb() - before, 16 * 1024)
+        # Read the reply to every whole command, then finish the last one.
+        reply = b"+OK Nothing to do\r\n"
+        want = sent // 6 * len(reply)
+        got = bytearray(r.buf)
+        while len(got) < want:
+            chunk = r.sock.recv(1 << 20)
+            self.assertTrue(chunk, "closed after %d of %d bytes" % (len(got), want))
+            got += chunk
+        self.assertEqual(len(got), want)
+        self.assertEqual(got.count(reply), want // len(reply))
+        r.buf = b""
+        if sent % 6:
+            r.send(data[sent:sent - sent % 6 + 6])
+            self.assertEqual(r.line(), reply[:-2])
+        self.assertTrue(r.cmd("STAT").startswith(b"+OK"))
+
+    def test_retr_never_read_is_bounded(self):
+        self.place("unread", "%d.Mbig.host" % int(time.time()),
+                   b"Subject: big\n\n" + b"x" * 100 + b"\n" * 80000)
+        r = self.raw()
+        r.login("unread")
+        before = self.pop3d_rss_kb()
+        r.send(b"RETR 1\r\n" * 200 + b"LIST\r\n" * 2000)
+        time.sleep(1)
+        self.assertLess(self.pop3d_rss_kb() - before, 16 * 1024)
+        # The process still serves everyone else.
+        p = self.pop("flood")
+        self.assertEqual(p.noop(), b"+OK Nothing to do")
+        p.quit()
+
+    def test_message_replaced_by_symlink_fifo_or_directory(self):
+        # Files swapped under an open session (what a user could plant
+        # through another client) are refused, never followed; a FIFO
+        # does not hang the process.  The victim's mail never leaks.
+        now = int(time.time())
+        secret = "%d.Msecret.host" % now
+        self.place("victim", secret, b"Subject: s\n\nSECRET\n")
+        for i in range(1, 5):
+            self.place("swap", "%d.M%d.host" % (now, i), b"Subject: %d\n\nx\n" % i)
+        r = self.raw()
+        r.login("swap")
+        cur = os.path.join(self.maildir("swap"), "cur")
+        names = sorted(os.listdir(cur))
+        for n in names:
+            os.unlink(os.path.join(cur, n))
+        os.symlink(os.path.join(self.maildir("victim"), "cur", secret + ":2,"),
+                   os.path.join(cur, names[0]))
+        os.mkfifo(os.path.join(cur, names[1]))
+        os.mkdir(os.path.join(cur, names[2]))
+        # Renamed meanwhile (new flags), and now a symlink.
+        os.symlink("/etc/passwd", os.path.join(cur, names[3] + "S"))
+        for i in range(1, 5):
+            self.assertEqual(r.cmd("RETR %d" % i),
+                             b"-ERR [SYS/TEMP] Cannot read the message")
+            self.assertEqual(r.cmd("TOP %d 0" % i),
+                             b"-ERR [SYS/TEMP] Cannot read the message")
+        self.assertEqual(r.cmd("NOOP"), b"+OK Nothing to do")
+        self.assertEqual(r.cmd("QUIT"), b"+OK Logging out")
+        self.assertNotIn(b"SECRET", r.buf)
+        self.assertTrue(os.path.exists("/etc/passwd"))
+
+    def test_error_limit_mid_batch_deletes_nothing(self):
+        self.place("batch", "%d.Mb.host" % int(time.time()), b"Subject: b\n\nb\n")
+        r = self.raw()
+        r.login("batch")
+        r.send(b"DELE 1\r\n" + b"BOGUS\r\n" * 5 + b"QUIT\r\n")
+        self.assertTrue(r.closed(5))
+        self.assertTrue(r.buf.endswith(b"-ERR Too many errors, closing connection\r\n"))
+        self.assertNotIn(b"Logging out", r.buf)
+        p = wait_until(lambda: self.try_pop("batch"), what="mailbox unlocked")
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+
+    def try_pop(self, user):
+        """A logged-in poplib client, or None while the mailbox is locked."""
+        try:
+            return self.pop(user)
+        except poplib.error_proto:
+            return None
+
+    def test_stls_plaintext_in_a_later_segment(self):
+        # Clear text sent after STLS but before the handshake is taken as
+        # (broken) TLS, never as a command.
+        r = self.raw()
+        self.assertEqual(r.cmd("STLS"), b"+OK Begin TLS negotiation")
+        r.send(b"CAPA\r\n")
+        self.assertTrue(r.closed(5))
+        self.assertNotIn(b"+OK", r.buf)
+
+    def test_half_close_after_quit_updates(self):
+        self.place("half", "%d.Mh.host" % int(time.time()), b"Subject: h\n\nh\n")
+        r = self.raw()
+        r.login("half")
+        r.send(b"DELE 1\r\nQUIT\r\n")
+        r.sock.shutdown(socket.SHUT_WR)
+        self.assertTrue(r.closed(5))
+        self.assertEqual(r.buf, b"+OK Message 1 marked for deletion\r\n+OK Logging out\r\n")
+        self.assertEqual(self.files("half"), [])
 
     def test_commands_in_wrong_state(self):
         # Four refusals per connection: pop3d_max_errors is 5.

@@ -131,6 +131,37 @@ scan(struct mailbox *mb, int move_new)
 	ck_assert_msg(mailbox_scan(mb, move_new, &error) == 0, "%s", error);
 }
 
+/* The descriptors this process has open. */
+static size_t
+open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
+START_TEST(test_open_fd_budget)
+{
+	const char *error = NULL;
+	size_t before = open_fds();
+	struct mailbox *mb = open_mb();
+
+	/* The Maildir, new/ and cur/; then the lock. */
+	ck_assert_uint_eq(open_fds() - before, 3);
+	ck_assert_int_eq(mailbox_lock(mb, "test.lock", &error), 1);
+	ck_assert_uint_eq(open_fds() - before, 4);
+	scan(mb, 1);
+	ck_assert_uint_eq(open_fds() - before, 4);
+	mailbox_close(&mb);
+	ck_assert_uint_eq(open_fds(), before);
+}
+END_TEST
+
 START_TEST(test_open_creates)
 {
 	const char *dirs[] = { "example.test", MBOX, MBOX "/tmp", MBOX "/new", MBOX "/cur" };
@@ -1011,6 +1042,7 @@ mailbox_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_open_creates);
+	tcase_add_test(tc, test_open_fd_budget);
 	tcase_add_loop_test(tc, test_open_symlink_refused, 0,
 	    (int)(sizeof(symlink_at) / sizeof(symlink_at[0])));
 	tcase_add_test(tc, test_scan_order);
