@@ -6,6 +6,17 @@
  * no callback ever sees an event for a watch that is gone or for an fd
  * number that was reused.  Timers live in a binary min-heap ordered by
  * deadline, then by arming order; signals arrive through one signalfd.
+ *
+ * Adding a watch to epoll (ev_io_add) and removing it (ev_io_del/close)
+ * happen at once, but ev_io_set() only notes the new interest; the changes
+ * go to epoll just before the next epoll_wait(), so a stream that asks for
+ * EV_WRITE and drops it within one batch costs no system call.  Dropping
+ * EV_READ (a stream pausing its input while it waits for something) is
+ * lazier still: epoll keeps EPOLLIN until an event actually comes for the
+ * paused watch, and only then is it taken out, so a pause during which the
+ * peer sends nothing costs nothing.  Events are always filtered through the
+ * owner's current interest, so a late change never lets one through, and
+ * the fd is in epoll for no longer than its watch exists.
  */
 #include "autoconf.h"
 
@@ -32,13 +43,16 @@ struct ev_io {
 	struct ev_loop *loop;
 	int fd;
 	int interest;		/* what the owner asked for */
-	int registered;		/* in the epoll set (interest != 0) */
+	int kernel;		/* what epoll has (differs while dirty) */
+	int dirty;		/* on loop->dirty: a change is due */
+	int exact;		/* drop the lazily kept EPOLLIN too */
 	int dead;		/* removed: no more events, freed at batch end */
 	int close_fd;		/* close fd when freed */
 	int internal;		/* the loop's own signalfd watch */
 	ev_io_fn *fn;
 	void *arg;
 	struct ev_io *prev, *next;	/* loop->ios, or loop->dead_ios */
+	struct ev_io *dprev, *dnext;	/* loop->dirty */
 };
 
 struct ev_timer {
@@ -74,6 +88,7 @@ struct ev_loop {
 
 	struct ev_io *ios;	/* live watches */
 	struct ev_io *dead_ios;	/* removed during this batch */
+	struct ev_io *dirty;	/* watches with an epoll change due */
 
 	struct ev_timer **heap;	/* armed timers */
 	size_t heap_len, heap_cap;
@@ -270,41 +285,108 @@ ev_break(struct ev_loop *loop)
 
 /* ---- fd watches ---- */
 
-/* Apply the epoll change for moving a watch from interest old to new. */
+/* Take a watch off the loop's dirty list. */
 static void
-io_apply(struct ev_io *io, int old, int new)
+io_undirty(struct ev_io *io)
+{
+	if (!io->dirty)
+		return;
+	if (io->dprev != NULL)
+		io->dprev->dnext = io->dnext;
+	else
+		io->loop->dirty = io->dnext;
+	if (io->dnext != NULL)
+		io->dnext->dprev = io->dprev;
+	io->dprev = io->dnext = NULL;
+	io->dirty = 0;
+}
+
+/* Tell epoll that the watch now wants interest (op ADD, MOD or DEL). */
+static void
+io_epoll(struct ev_io *io, int op, int interest)
 {
 	struct epoll_event ee;
-	int op;
 
-	if (old == new)
-		return;
 	memset(&ee, 0, sizeof(ee));
 	ee.data.ptr = io;
-	if (new & EV_READ)
+	if (interest & EV_READ)
 		ee.events |= EPOLLIN;
-	if (new & EV_WRITE)
+	if (interest & EV_WRITE)
 		ee.events |= EPOLLOUT;
-	if (new == 0)
-		op = EPOLL_CTL_DEL;
-	else if (old == 0)
-		op = EPOLL_CTL_ADD;
-	else
-		op = EPOLL_CTL_MOD;
 	if (epoll_ctl(io->loop->epfd, op, io->fd, &ee) < 0) {
 		/* The owner may already have closed the fd; that removed it. */
-		if (op == EPOLL_CTL_DEL)
-			return;
-		log_fatal("event=epoll_ctl_failed fd=%d op=%d error=\"%s\"",
-		    io->fd, op, strerror(errno));
+		if (op != EPOLL_CTL_DEL)
+			log_fatal("event=epoll_ctl_failed fd=%d op=%d "
+			    "error=\"%s\"", io->fd, op, strerror(errno));
 	}
-	io->registered = new != 0;
+	io->kernel = interest;
+}
+
+/*
+ * Bring epoll in line with the watch's interest: exactly if exact != 0,
+ * else keeping an EPOLLIN the watch no longer wants (see the file comment).
+ */
+static void
+io_sync(struct ev_io *io, int exact)
+{
+	int want = io->interest;
+
+	io_undirty(io);
+	io->exact = 0;
+	if (!exact)
+		want |= io->kernel & EV_READ;
+	if (want == io->kernel)
+		return;
+	if (want == 0)
+		io_epoll(io, EPOLL_CTL_DEL, 0);
+	else if (io->kernel == 0)
+		io_epoll(io, EPOLL_CTL_ADD, want);
+	else
+		io_epoll(io, EPOLL_CTL_MOD, want);
+}
+
+/* Put a watch on the dirty list for ev_apply_dirty(). */
+static void
+io_dirty(struct ev_io *io)
+{
+	if (io->dirty)
+		return;
+	io->dirty = 1;
+	io->dprev = NULL;
+	io->dnext = io->loop->dirty;
+	if (io->dnext != NULL)
+		io->dnext->dprev = io;
+	io->loop->dirty = io;
+}
+
+/*
+ * Set a watch's interest.  With now != 0 epoll learns it at once; else the
+ * watch goes on the dirty list for ev_apply_dirty().
+ */
+static void
+io_apply(struct ev_io *io, int interest, int now)
+{
+	int old = io->interest;
+
+	io->interest = interest;
 	if (!io->internal) {
-		if (old == 0)
+		if (old == 0 && interest != 0)
 			io->loop->nactive++;
-		else if (new == 0)
+		else if (old != 0 && interest == 0)
 			io->loop->nactive--;
 	}
+	if (now)
+		io_sync(io, 1);
+	else if (interest != io->kernel)
+		io_dirty(io);
+}
+
+/* Send the interest changes noted during the batch to epoll. */
+static void
+ev_apply_dirty(struct ev_loop *loop)
+{
+	while (loop->dirty != NULL)
+		io_sync(loop->dirty, loop->dirty->exact);
 }
 
 struct ev_io *
@@ -317,9 +399,7 @@ ev_io_add(struct ev_loop *loop, int fd, int interest, ev_io_fn *fn, void *arg)
 	io->fn = fn;
 	io->arg = arg;
 	io_link(&loop->ios, io);
-	interest &= EV_READ | EV_WRITE;
-	io_apply(io, 0, interest);
-	io->interest = interest;
+	io_apply(io, interest & (EV_READ | EV_WRITE), 1);
 	return io;
 }
 
@@ -329,8 +409,7 @@ ev_io_set(struct ev_io *io, int interest)
 	interest &= EV_READ | EV_WRITE;
 	if (io->dead)
 		log_panic("event=ev_io_set_on_removed_watch fd=%d", io->fd);
-	io_apply(io, io->interest, interest);
-	io->interest = interest;
+	io_apply(io, interest, 0);
 }
 
 int
@@ -345,8 +424,7 @@ io_remove(struct ev_io *io, int close_fd)
 {
 	struct ev_loop *loop = io->loop;
 
-	io_apply(io, io->interest, 0);
-	io->interest = 0;
+	io_apply(io, 0, 1);
 	io->dead = 1;
 	io->close_fd = close_fd;
 	io_unlink(&loop->ios, io);
@@ -749,7 +827,15 @@ ev_dispatch_io(const struct epoll_event *ee)
 	struct ev_io *io = ee->data.ptr;
 	int events = 0;
 
-	if (io->dead || io->interest == 0)
+	if (io->dead)
+		return;
+	if ((io->kernel & EV_READ) && !(io->interest & EV_READ) &&
+	    (ee->events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+		/* Input for a paused watch: take EPOLLIN out now. */
+		io->exact = 1;
+		io_dirty(io);
+	}
+	if (io->interest == 0)
 		return;
 	if (ee->events & EPOLLIN)
 		events |= EV_READ;
@@ -771,6 +857,7 @@ ev_run(struct ev_loop *loop)
 	loop->broken = 0;
 	loop->now = ev_clock_ms();
 	while (!loop->broken && ev_has_work(loop)) {
+		ev_apply_dirty(loop);
 		n = epoll_wait(loop->epfd, loop->events, EV_MAX_EVENTS,
 		    ev_timeout(loop));
 		if (n < 0 && errno != EINTR) {

@@ -53,12 +53,15 @@ uint64_t ev_now(struct ev_loop *loop);
 
 /*
  * Watch fd for the events in interest (EV_READ | EV_WRITE, or 0 for a
- * paused watch).  The fd should be non-blocking.  One watch per fd.
- * Returns the watch, owned by the loop until ev_io_del().
+ * paused watch).  The fd should be non-blocking.  One watch per fd, and
+ * the fd must stay open until ev_io_del() (or use ev_io_close()): epoll
+ * may still hold a paused watch's fd.  Returns the watch, owned by the
+ * loop until ev_io_del().
  */
 struct ev_io *ev_io_add(struct ev_loop *loop, int fd, int interest,
     ev_io_fn *fn, void *arg);
-/* Change the interest set. */
+/* Change the interest set.  Costs no system call: epoll learns the change
+ * before the loop next waits, and only if it still matters then. */
 void ev_io_set(struct ev_io *io, int interest);
 /* The current interest set. */
 int ev_io_interest(const struct ev_io *io);

@@ -10,6 +10,12 @@
  * inside it releases everything but the struct, which ios_deliver() frees
  * when the callback returns.
  *
+ * Output is written first and watched for later: while a deferred flush
+ * is queued the watch does not ask for EV_WRITE, and the flush (at the end
+ * of the batch) sends what it can; only output the socket refused (EAGAIN,
+ * or TLS WANT_WRITE/WANT_READ) makes the watch ask for writability.  A
+ * reply therefore costs one send() and no epoll change.
+ *
  * Both buffers keep a read offset so that consuming from the front is
  * O(1); they are compacted only when the consumed part is at least as
  * large as what is left, which keeps copying linear overall.
@@ -160,7 +166,9 @@ ios_update(struct ios *s)
 	} else {
 		if (ios_can_read(s))
 			want |= s->read_wants_write ? EV_WRITE : EV_READ;
-		if (s->out.len > s->out_off)
+		/* A queued flush tries the write first. */
+		if (s->out.len > s->out_off &&
+		    !(s->defer_flags & IOS_DEFER_FLUSH))
 			want |= s->write_wants_read ? EV_READ : EV_WRITE;
 	}
 	ev_io_set(s->io, want);
@@ -511,8 +519,10 @@ ios_new(struct ev_loop *loop, int fd, const struct ios_limits *lim,
 		    lim->max_output);
 	if (cb->on_read == NULL || cb->on_close == NULL)
 		log_panic("event=ios_missing_callback");
+	/* accept4(SOCK_NONBLOCK) usually did it already. */
 	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+	if (fl < 0 || (!(fl & O_NONBLOCK) &&
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
 		log_warn("event=ios_nonblock_failed fd=%d error=\"%s\"", fd,
 		    strerror(errno));
 
@@ -564,8 +574,8 @@ ios_flush_close(struct ios *s)
 	if (s->closed || s->flush_closing)
 		return;
 	s->flush_closing = 1;
-	ios_update(s);
 	ios_schedule(s, IOS_DEFER_FLUSH);
+	ios_update(s);
 }
 
 int

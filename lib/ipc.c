@@ -4,13 +4,17 @@
  * strict cursor, and carried either by links on the event loop or by the
  * blocking helpers.
  *
- * Reads never cross a frame boundary (the decoder asks for at most the
- * rest of the current frame).  That costs a second recvmsg per frame but
- * ties fds to frames exactly: the kernel hands a sendmsg's fds to the read
- * that returns its first byte, a sender starts every frame that carries fds
- * with a new sendmsg, so the fds of a frame arrive with the read of its
- * first header byte and anywhere else is a violation.  It also lets a
- * blocking reader pass the socket on to a link without losing bytes.
+ * fds are tied to frames exactly: the kernel hands a sendmsg's fds to the
+ * read that returns its first byte, and a sender starts every frame that
+ * carries fds with a new sendmsg, so the fds of a frame arrive with the read
+ * that holds its first header byte.  Hence no read may hold the starts of
+ * two frames.  The blocking helpers read at most the rest of the current
+ * frame (which also lets a blocking reader pass the socket on to a link
+ * without losing bytes); a link reads the rest of the current frame plus
+ * the next frame's header, one recvmsg per frame when frames queue up, and
+ * fds that come with such a read belong to the frame whose header starts
+ * in it.  A link writes its queued frames from a deferred call at the end
+ * of the loop's batch and asks for EV_WRITE only when the socket is full.
  */
 #include "autoconf.h"
 
@@ -700,8 +704,11 @@ struct ipc_link {
 	struct ipc_out *out_head, **out_tail;
 	size_t out_bytes, out_fds;	/* queued, for the backlog limit */
 	long peer_pid;			/* for log lines; -1 if unknown */
+	int flush_queued;		/* ipc_link_deferred() is queued */
 	unsigned char rbuf[IPC_READ_CHUNK];
 };
+
+static void ipc_link_deferred(void *arg);
 
 /* Append formatted text to a log line under construction. */
 static void __attribute__((format(printf, 2, 3)))
@@ -765,19 +772,20 @@ ipc_link_fail(struct ipc_link *l, enum log_level level, const char *reason,
 	return -1;
 }
 
-/* Queue a frame for m (payload already bounded).  0, or -1 with errno
+/* Queue a frame for m (payload already bounded) of which the first sent
+ * bytes already went out (with the fds, if sent > 0).  0, or -1 with errno
  * if an fd could not be duplicated. */
 static int
-ipc_link_queue(struct ipc_link *l, const struct ipc_msg *m)
+ipc_link_queue(struct ipc_link *l, const struct ipc_msg *m, size_t sent)
 {
 	size_t len = IPC_HEADER_SIZE + m->payload.len, i;
 	struct ipc_out *o = xmalloc(xadd(sizeof(*o), len));
 
 	o->next = NULL;
 	o->len = len;
-	o->off = 0;
+	o->off = sent;
 	o->nfds = 0;
-	for (i = 0; i < m->nfds; i++) {
+	for (i = 0; sent == 0 && i < m->nfds; i++) {
 		if ((o->fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0)) < 0) {
 			int saved = errno;
 
@@ -793,9 +801,13 @@ ipc_link_queue(struct ipc_link *l, const struct ipc_msg *m)
 		memcpy(o->data + IPC_HEADER_SIZE, m->payload.data, m->payload.len);
 	*l->out_tail = o;
 	l->out_tail = &o->next;
-	l->out_bytes += len;
+	l->out_bytes += len - sent;
 	l->out_fds += o->nfds;
-	ev_io_set(l->io, EV_READ | EV_WRITE);
+	/* Write at the end of the batch, unless already waiting for room. */
+	if (!l->flush_queued && !(ev_io_interest(l->io) & EV_WRITE)) {
+		l->flush_queued = 1;
+		ev_defer(l->loop, ipc_link_deferred, l);
+	}
 	return 0;
 }
 
@@ -854,8 +866,10 @@ ipc_link_flush(struct ipc_link *l)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				ev_io_set(l->io, EV_READ | EV_WRITE);
 				return 0;
+			}
 			return ipc_link_fail(l, LOG_LEVEL_WARN, "write_error",
 			    errno);
 		}
@@ -889,19 +903,47 @@ ipc_link_dispatch(struct ipc_link *l)
 	return 0;
 }
 
-/* Read and dispatch frames until the socket is drained or the budget is
- * spent.  0, or -1 if the link was closed. */
+/* Feed n read bytes to the decoder (with fds if given) and dispatch a
+ * frame they complete.  0, or -1 if the link was closed. */
+static int
+ipc_link_feed(struct ipc_link *l, const unsigned char *p, size_t n,
+    const int *fds, size_t nfds)
+{
+	const char *why;
+	int r;
+
+	r = ipc_decoder_feed(l->dec, p, n, fds, nfds, &why);
+	if (r < 0)
+		return ipc_link_fail(l, LOG_LEVEL_WARN, why, 0);
+	if (r == 1 && ipc_link_dispatch(l) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Read and dispatch frames until the socket is drained or the budget is
+ * spent.  Once a header is complete, a read asks for the rest of the frame
+ * and the next header (see the file comment); fds in it go with the next
+ * frame's part if the read reached it, else with the current frame's,
+ * where the decoder refuses them unless it is a frame start.  A short read
+ * ends the round: the level-triggered watch calls again if more came in
+ * meanwhile, which saves the read that would return EAGAIN.  0, or -1 if
+ * the link was closed.
+ */
 static int
 ipc_link_read(struct ipc_link *l)
 {
 	int fds[IPC_MAX_FDS];
 	const char *why;
-	size_t nfds, want;
+	size_t nfds, rest, want, first;
 	ssize_t n;
-	int budget, r;
+	int budget;
 
 	for (budget = 0; budget < IPC_READ_BUDGET; budget++) {
-		want = ipc_decoder_want(l->dec);
+		rest = ipc_decoder_want(l->dec);
+		want = rest;
+		if (l->dec->hdr_len == IPC_HEADER_SIZE)
+			want += IPC_HEADER_SIZE;
 		if (want > sizeof(l->rbuf))
 			want = sizeof(l->rbuf);
 		n = ipc_recv_some(l->fd, l->rbuf, want, fds, &nfds, &why);
@@ -917,13 +959,35 @@ ipc_link_read(struct ipc_link *l)
 				    "eof_mid_frame", 0);
 			return ipc_link_fail(l, LOG_LEVEL_DEBUG, "eof", 0);
 		}
-		r = ipc_decoder_feed(l->dec, l->rbuf, (size_t)n, fds, nfds, &why);
-		if (r < 0)
-			return ipc_link_fail(l, LOG_LEVEL_WARN, why, 0);
-		if (r == 1 && ipc_link_dispatch(l) < 0)
+		first = (size_t)n < rest ? (size_t)n : rest;
+		if (first < (size_t)n) {
+			/* The current frame ends inside this read and the
+			 * next one starts: the fds are the next frame's. */
+			if (ipc_link_feed(l, l->rbuf, first, NULL, 0) < 0) {
+				ipc_close_fds(fds, nfds);	/* l is gone */
+				return -1;
+			}
+			if (ipc_link_feed(l, l->rbuf + first, (size_t)n - first,
+			    fds, nfds) < 0)
+				return -1;
+		} else if (ipc_link_feed(l, l->rbuf, first, fds, nfds) < 0) {
 			return -1;
+		}
+		if ((size_t)n < want)
+			return 0;
 	}
 	return 0;
+}
+
+/* The deferred call: write what ipc_link_send() queued. */
+static void
+ipc_link_deferred(void *arg)
+{
+	struct ipc_link *l = arg;
+
+	l->flush_queued = 0;
+	if (l->io != NULL)
+		(void)ipc_link_flush(l);
 }
 
 /* The loop's callback: write what is queued, then read. */
@@ -950,8 +1014,8 @@ ipc_link_new(struct ev_loop *loop, int fd, const struct ipc_proto *proto,
 	struct ipc_msg hello;
 	int fl;
 
-	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
-	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || (!(fl & O_NONBLOCK) &&
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
 		log_panic("event=ipc_link_bad_fd fd=%d error=\"%s\"", fd,
 		    strerror(errno));
 	l = xcalloc(1, sizeof(*l));
@@ -964,11 +1028,11 @@ ipc_link_new(struct ev_loop *loop, int fd, const struct ipc_proto *proto,
 	l->peer_pid = -1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
 		l->peer_pid = (long)cred.pid;
-	l->io = ev_io_add(loop, fd, EV_READ | EV_WRITE, ipc_link_io, l);
+	l->io = ev_io_add(loop, fd, EV_READ, ipc_link_io, l);
 
 	ipc_msg_init(&hello, IPC_HELLO, 0);
 	ipc_put_str(&hello, proto->name);
-	if (ipc_link_queue(l, &hello) < 0)
+	if (ipc_link_queue(l, &hello, 0) < 0)
 		log_panic("event=ipc_hello_queue_failed");
 	ipc_msg_free(&hello);
 	return l;
@@ -981,6 +1045,8 @@ ipc_link_free(struct ipc_link **lp)
 
 	if (l == NULL)
 		return;
+	if (l->flush_queued)
+		ev_defer_cancel(l->loop, ipc_link_deferred, l);
 	if (l->io != NULL)
 		ev_io_close(&l->io);
 	ipc_link_drop_output(l);
@@ -989,10 +1055,45 @@ ipc_link_free(struct ipc_link **lp)
 	*lp = NULL;
 }
 
+/*
+ * A frame with fds and nothing queued before it: try to send it at once,
+ * which spares duplicating the fds (the kernel takes its own references).
+ * Returns the bytes sent: all of the frame (nothing to queue), part of it
+ * (the fds went with the first byte; the rest is queued), or 0 (nothing
+ * went out, e.g. EAGAIN; a real error shows again when the queued frame is
+ * written from the loop, so no callback runs from here).
+ */
+static size_t
+ipc_link_send_now(struct ipc_link *l, const struct ipc_msg *m)
+{
+	unsigned char hdr[IPC_HEADER_SIZE];
+	struct iovec iov[2];
+	union ipc_cmsg cm;
+	struct msghdr msg;
+	ssize_t r;
+
+	if (m->nfds == 0 || l->out_head != NULL ||
+	    (ev_io_interest(l->io) & EV_WRITE))
+		return 0;
+	ipc_header(hdr, m);
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = IPC_HEADER_SIZE;
+	iov[1].iov_base = m->payload.data;
+	iov[1].iov_len = m->payload.len;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = m->payload.len > 0 ? 2 : 1;
+	ipc_attach_fds(&msg, &cm, m->fds, m->nfds);
+	do {
+		r = sendmsg(l->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (r < 0 && errno == EINTR);
+	return r > 0 ? (size_t)r : 0;
+}
+
 int
 ipc_link_send(struct ipc_link *l, const struct ipc_msg *m)
 {
-	size_t len;
+	size_t len, sent;
 
 	if (l->io == NULL)
 		return -1;
@@ -1010,7 +1111,10 @@ ipc_link_send(struct ipc_link *l, const struct ipc_msg *m)
 		    l->proto->name, m->type, l->out_bytes, l->out_fds);
 		return -1;
 	}
-	if (ipc_link_queue(l, m) < 0) {
+	sent = ipc_link_send_now(l, m);
+	if (sent == len)
+		return 0;
+	if (ipc_link_queue(l, m, sent) < 0) {
 		log_warn("event=ipc_send_refused proto=%s reason=dup_failed "
 		    "type=%" PRIu32 " error=\"%s\"", l->proto->name, m->type,
 		    strerror(errno));

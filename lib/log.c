@@ -1,10 +1,16 @@
 /*
  * log: key=value event lines to stderr (dev mode) or syslog (root mode),
  * with a sanitizer for peer-supplied strings.
+ *
+ * A stderr line is built in one buffer and written with one call.  The
+ * "ident[pid]" part is cached per thread (invalidated in a fork()ed child
+ * and by log_init()), and so is the date and time to the second, so a line
+ * costs no getpid() and one strftime() per second at most.
  */
 #include "autoconf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +29,23 @@ static struct {
 	log_hook_fn *hook;
 	void *hook_arg;
 	int syslog_open;
-} logger = { "postern", LOG_TARGET_STDERR, LOG_LEVEL_INFO, NULL, NULL, 0 };
+	unsigned gen;		/* bumped by log_init(): caches are stale */
+	int atfork_done;
+} logger = { "postern", LOG_TARGET_STDERR, LOG_LEVEL_INFO, NULL, NULL, 0,
+    1, 0 };
+
+/* Per-thread caches for the stderr prefix (see the file comment). */
+static _Thread_local struct {
+	unsigned gen;		/* logger.gen when who[] was made; 0: none */
+	size_t who_len;
+	char who[96];		/* "ident[pid]: " */
+	time_t when_sec;	/* the second when[] holds */
+	int when_ok;
+	char when[32];		/* "%Y-%m-%dT%H:%M:%S" */
+} logcache;
+
+/* The longest message text kept, without the newline. */
+#define LOG_LINE_MAX 2047
 
 static const char *const level_names[] = {
 	"debug", "info", "warn", "error", "fatal", "panic",
@@ -33,11 +55,21 @@ static const int syslog_prio[] = {
 	LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT, LOG_ALERT,
 };
 
+/* In a fork()ed child (which runs only the forking thread) the cached pid
+ * is the parent's. */
+static void
+log_forget_pid(void)
+{
+	logcache.gen = 0;
+}
+
 void
 log_init(const char *ident, enum log_target target, enum log_level min)
 {
 	size_t n = strlen(ident);
 
+	if (++logger.gen == 0)
+		logger.gen = 1;
 	if (n >= sizeof(logger.ident))
 		n = sizeof(logger.ident) - 1;
 	memcpy(logger.ident, ident, n);
@@ -89,18 +121,82 @@ log_set_hook(log_hook_fn *fn, void *arg)
 	logger.hook_arg = arg;
 }
 
+/* Append n bytes to out[*len], which has room (the caller sized it). */
+static void
+log_put(char *out, size_t *len, const char *p, size_t n)
+{
+	memcpy(out + *len, p, n);
+	*len += n;
+}
+
+/*
+ * Write "WHEN.mmmZ ident[pid]: level=LEVEL " into out (at least
+ * LOG_PREFIX_MAX bytes); returns its length.  Same bytes as
+ * "%s.%03ldZ %s[%ld]: level=%s " with strftime's "%Y-%m-%dT%H:%M:%S".
+ */
+#define LOG_PREFIX_MAX (sizeof(logcache.when) + 6 + sizeof(logcache.who) + 16)
+static size_t
+log_prefix(char *out, enum log_level level)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t len = 0, n;
+	long ms;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (!logcache.when_ok || ts.tv_sec != logcache.when_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		if (strftime(logcache.when, sizeof(logcache.when),
+		    "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+			logcache.when[0] = '\0';
+		logcache.when_sec = ts.tv_sec;
+		logcache.when_ok = 1;
+	}
+	if (logcache.gen != logger.gen) {
+		if (!logger.atfork_done &&
+		    pthread_atfork(NULL, NULL, log_forget_pid) == 0)
+			logger.atfork_done = 1;
+		r = snprintf(logcache.who, sizeof(logcache.who), "%s[%ld]: ",
+		    logger.ident, (long)getpid());
+		logcache.who_len = r > 0 && (size_t)r < sizeof(logcache.who) ?
+		    (size_t)r : strlen(logcache.who);
+		logcache.gen = logger.gen;
+	}
+	log_put(out, &len, logcache.when, strlen(logcache.when));
+	ms = ts.tv_nsec / 1000000;
+	out[len++] = '.';
+	out[len++] = (char)('0' + ms / 100);
+	out[len++] = (char)('0' + ms / 10 % 10);
+	out[len++] = (char)('0' + ms % 10);
+	out[len++] = 'Z';
+	out[len++] = ' ';
+	log_put(out, &len, logcache.who, logcache.who_len);
+	log_put(out, &len, "level=", 6);
+	n = strlen(level_names[level]);
+	log_put(out, &len, level_names[level], n);
+	out[len++] = ' ';
+	return len;
+}
+
 void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
-	char line[2048];
+	char out[LOG_PREFIX_MAX + LOG_LINE_MAX + 2];
 	int saved_errno = errno;
-	int n;
+	int to_stderr, n;
+	size_t pre = 0, len;
+	char *line;
 
 	if (!log_enabled(level))
 		return;
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	to_stderr = logger.hook == NULL && logger.target != LOG_TARGET_SYSLOG;
+	if (to_stderr)
+		pre = log_prefix(out, level);
+	line = out + pre;
+	n = vsnprintf(line, LOG_LINE_MAX + 1, fmt, ap);
 	if (n < 0)
-		snprintf(line, sizeof(line), "event=log_format_error");
+		snprintf(line, LOG_LINE_MAX + 1, "event=log_format_error");
 	/* A newline inside a message would forge a second log line. */
 	for (char *p = line; *p != '\0'; p++)
 		if (*p == '\n' || *p == '\r')
@@ -110,16 +206,9 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	} else if (logger.target == LOG_TARGET_SYSLOG) {
 		syslog(syslog_prio[level], "level=%s %s", level_names[level], line);
 	} else {
-		struct timespec ts;
-		struct tm tm;
-		char when[32];
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ldZ %s[%ld]: level=%s %s\n", when,
-		    ts.tv_nsec / 1000000, logger.ident, (long)getpid(),
-		    level_names[level], line);
+		len = pre + strlen(line);
+		out[len++] = '\n';
+		(void)fwrite(out, 1, len, stderr);
 	}
 	errno = saved_errno;
 }

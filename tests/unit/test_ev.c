@@ -1,8 +1,9 @@
 /*
  * Unit tests for lib/ev: timer order and repeat, deferred call order,
- * removing and closing watches inside a batch, signals through signalfd,
- * break, and ev_run() returning when idle.  Every loop that could hang
- * runs with a guard timer that breaks it and fails the test.
+ * removing and closing watches inside a batch, lazily applied interest
+ * changes, signals through signalfd, break, and ev_run() returning when
+ * idle.  Every loop that could hang runs with a guard timer that breaks it
+ * and fails the test.
  */
 #include "autoconf.h"
 
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_util.h"
@@ -356,6 +358,138 @@ START_TEST(test_close_at_batch_end)
 }
 END_TEST
 
+/* Record which events a watch saw; consume nothing. */
+static void
+count_events_cb(struct ev_io *io, int fd, int events, void *arg)
+{
+	struct tstate *st = arg;
+
+	(void)io;
+	(void)fd;
+	if (events & EV_READ)
+		record(st, 'r');
+	if (events & EV_WRITE)
+		record(st, 'w');
+	ev_break(st->loop);
+}
+
+/* A timer that toggles the watch in one batch and ends up reading. */
+static void
+toggle_cb(struct ev_timer *t, void *arg)
+{
+	struct tstate *st = arg;
+
+	(void)t;
+	ev_io_set(st->ios[0], EV_READ | EV_WRITE);
+	ev_io_set(st->ios[0], 0);
+	ev_io_set(st->ios[0], EV_READ);
+	ck_assert_int_eq(ev_io_interest(st->ios[0]), EV_READ);
+	record(st, 't');
+}
+
+/* A timer that ends the loop. */
+static void
+stop_cb(struct ev_timer *t, void *arg)
+{
+	struct tstate *st = arg;
+
+	(void)t;
+	record(st, 's');
+	ev_break(st->loop);
+}
+
+/*
+ * Interest changes reach epoll lazily, yet no unwanted event gets through:
+ * a paused watch on a readable (and writable) fd gets nothing and does not
+ * make the loop spin, a write-only watch sees no reads, a change undone
+ * within a batch leaves no trace, a watch added and deleted in one batch
+ * can have its fd closed, and ev_run() returns when the only watch is
+ * paused.
+ */
+START_TEST(test_set_lazy)
+{
+	struct tstate st;
+	struct ev_timer *t;
+	struct ev_io *gone;
+	struct timespec c0, c1;
+	int sv[2], sv2[2];
+
+	tstate_init(&st);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sv), 0);
+	ck_assert_int_eq(write(sv[1], "x", 1), 1);	/* sv[0] readable */
+
+	/* Added reading, paused at once: nothing for 100 ms, and no busy
+	 * loop on the level-triggered input either. */
+	st.ios[0] = ev_io_add(st.loop, sv[0], EV_READ, count_events_cb, &st);
+	ev_io_set(st.ios[0], EV_WRITE);
+	ev_io_set(st.ios[0], 0);
+	t = ev_timer_add(st.loop, 100, 0, stop_cb, &st);
+	ck_assert_int_eq(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0), 0);
+	ck_assert_int_eq(ev_run(st.loop), 0);
+	ck_assert_int_eq(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1), 0);
+	ck_assert_str_eq(st.order, "s");
+	ck_assert_msg((c1.tv_sec - c0.tv_sec) * 1000 +
+	    (c1.tv_nsec - c0.tv_nsec) / 1000000 < 50, "busy while paused");
+	ev_timer_del(&t);
+
+	/* Writing only, with input waiting: writes are reported, reads
+	 * never. */
+	st.norder = 0;
+	st.order[0] = '\0';
+	ev_io_set(st.ios[0], EV_WRITE);
+	ck_assert_int_eq(ev_run(st.loop), 0);
+	ck_assert_str_eq(st.order, "w");
+	ev_io_set(st.ios[0], 0);
+	st.norder = 0;
+	st.order[0] = '\0';
+
+	/* Paused across a wait, then toggled within a batch: reads only. */
+	t = ev_timer_add(st.loop, 5, 0, toggle_cb, &st);
+	ck_assert_int_eq(ev_run(st.loop), 0);
+	ck_assert_str_eq(st.order, "tr");
+	ev_timer_del(&t);
+
+	/* Reading registered, write interest added and dropped in one
+	 * batch: a 30 ms wait sees reads only, never a write. */
+	st.norder = 0;
+	st.order[0] = '\0';
+	ev_io_set(st.ios[0], EV_READ | EV_WRITE);
+	ev_io_set(st.ios[0], EV_READ);
+	ck_assert_int_eq(ev_run(st.loop), 0);
+	ck_assert_str_eq(st.order, "r");
+
+	/* Write interest from a registered read watch: both come. */
+	st.norder = 0;
+	st.order[0] = '\0';
+	ev_io_set(st.ios[0], EV_READ | EV_WRITE);
+	ck_assert_int_eq(ev_run(st.loop), 0);
+	ck_assert_str_eq(st.order, "rw");
+
+	/* Added, changed and deleted in one go; its fd closed before the
+	 * next wait. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sv2), 0);
+	gone = ev_io_add(st.loop, sv2[0], EV_READ, count_events_cb, &st);
+	ev_io_set(gone, EV_READ | EV_WRITE);
+	ev_io_del(&gone);
+	close(sv2[0]);
+	close(sv2[1]);
+
+	/* Only a paused watch and no timer: ev_run() returns at once. */
+	ev_timer_del(&st.guard);
+	ev_io_set(st.ios[0], 0);
+	st.norder = 0;
+	st.order[0] = '\0';
+	ck_assert_int_eq(ev_run(st.loop), 0);
+	ck_assert_str_eq(st.order, "");
+	ev_io_del(&st.ios[0]);
+	close(sv[0]);
+	close(sv[1]);
+	ev_loop_free(&st.loop);
+}
+END_TEST
+
 /* EOF on a watched socket is reported as readable. */
 static void
 eof_cb(struct ev_io *io, int fd, int events, void *arg)
@@ -493,6 +627,7 @@ ev_suite(void)
 	tcase_add_test(tc, test_defer_cancel_inside);
 	tcase_add_test(tc, test_remove_in_batch);
 	tcase_add_test(tc, test_close_at_batch_end);
+	tcase_add_test(tc, test_set_lazy);
 	tcase_add_test(tc, test_io_eof);
 	tcase_add_test(tc, test_signal);
 	tcase_add_test(tc, test_break);

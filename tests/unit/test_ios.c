@@ -3,7 +3,9 @@
  * ev loop.  Line splitting, CRLF/LF/bare CR, overlong lines and resync,
  * input back-pressure, output flushing, EOF, idle timeout, flush_close,
  * a TLS handshake between two streams with a certificate made by
- * tls_make_selfsigned(), and STARTTLS discarding clear-text input.  Each
+ * tls_make_selfsigned(), STARTTLS discarding clear-text input, and
+ * replies larger than the socket buffer to a peer that stops reading for a
+ * while (clear text and TLS: output waits for room without spinning).  Each
  * loop runs under a guard timer so a bug fails the test instead of hanging.
  */
 #include "autoconf.h"
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -585,6 +588,228 @@ START_TEST(test_idle_timeout)
 }
 END_TEST
 
+/* --- Write-first output: replies larger than the socket buffer, a peer
+ * that stops reading for a while, in clear text and in TLS. --- */
+
+#define BIG_REPLY ((size_t)2 << 20)	/* far more than a socketpair holds */
+#define STALL_MS 100
+
+/* The byte at offset i of a big reply. */
+static unsigned char
+big_byte(size_t i)
+{
+	return (unsigned char)(i * 131 + (i >> 12));
+}
+
+/* Queue the big reply (in a few writes) and a final line. */
+static void
+queue_big_reply(struct ios *s)
+{
+	static unsigned char chunk[65536];
+	size_t off, i, n;
+
+	for (off = 0; off < BIG_REPLY; off += n) {
+		n = BIG_REPLY - off < sizeof(chunk) ? BIG_REPLY - off :
+		    sizeof(chunk);
+		for (i = 0; i < n; i++)
+			chunk[i] = big_byte(off + i);
+		ck_assert_int_eq(ios_write(s, chunk, n), 0);
+	}
+	ck_assert_int_eq(ios_printf(s, "%s\r\n", "END"), 0);
+}
+
+/* Server: on "GO", reply with the big reply from inside on_read. */
+static void
+big_on_line(struct peer *p, const char *line, size_t len)
+{
+	(void)len;
+	if (strcmp(line, "GO") == 0)
+		queue_big_reply(p->s);
+}
+
+/* CPU time of the process in milliseconds. */
+static uint64_t
+cpu_ms(void)
+{
+	struct timespec ts;
+
+	ck_assert_int_eq(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wall-clock milliseconds. */
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A timer that ends ev_run(). */
+static void
+stall_over_cb(struct ev_timer *t, void *arg)
+{
+	struct harness *h = arg;
+
+	(void)t;
+	ev_break(h->loop);
+}
+
+/* Run the loop for ms milliseconds. */
+static void
+run_for(struct harness *h, uint64_t ms)
+{
+	struct ev_timer *t = ev_timer_add(h->loop, ms, 0, stall_over_cb, h);
+
+	ck_assert_int_eq(ev_run(h->loop), 0);
+	ev_timer_del(&t);
+	ck_assert_int_eq(h->timed_out, 0);
+}
+
+/*
+ * Let the writer s write what the peer takes (until its pending output
+ * stops changing, and with stuck != 0 is non-zero), then run the loop for
+ * STALL_MS more with a peer that does not read: the writer must wait for
+ * writability, not spin.
+ */
+static void
+run_stalled(struct harness *h, struct ios *s, int stuck)
+{
+	uint64_t c0, w0, cpu, wall;
+	size_t before;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		before = ios_pending(s);
+		run_for(h, 20);
+		if (ios_pending(s) == before && (before > 0 || !stuck))
+			break;
+	}
+	ck_assert(ios_pending(s) > 0 || !stuck);
+	c0 = cpu_ms();
+	w0 = wall_ms();
+	run_for(h, STALL_MS);
+	cpu = cpu_ms() - c0;
+	wall = wall_ms() - w0;
+	ck_assert_uint_ge(wall, STALL_MS / 2);
+	ck_assert_msg(cpu * 2 < wall, "busy while stalled: cpu %llu ms of "
+	    "%llu ms", (unsigned long long)cpu, (unsigned long long)wall);
+}
+
+/* A raw reader that checks the big reply byte by byte. */
+struct bigsink {
+	struct ev_loop *loop;
+	struct ev_io *io;
+	size_t pos;		/* bytes of the big reply seen */
+	size_t bad;		/* bytes that differed */
+	char tail[16];		/* what follows it */
+	size_t ntail;
+	size_t want_tail;	/* break the loop at this many tail bytes */
+};
+
+/* Check one piece of the stream against the expected bytes. */
+static void
+bigsink_take(struct bigsink *k, const unsigned char *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (k->pos < BIG_REPLY) {
+			if (b[i] != big_byte(k->pos))
+				k->bad++;
+			k->pos++;
+		} else if (k->ntail < sizeof(k->tail)) {
+			k->tail[k->ntail++] = (char)b[i];
+		} else {
+			k->bad++;
+		}
+	}
+}
+
+/* Watch callback for the raw end. */
+static void
+bigsink_cb(struct ev_io *io, int fd, int events, void *arg)
+{
+	struct bigsink *k = arg;
+	unsigned char b[32768];
+	ssize_t n;
+
+	(void)io;
+	(void)events;
+	n = read(fd, b, sizeof(b));
+	if (n > 0)
+		bigsink_take(k, b, (size_t)n);
+	if (k->ntail == k->want_tail)
+		ev_break(k->loop);
+}
+
+START_TEST(test_write_first_plain)
+{
+	static const struct ios_limits lim = { 1000, 4096, 8 << 20, 0 };
+	static const struct ios_callbacks cb = {
+		peer_read, peer_drained, peer_close,
+	};
+	struct harness h;
+	struct peer p;
+	struct bigsink k;
+	size_t pending;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	harness_init(&h);
+	memset(&p, 0, sizeof(p));
+	p.loop = h.loop;
+	p.on_line = big_on_line;
+	p.s = ios_new(h.loop, sv[0], &lim, &cb, &p);
+
+	/* A small reply goes out within the batch of its request. */
+	ck_assert_int_eq(write(sv[1], "HI\r\n", 4), 4);
+	ck_assert_int_eq(ios_write(p.s, "ok\r\n", 4), 0);
+	run_stalled(&h, p.s, 0);
+	ck_assert_int_eq(p.ndrained, 1);
+	memset(&k, 0, sizeof(k));
+	ck_assert_int_eq(read(sv[1], k.tail, sizeof(k.tail)), 4);
+	ck_assert_mem_eq(k.tail, "ok\r\n", 4);
+
+	/* The request for a reply larger than the socket buffer; the peer
+	 * then reads nothing for a while. */
+	ck_assert_int_eq(write(sv[1], "GO\r\n", 4), 4);
+	run_stalled(&h, p.s, 1);
+	pending = ios_pending(p.s);
+	ck_assert_uint_gt(pending, 0);
+	ck_assert_uint_lt(pending, BIG_REPLY + 5);
+	ck_assert_int_eq(p.ndrained, 1);
+	ck_assert_int_eq(p.closed, 0);
+
+	/* More output joins the queue while it waits for room. */
+	ck_assert_int_eq(ios_write(p.s, "MORE\r\n", 6), 0);
+	ck_assert_uint_eq(ios_pending(p.s), pending + 6);
+
+	/* The peer reads again: everything arrives in order, then drained. */
+	memset(&k, 0, sizeof(k));
+	k.loop = h.loop;
+	k.want_tail = 11;
+	k.io = ev_io_add(h.loop, sv[1], EV_READ, bigsink_cb, &k);
+	while (k.ntail < k.want_tail && !h.timed_out)
+		ck_assert_int_eq(ev_run(h.loop), 0);
+	ck_assert_int_eq(h.timed_out, 0);
+	ck_assert_uint_eq(k.pos, BIG_REPLY);
+	ck_assert_uint_eq(k.bad, 0);
+	ck_assert_mem_eq(k.tail, "END\r\nMORE\r\n", 11);
+	while (p.ndrained < 2 && !h.timed_out)
+		run_for(&h, 20);
+	ck_assert_int_eq(p.ndrained, 2);
+	ck_assert_uint_eq(ios_pending(p.s), 0);
+	ev_io_del(&k.io);
+	close(sv[1]);
+	peer_done(&p);
+	harness_done(&h);
+}
+END_TEST
+
 /* TLS test fixture: a certificate in a temporary directory. */
 struct tlsfix {
 	char dir[64];
@@ -798,6 +1023,86 @@ START_TEST(test_tls_small_buffer)
 }
 END_TEST
 
+/* TLS client for the big reply: once TLS is up, ask for it and stop
+ * reading; later check every byte, and close after the last. */
+static void
+big_client_read(struct ios *s, void *arg)
+{
+	struct peer *p = arg;
+	struct bigsink *k = p->ctx;
+	const char *b;
+	size_t n;
+
+	p->nread_cb++;
+	if (!p->saw_tls) {
+		if (!ios_tls_active(s))
+			return;
+		p->saw_tls = 1;
+		ck_assert_int_eq(ios_write(s, "GO\r\n", 4), 0);
+		ios_set_reading(s, 0);
+		ev_break(p->loop);
+		return;
+	}
+	b = ios_peek(s, &n);
+	bigsink_take(k, (const unsigned char *)b, n);
+	ios_consume(s, n);
+	if (k->ntail == k->want_tail)
+		ios_flush_close(s);
+}
+
+START_TEST(test_write_first_tls)
+{
+	static const struct ios_limits lim = { 1000, 4096, 8 << 20, 0 };
+	static const struct ios_callbacks cli_cb = {
+		big_client_read, peer_drained, peer_close,
+	};
+	struct harness h;
+	struct tlsfix f;
+	struct peer srv, cli;
+	struct bigsink k;
+	int sv[2];
+
+	tlsfix_init(&f);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	harness_init(&h);
+	peer_init(&srv, &h, sv[0], &lim, "server");
+	srv.on_line = big_on_line;
+	memset(&cli, 0, sizeof(cli));
+	memset(&k, 0, sizeof(k));
+	k.want_tail = 5;
+	cli.loop = h.loop;
+	cli.ctx = &k;
+	cli.s = ios_new(h.loop, sv[1], &lim, &cli_cb, &cli);
+	ck_assert_int_eq(ios_starttls_server(srv.s, f.server), 0);
+	ck_assert_int_eq(ios_starttls_client(cli.s, f.client, "mx.example.org"), 0);
+	while (!cli.saw_tls && !h.timed_out)
+		ck_assert_int_eq(ev_run(h.loop), 0);
+	ck_assert_int_eq(h.timed_out, 0);
+
+	/* The server writes far more than the socket holds; the client
+	 * reads nothing meanwhile. */
+	run_stalled(&h, srv.s, 1);
+	ck_assert_uint_eq(srv.nlines, 1);
+	ck_assert_uint_gt(ios_pending(srv.s), 0);
+	ck_assert_int_eq(srv.closed + cli.closed, 0);
+	ck_assert_uint_eq(k.pos, 0);
+
+	/* Reading again: every byte arrives, then both close cleanly. */
+	ios_set_reading(cli.s, 1);
+	run_until_closed(&h, &srv, &cli);
+	ck_assert_uint_eq(k.pos, BIG_REPLY);
+	ck_assert_uint_eq(k.bad, 0);
+	ck_assert_mem_eq(k.tail, "END\r\n", 5);
+	ck_assert_int_ge(srv.ndrained, 1);
+	ck_assert_int_eq(cli.why, IOS_CLOSE_EOF);
+	ck_assert_int_eq(srv.why, IOS_CLOSE_EOF);
+	peer_done(&srv);
+	peer_done(&cli);
+	harness_done(&h);
+	tlsfix_done(&f);
+}
+END_TEST
+
 /* STARTTLS server: on "STARTTLS", reply and start the handshake at once;
  * anything pipelined behind it in clear text must vanish. */
 static void
@@ -889,10 +1194,12 @@ ios_suite(void)
 	tcase_add_test(tc, test_drained_and_eof);
 	tcase_add_test(tc, test_write_error);
 	tcase_add_test(tc, test_idle_timeout);
+	tcase_add_test(tc, test_write_first_plain);
 	tcase_add_test(tc, test_tls_echo);
 	tcase_add_test(tc, test_tls_wrong_name);
 	tcase_add_test(tc, test_tls_small_buffer);
 	tcase_add_test(tc, test_starttls_discard);
+	tcase_add_test(tc, test_write_first_tls);
 	suite_add_tcase(s, tc);
 	return s;
 }

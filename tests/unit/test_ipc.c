@@ -778,6 +778,77 @@ START_TEST(test_link_fd_roundtrip)
 }
 END_TEST
 
+/* One round of test_link_fd_mixed: NMIXED frames from A to B, fd frames
+ * (each with its own pipe) between pings; every fd must reach its frame. */
+#define NMIXED 24
+static void
+fd_mixed_round(struct fixture *fx)
+{
+	struct ipc_msg m;
+	int pipes[NMIXED][2];
+	char want[16], got[32];
+	size_t i, nfd = 0, before = fx->b.msgs;
+	ssize_t r;
+
+	for (i = 0; i < NMIXED; i++) {
+		/* Pattern: fd, ping, ping, fd, fd, ping, ... */
+		if (i % 3 != 1 && i % 5 != 2) {
+			ck_assert_int_eq(pipe(pipes[i]), 0);
+			snprintf(want, sizeof(want), "frame%02zu", i);
+			ipc_msg_init(&m, T_FD, (uint32_t)i);
+			ipc_put_str(&m, want);
+			ipc_put_u64(&m, i);
+			ipc_put_fd(&m, pipes[i][1]);
+			nfd++;
+		} else {
+			pipes[i][0] = pipes[i][1] = -1;
+			ipc_msg_init(&m, T_PING, (uint32_t)i);
+			ipc_put_u32(&m, (uint32_t)i * 7);
+		}
+		ck_assert_int_eq(ipc_link_send(fx->a.link, &m), 0);
+		ipc_msg_free(&m);
+		if (pipes[i][1] >= 0)
+			close(pipes[i][1]);	/* the link or kernel has it */
+	}
+	ck_assert_uint_gt(nfd, 4);
+	fx->b.stop_after = before + NMIXED;
+	fixture_run(fx);
+	ck_assert_uint_eq(fx->b.msgs, before + NMIXED);
+	ck_assert_int_eq(fx->a.closed + fx->b.closed, 0);
+	for (i = 0; i < NMIXED; i++) {
+		if (pipes[i][0] < 0)
+			continue;
+		snprintf(want, sizeof(want), "frame%02zu", i);
+		ck_assert_int_eq(fcntl(pipes[i][0], F_SETFL, O_NONBLOCK), 0);
+		r = read(pipes[i][0], got, sizeof(got));
+		ck_assert_int_eq(r, (ssize_t)strlen(want));
+		ck_assert_mem_eq(got, want, strlen(want));
+		/* Every copy of the write end is closed. */
+		ck_assert_int_eq(read(pipes[i][0], got, sizeof(got)), 0);
+		close(pipes[i][0]);
+	}
+}
+
+/*
+ * Frames with and without fds reach B with each fd tied to its own frame,
+ * although B reads the rest of a frame and the next header in one recvmsg:
+ * first all queued behind the hello (frames without fds then share a
+ * sendmsg with the fd frame before them), then with the hellos done (an fd
+ * frame with nothing queued before it is sent at once, undup'd).
+ */
+START_TEST(test_link_fd_mixed)
+{
+	struct fixture fx;
+
+	fixture_init(&fx);
+	fixture_link_a(&fx, &proto_v1);
+	fixture_link_b(&fx, &proto_v1);
+	fd_mixed_round(&fx);
+	fd_mixed_round(&fx);
+	fixture_free(&fx);
+}
+END_TEST
+
 /* Different protocol names: both sides close. */
 START_TEST(test_link_wrong_proto)
 {
@@ -831,6 +902,12 @@ static const struct {
 	    1, 0, 0, "handler_refused", 0 },
 	{ "duplicate hello", 1, { { IPC_HELLO, { { P_STR, 0, "test/1", 0 } },
 	    0 } }, 1, 0, 0, "duplicate_hello", 0 },
+	/* The rest of the bad frame and the next header (with its fd) come
+	 * in one read: the fd must still be closed. */
+	{ "fd behind a failing frame", 1, { { T_LAZY,
+	    { { P_U32, 1, NULL, 0 }, { P_U32, 2, NULL, 0 } }, 0 },
+	    { T_FD, { { P_STR, 0, "x", 0 }, { P_U64, 5, NULL, 0 } }, 0 } },
+	    2, 1, 0, "leftover_bytes", 1 },
 };
 
 /* A raw peer writes bytes (and fds) at link A, which must close, log why,
@@ -1204,6 +1281,7 @@ ipc_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_link_hello_ping);
 	tcase_add_test(tc, test_link_fd_roundtrip);
+	tcase_add_test(tc, test_link_fd_mixed);
 	tcase_add_test(tc, test_link_wrong_proto);
 	tcase_add_loop_test(tc, test_link_close, 0,
 	    sizeof(close_cases) / sizeof(close_cases[0]));

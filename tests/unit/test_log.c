@@ -4,10 +4,13 @@
  */
 #include "autoconf.h"
 
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check_util.h"
 #include "log.h"
@@ -95,6 +98,97 @@ START_TEST(test_long_line_is_truncated_not_overflowed)
 }
 END_TEST
 
+/* Check one stderr line: the prefix's shape, the pid and the text. */
+static void
+check_stderr_line(const char *line, long pid, const char *text)
+{
+	static const char *const re =
+	    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+	    "tst\\[([0-9]+)\\]: level=(info|warn) (.*)$";
+	regex_t rx;
+	regmatch_t m[4];
+
+	ck_assert_int_eq(regcomp(&rx, re, REG_EXTENDED), 0);
+	ck_assert_msg(regexec(&rx, line, 4, m, 0) == 0, "bad line: %s", line);
+	ck_assert_int_eq(strtol(line + m[1].rm_so, NULL, 10), pid);
+	ck_assert_str_eq(line + m[3].rm_so, text);
+	regfree(&rx);
+}
+
+/* The stderr format: one line per event, the pid right after fork(), the
+ * time's shape, newlines flattened, long text cut at 2047 bytes. */
+START_TEST(test_stderr_format)
+{
+	char path[] = "/tmp/test_log.XXXXXX";
+	char *big = malloc(3000), *data, *line, *save = NULL;
+	int fd = mkstemp(path), saved = dup(2), status, n = 0;
+	long lines_pid[5];
+	const char *texts[5];
+	pid_t child;
+	FILE *f;
+	size_t len;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'z', 2999);
+	big[2999] = '\0';
+	fflush(stderr);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	log_set_hook(NULL, NULL);
+	log_init("tst", LOG_TARGET_STDERR, LOG_LEVEL_INFO);
+	log_info("event=one n=%d", 1);
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		log_info("event=child");
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert_int_eq(status, 0);
+	log_warn("event=two text=\"a\nb\rc\"");
+	log_info("event=big value=%s", big);
+	log_info("event=three");
+	fflush(stderr);
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+
+	f = fdopen(fd, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	len = (size_t)ftell(f);
+	rewind(f);
+	data = calloc(1, len + 1);
+	ck_assert_uint_eq(fread(data, 1, len, f), len);
+	fclose(f);
+	unlink(path);
+	ck_assert(len > 0 && data[len - 1] == '\n');
+	texts[0] = "event=one n=1";
+	texts[1] = "event=child";
+	texts[2] = "event=two text=\"a b c\"";
+	texts[3] = NULL;
+	texts[4] = "event=three";
+	lines_pid[0] = lines_pid[2] = lines_pid[3] = lines_pid[4] = getpid();
+	lines_pid[1] = child;
+	for (line = strtok_r(data, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save), n++) {
+		ck_assert_int_lt(n, 5);
+		if (texts[n] != NULL) {
+			check_stderr_line(line, lines_pid[n], texts[n]);
+		} else {
+			/* Cut at 2047 bytes of text. */
+			const char *t = strstr(line, "event=big value=");
+
+			ck_assert_ptr_nonnull(t);
+			ck_assert_uint_eq(strlen(t), 2047);
+		}
+	}
+	ck_assert_int_eq(n, 5);
+	free(data);
+	free(big);
+}
+END_TEST
+
 static const struct {
 	const char *in;
 	size_t len;
@@ -169,6 +263,7 @@ main(void)
 	tcase_add_test(tc, test_level_names);
 	tcase_add_test(tc, test_no_newline_injection);
 	tcase_add_test(tc, test_long_line_is_truncated_not_overflowed);
+	tcase_add_test(tc, test_stderr_format);
 	tcase_add_loop_test(tc, test_safe, 0, sizeof(safe_cases) / sizeof(safe_cases[0]));
 	tcase_add_test(tc, test_safe_cap_and_slots);
 	tcase_add_test(tc, test_err_fmt);
