@@ -104,11 +104,48 @@ daemon_parse_listeners(const char *spec, struct daemon_listener **out_r,
 	return 0;
 }
 
+/* How long a listener rests after accept() ran out of descriptors or
+ * memory: the connection stays queued in the kernel meanwhile. */
+#define ACCEPT_PAUSE_MS 100
+
 /* What an accept watch needs: its daemon and its listener. */
 struct accept_ctx {
 	struct skeleton *sk;
 	struct daemon_listener *l;
+	struct ev_timer *resume;	/* set while paused */
+	uint64_t pauses;		/* since the last log line */
 };
+
+/* The pause is over: watch the listener again (unless retiring closed it). */
+static void
+accept_resume(struct ev_timer *t, void *arg)
+{
+	struct accept_ctx *ac = arg;
+
+	(void)t;
+	ev_timer_del(&ac->resume);
+	if (ac->l->io != NULL)
+		ev_io_set(ac->l->io, EV_READ);
+}
+
+/*
+ * accept() failed for want of descriptors or memory (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM).  The pending connection keeps the listener readable,
+ * so retrying at once would spin and flood the log: stop watching it for
+ * ACCEPT_PAUSE_MS instead, and log once per pause run, not per attempt.
+ */
+static void
+accept_pause(struct accept_ctx *ac, int err)
+{
+	struct daemon *d = &ac->sk->d;
+
+	if (ac->pauses++ == 0)
+		log_warn("event=accept_paused listener=%s error=\"%s\" pause_ms=%d",
+		    ac->l->addr, strerror(err), ACCEPT_PAUSE_MS);
+	ev_io_set(ac->l->io, 0);
+	if (ac->resume == NULL)
+		ac->resume = ev_timer_add(d->loop, ACCEPT_PAUSE_MS, 0, accept_resume, ac);
+}
 
 /* Accept loop for one listener: takes connections until EAGAIN. */
 static void
@@ -131,10 +168,18 @@ accept_ready(struct ev_io *io, int fd, int events, void *arg)
 		if (cfd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				accept_pause(ac, errno);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK)
 				log_warn("event=accept_failed listener=%s error=\"%s\"",
 				    ac->l->addr, strerror(errno));
 			return;
+		}
+		if (ac->pauses > 0) {
+			log_info("event=accept_resumed listener=%s pauses=%llu",
+			    ac->l->addr, (unsigned long long)ac->pauses);
+			ac->pauses = 0;
 		}
 		d->sessions++;
 		ac->sk->hooks->on_accept(d, ac->l, cfd, &peer);
@@ -384,9 +429,12 @@ daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
 		hooks->cleanup(d);
 	if (sk.retire_timer != NULL)
 		ev_timer_del(&sk.retire_timer);
-	for (size_t i = 0; i < d->nlisteners; i++)
+	for (size_t i = 0; i < d->nlisteners; i++) {
+		if (acs[i].resume != NULL)
+			ev_timer_del(&acs[i].resume);
 		if (d->listeners[i].io != NULL)
 			ev_io_close(&d->listeners[i].io);
+	}
 	ev_loop_free(&d->loop);
 	daemon_free_listeners(d->listeners, d->nlisteners);
 	free(acs);

@@ -242,6 +242,45 @@ class Supervision(unittest.TestCase):
         # reload still refuses the broken file.
         self.assertEqual(self.inst.postern("reload", check=False).returncode, 1)
 
+    def test_out_of_descriptors_pauses_accepting(self):
+        # accept() failing with EMFILE leaves the connection queued and the
+        # listener readable: the daemon must rest, not spin or flood the
+        # log, and accept again once descriptors are free.
+        import resource
+        self.inst.start()
+        pid = self.inst.service_pids("echo")[0]
+        others = [p for p in self.inst.service_pids("echo") if p != pid]
+        for p in others:        # one process, so every connection reaches it
+            os.kill(p, signal.SIGSTOP)
+        socks = []
+        try:
+            used = len(os.listdir("/proc/%d/fd" % pid))
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (used + 5, used + 5))
+            for _ in range(20):
+                socks.append(connect(self.inst.echo_port)[0])
+            wait_until(lambda: "event=accept_paused" in self.inst.read_log(),
+                       what="accept_paused in the log")
+
+            def cpu():
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            c0 = cpu()
+            time.sleep(1.0)
+            self.assertLess(cpu() - c0, 0.3, "spinning while out of descriptors")
+            self.assertLess(self.inst.read_log().count("accept_paused"), 3)
+            for s in socks:
+                s.close()
+            socks = []
+            self.assertEqual(self.echo("again"), "echo: again")
+            wait_until(lambda: "event=accept_resumed" in self.inst.read_log(),
+                       what="accept_resumed in the log")
+        finally:
+            for s in socks:
+                s.close()
+            for p in others:
+                os.kill(p, signal.SIGCONT)
+
     def test_second_start_is_refused(self):
         self.inst.start()
         p = self.inst.postern("start", check=False)
