@@ -870,6 +870,11 @@ ipc_link_flush(struct ipc_link *l)
 				ev_io_set(l->io, EV_READ | EV_WRITE);
 				return 0;
 			}
+			/* The peer hung up: as ordinary as an EOF (smtpd's
+			 * notices to qmgr close before qmgr's hello arrives). */
+			if (errno == EPIPE || errno == ECONNRESET)
+				return ipc_link_fail(l, LOG_LEVEL_DEBUG, "peer_closed",
+				    errno);
 			return ipc_link_fail(l, LOG_LEVEL_WARN, "write_error",
 			    errno);
 		}
