@@ -437,6 +437,12 @@ const struct cfg_key config_service_keys[] = {
 	{ "max_sessions", CFG_INT, "0", 0, 10000000, NULL,
 	    "A process retires after serving this many sessions; 0: never.",
 	    NULL },
+	{ "sandbox", CFG_BOOL, "yes", 0, 0, NULL,
+	    "Whether the daemon confines itself, once set up, to the system "
+	    "calls its job needs (a seccomp allow-list; a call outside it "
+	    "kills the process, which master logs and restarts). no: only for "
+	    "debugging. Has no effect if postern was built without seccomp.",
+	    NULL },
 };
 const size_t config_service_nkeys =
     sizeof(config_service_keys) / sizeof(config_service_keys[0]);

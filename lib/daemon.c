@@ -20,6 +20,7 @@
 #include "log.h"
 #include "net.h"
 #include "priv.h"
+#include "sandbox.h"
 #include "xalloc.h"
 
 /* How often a retiring daemon checks whether it is idle. */
@@ -404,6 +405,10 @@ daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
 		log_fatal("event=signal_setup_failed error=\"%s\"", strerror(errno));
 	if (hooks->post_drop != NULL && hooks->post_drop(d, &error) < 0)
 		log_fatal("event=setup_failed stage=post_drop error=\"%s\"", error);
+	if (!cfg_bool(d->svc, "sandbox"))
+		log_warn("event=sandbox state=off reason=config profile=%s", d->program);
+	else if (sandbox_apply(d->program, &error) < 0)
+		log_fatal("event=sandbox_failed error=\"%s\"", error);
 
 	if (d->nlisteners > 0 && hooks->on_accept == NULL)
 		log_fatal("event=setup_failed error=\"listeners but no on_accept hook\"");

@@ -23,6 +23,7 @@ lib_libpostern_a_SOURCES = \
 	lib/policy.c lib/policy.h \
 	lib/connlimit.c lib/connlimit.h \
 	lib/worker.c lib/worker.h \
+	lib/sandbox.c lib/sandbox.h \
 	lib/dsn.c lib/dsn.h \
 	lib/mstore.c lib/mstore.h \
 	lib/mailbox.c lib/mailbox.h

@@ -10,6 +10,7 @@ tests_integration_dsngen_LDADD = $(POSTERN_LIBS)
 INTEGRATION_TESTS = \
 	tests/integration/test_dsn_format.py \
 	tests/integration/test_master.py \
+	tests/integration/test_sandbox.py \
 	tests/integration/test_root_mode.py \
 	tests/integration/test_admin.py \
 	tests/integration/test_auth.py \

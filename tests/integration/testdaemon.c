@@ -2,13 +2,18 @@
  * testdaemon: a trivial daemon on the shared skeleton, for the integration
  * tests of master(8) only (never installed).  It answers each line on its
  * listeners: "whoami" gets "uid=U gid=G groups=N pid=P", "quit" closes,
- * anything else is echoed back prefixed with the listener's tag.
+ * "forbidden" makes a system call no sandbox profile allows (a packet
+ * socket) and says how it went -- under the sandbox the process dies of
+ * SIGSYS instead -- and anything else is echoed back prefixed with the
+ * listener's tag.
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -61,6 +66,13 @@ on_read(struct ios *ios, void *arg)
 			(void)ios_printf(ios, "uid=%lu gid=%lu groups=%d pid=%ld\r\n",
 			    (unsigned long)getuid(), (unsigned long)getgid(),
 			    getgroups(0, NULL), (long)getpid());
+		} else if (strcmp(line, "forbidden") == 0) {
+			int fd = socket(AF_PACKET, SOCK_DGRAM, 0);
+
+			(void)ios_printf(ios, "forbidden survived result=%s\r\n",
+			    fd >= 0 ? "ok" : strerror(errno));
+			if (fd >= 0)
+				close(fd);
 		} else if (strcmp(line, "quit") == 0) {
 			(void)ios_printf(ios, "bye\r\n");
 			ios_flush_close(ios);
