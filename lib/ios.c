@@ -19,6 +19,13 @@
  * Both buffers keep a read offset so that consuming from the front is
  * O(1); they are compacted only when the consumed part is at least as
  * large as what is left, which keeps copying linear overall.
+ *
+ * The peer's EOF (a half-close) only stops reading from the socket: the
+ * stream stays open until the owner has seen the input still buffered and
+ * its replies are written (ios_eof_check), so pipelined commands followed
+ * by a FIN are all answered.  eof_offered says that an on_read ran after
+ * the EOF and nothing was consumed since, which is what stops on_read from
+ * being offered again for a partial line nobody will complete.
  */
 #include "autoconf.h"
 
@@ -80,6 +87,9 @@ struct ios {
 	int reading;		/* the owner wants input */
 	int skipping;		/* discarding the rest of an overlong line */
 	int flush_closing;	/* ios_flush_close() was called */
+	int eof;		/* the peer closed its side: no more reading */
+	int eof_offered;	/* on_read ran since the EOF, nothing consumed */
+	const char *eof_text;	/* the close text for the EOF (static) */
 	int closed;		/* dead: on_close delivered or pending */
 
 	int want_read_cb;	/* on_read is due */
@@ -149,8 +159,53 @@ ios_fail_tls(struct ios *s, const char *what)
 static int
 ios_can_read(const struct ios *s)
 {
-	return !s->closed && s->reading && !s->flush_closing &&
+	return !s->closed && !s->eof && s->reading && !s->flush_closing &&
 	    s->tls != IOS_TLS_HANDSHAKE && in_live(s) < s->lim.max_input;
+}
+
+/* The peer closed its side: stop reading, and let the owner see what is
+ * still buffered (the close follows from ios_eof_check). */
+static void
+ios_peer_eof(struct ios *s, const char *text)
+{
+	s->eof = 1;
+	s->eof_text = text;
+	s->read_starved = 0;
+	if (in_live(s) > 0)
+		s->want_read_cb = 1;
+}
+
+/* The owner consumed input: after the EOF, what is left may be worth
+ * another on_read, and the close waits for the deferred check. */
+static void
+ios_in_progress(struct ios *s)
+{
+	if (!s->eof || s->closed)
+		return;
+	s->eof_offered = 0;
+	ios_schedule(s, 0);
+}
+
+/*
+ * After the peer's EOF, close once the owner reads (is not paused), has
+ * had an on_read for what is buffered without consuming more, and all
+ * output is written.  Input that was not offered yet is offered first.
+ * Runs only from the loop (ios_deliver), never inside the owner's calls,
+ * so replies queued right after ios_set_reading(s, 1) are not lost.
+ */
+static void
+ios_eof_check(struct ios *s)
+{
+	if (!s->eof || s->closed || s->flush_closing || !s->reading ||
+	    s->tls == IOS_TLS_HANDSHAKE)
+		return;
+	if (in_live(s) > 0 && !s->eof_offered) {
+		ios_schedule(s, IOS_DEFER_KICK);
+		return;
+	}
+	if (s->out.len > s->out_off)
+		return;		/* the flush comes back here when done */
+	ios_fail(s, IOS_CLOSE_EOF, "%s", s->eof_text);
 }
 
 /* Recompute the watch's interest from the stream's state. */
@@ -245,6 +300,12 @@ ios_flush(struct ios *s)
 			if (r <= 0) {
 				err = SSL_get_error(s->ssl, r);
 				s->write_wants_read = err == SSL_ERROR_WANT_READ;
+				if (err == SSL_ERROR_WANT_READ && s->eof) {
+					/* Nothing more will come to read. */
+					ios_fail(s, IOS_CLOSE_ERROR, "write: TLS "
+					    "needs input after the peer's EOF");
+					break;
+				}
 				if (err == SSL_ERROR_WANT_READ ||
 				    err == SSL_ERROR_WANT_WRITE)
 					break;
@@ -297,7 +358,7 @@ ios_read_plain(struct ios *s, size_t room)
 		s->in.data[s->in.len] = '\0';
 		s->want_read_cb = 1;
 	} else if (n == 0) {
-		ios_fail(s, IOS_CLOSE_EOF, "connection closed by peer");
+		ios_peer_eof(s, "connection closed by peer");
 	} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
 		ios_fail(s, IOS_CLOSE_ERROR, "read: %s", strerror(errno));
 	}
@@ -339,7 +400,10 @@ ios_read_tls(struct ios *s)
 			s->read_wants_write = 1;
 			return;
 		case SSL_ERROR_ZERO_RETURN:
-			ios_fail(s, IOS_CLOSE_EOF, "TLS closed by peer");
+			/* close_notify, or a bare EOF with the context's
+			 * SSL_OP_IGNORE_UNEXPECTED_EOF (tlsctx sets it), which
+			 * leaves the session usable for writing. */
+			ios_peer_eof(s, "TLS closed by peer");
 			return;
 		case SSL_ERROR_SYSCALL:
 			if (errno != 0) {
@@ -347,11 +411,13 @@ ios_read_tls(struct ios *s)
 				    strerror(errno));
 				return;
 			}
-			ios_fail(s, IOS_CLOSE_EOF, "connection closed by peer");
+			ios_peer_eof(s, "connection closed by peer");
 			return;
 		default:
 			if (ERR_GET_REASON(ERR_peek_error()) ==
 			    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+				/* OpenSSL failed the session: replies
+				 * cannot be sent, so the close is now. */
 				ERR_clear_error();
 				ios_fail(s, IOS_CLOSE_EOF,
 				    "connection closed by peer");
@@ -409,8 +475,9 @@ ios_handshake(struct ios *s)
 }
 
 /*
- * Run the callbacks that are due: on_drained, on_read, then on_close.
- * Returns -1 if the owner freed the stream (s is gone), 0 otherwise.
+ * Run the callbacks that are due: on_drained, on_read, then (after the
+ * EOF check) on_close.  Returns -1 if the owner freed the stream (s is
+ * gone), 0 otherwise.
  */
 static int
 ios_deliver(struct ios *s)
@@ -425,10 +492,13 @@ ios_deliver(struct ios *s)
 	}
 	if (s->want_read_cb) {
 		s->want_read_cb = 0;
+		if (s->eof)
+			s->eof_offered = 1;	/* until the owner consumes */
 		s->cb.on_read(s, s->arg);
 		if (s->freed)
 			goto out;
 	}
+	ios_eof_check(s);
 	if (s->close_pending) {
 		s->close_pending = 0;
 		s->cb.on_close(s, s->close_why, s->close_text, s->arg);
@@ -578,8 +648,9 @@ ios_flush_close(struct ios *s)
 	ios_update(s);
 }
 
-int
-ios_read_line(struct ios *s, const char **line_r, size_t *len_r, int *ending_r)
+/* ios_read_line() without the EOF bookkeeping. */
+static int
+read_line(struct ios *s, const char **line_r, size_t *len_r, int *ending_r)
 {
 	char *start, *lf;
 	size_t live, len;
@@ -630,6 +701,18 @@ ios_read_line(struct ios *s, const char **line_r, size_t *len_r, int *ending_r)
 	}
 }
 
+int
+ios_read_line(struct ios *s, const char **line_r, size_t *len_r, int *ending_r)
+{
+	size_t live = in_live(s);
+	int r;
+
+	r = read_line(s, line_r, len_r, ending_r);
+	if (in_live(s) < live)
+		ios_in_progress(s);
+	return r;
+}
+
 const char *
 ios_peek(struct ios *s, size_t *len_r)
 {
@@ -644,6 +727,8 @@ ios_consume(struct ios *s, size_t n)
 		log_panic("event=ios_consume_past_end n=%zu len=%zu", n,
 		    in_live(s));
 	s->in_off += n;
+	if (n > 0)
+		ios_in_progress(s);
 	ios_update(s);
 }
 
@@ -652,7 +737,8 @@ ios_set_reading(struct ios *s, int on)
 {
 	s->reading = on != 0;
 	ios_update(s);
-	if (s->reading && !s->closed && in_live(s) > 0)
+	/* After the EOF the deferred call also checks for the close. */
+	if (s->reading && !s->closed && (in_live(s) > 0 || s->eof))
 		ios_schedule(s, IOS_DEFER_KICK);
 }
 

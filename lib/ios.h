@@ -20,6 +20,21 @@
  * STARTTLS injection defence), and ios_tls_active() tells when it is
  * done.  OpenSSL's WANT_READ/WANT_WRITE are mapped to the ev watch.
  *
+ * End of input: the peer's EOF (a FIN, i.e. possibly only a half-close,
+ * TLS close_notify, or a bare EOF under TLS) stops reading from the
+ * socket but does not end the stream at once.  Bytes already buffered
+ * still reach the owner through on_read as usual -- also after it
+ * resumes with ios_set_reading(s, 1) if it had paused -- and output it
+ * queues is still sent.  on_close(IOS_CLOSE_EOF) follows once the owner
+ * is reading (not paused), an on_read ran after the EOF and the owner
+ * consumed nothing more (the input is empty, or holds a partial line it
+ * cannot complete: on_read is not offered again without progress), and
+ * the output buffer is empty.  A write error (the peer closed fully)
+ * closes with IOS_CLOSE_ERROR at once, and the idle timer still applies.
+ * So a client that pipelines commands and then shuts down its write side
+ * gets every reply.  ios_flush_close() is unaffected: it ends the stream
+ * once its output is written, whatever input is left.
+ *
  * Errors and EOF call on_close once with a reason; the owner then calls
  * ios_free().  Callbacks are never invoked from inside an ios_* call made by
  * the owner; they run from the loop (or a deferred call), so the owner may
@@ -46,7 +61,9 @@ struct ios_limits {
 
 /* Why a stream closed. */
 enum ios_close {
-	IOS_CLOSE_EOF,		/* peer closed cleanly */
+	IOS_CLOSE_EOF,		/* peer closed cleanly (and its input was
+				 * offered and replies written, see above),
+				 * or ios_flush_close() finished */
 	IOS_CLOSE_ERROR,	/* read/write error, reset */
 	IOS_CLOSE_TLS,		/* TLS handshake or record error */
 	IOS_CLOSE_TIMEOUT,	/* idle_ms passed without input */
@@ -93,7 +110,9 @@ int ios_read_line(struct ios *s, const char **line_r, size_t *len_r, int *ending
 const char *ios_peek(struct ios *s, size_t *len_r);
 /* Drop n buffered input bytes (n <= the peeked length). */
 void ios_consume(struct ios *s, size_t n);
-/* Stop (0) or resume (1) reading from the socket. */
+/* Stop (0) or resume (1) reading from the socket.  While stopped, no
+ * on_read and no EOF close happen; resuming offers buffered input again
+ * (from the loop). */
 void ios_set_reading(struct ios *s, int on);
 
 /* Queue bytes for output.  0, or -1 if max_output would be passed (the

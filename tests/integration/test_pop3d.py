@@ -1011,6 +1011,58 @@ class Pop3d(Base):
         p = self.pop()
         p.quit()
 
+    # --- half-close: responses to everything sent before the FIN ------
+
+    def halfclose(self, data):
+        """Send data in one write after the greeting, shut the write side
+        down, and return everything read until the server's EOF."""
+        r = self.raw()
+        r.send(data)
+        r.sock.shutdown(socket.SHUT_WR)
+        self.assertTrue(r.closed(10))
+        return r.buf
+
+    def login_lines(self, user):
+        return b"USER %s\r\nPASS %s\r\n" % (addr(user).encode(), password(user).encode())
+
+    def new_user(self, user):
+        """Add a user while running; wait until logins see it."""
+        add_users(self.inst, [user])
+        wait_until(lambda: self.try_pop(user), what="user " + user).quit()
+
+    def test_halfclose_pipelined_session_answered(self):
+        self.new_user("hcpipe")
+        body = b"Subject: hc\n\nline\n.dot\n"
+        self.place("hcpipe", "%d.Mhc1.host" % int(time.time()), body)
+        got = self.halfclose(self.login_lines("hcpipe") +
+                             b"STAT\r\nRETR 1\r\nQUIT\r\n")
+        lines = got.split(b"\r\n")
+        self.assertTrue(lines[0].startswith(b"+OK"), got)
+        self.assertTrue(lines[1].startswith(b"+OK"), got)
+        self.assertEqual(lines[2], b"+OK 1 %d" % len(crlf(body)), got)
+        self.assertTrue(lines[3].startswith(b"+OK"), got)
+        self.assertTrue(got.endswith(b"\r\n" + dotstuff(crlf(body)) +
+                                     b".\r\n+OK Logging out\r\n"), got)
+        self.assertEqual(len(self.files("hcpipe")), 1)
+
+    def test_halfclose_dele_quit_deletes(self):
+        self.new_user("hcdele")
+        self.place("hcdele", "%d.Mhc2.host" % int(time.time()), b"Subject: d\n\nd\n")
+        got = self.halfclose(self.login_lines("hcdele") + b"DELE 1\r\nQUIT\r\n")
+        self.assertTrue(got.endswith(b"+OK Message 1 marked for deletion\r\n"
+                                     b"+OK Logging out\r\n"), got)
+        self.assertEqual(self.files("hcdele"), [])
+
+    def test_halfclose_dele_without_quit_deletes_nothing(self):
+        self.new_user("hckeep")
+        self.place("hckeep", "%d.Mhc3.host" % int(time.time()), b"Subject: k\n\nk\n")
+        got = self.halfclose(self.login_lines("hckeep") + b"DELE 1\r\n")
+        self.assertTrue(got.endswith(b"+OK Message 1 marked for deletion\r\n"), got)
+        p = wait_until(lambda: self.try_pop("hckeep"), what="mailbox unlocked")
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        self.assertEqual(len(self.files("hckeep")), 1)
+
 
 class Strict(Base):
     """pop3d_loopback_secure = no: a plaintext client is not secure."""

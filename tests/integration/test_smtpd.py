@@ -783,6 +783,101 @@ class Smtpd(unittest.TestCase):
         with smtplib.SMTP("127.0.0.1", self.smtp, timeout=IO_TIMEOUT) as c:
             self.assertEqual(c.noop()[0], 250)
 
+    # --- half-close: replies to everything sent before the client's FIN ---
+
+    def halfclose(self, data, port=None):
+        """Send data in one write after the greeting, shut the write side
+        down, and return every reply line read until the server's EOF."""
+        s = socket.create_connection(("127.0.0.1", port or self.smtp), timeout=IO_TIMEOUT)
+        try:
+            got = b""
+            while b"\n" not in got:
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, "no greeting")
+                got += chunk
+            self.assertTrue(got.startswith(b"220 "), got)
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            s.close()
+        return [l.decode("utf-8", "replace") for l in got.split(b"\r\n") if l]
+
+    def test_halfclose_bdat_transaction_answered(self):
+        # Everything in one write (BDAT may carry the message without
+        # waiting), then the FIN: every reply still arrives.
+        msg = b"Subject: half-close\r\n\r\nbody\r\n"
+        lines = self.halfclose(b"EHLO client.example\r\nMAIL FROM:<h@outside.example>\r\n"
+                               b"RCPT TO:<demo@example.test>\r\nBDAT %d LAST\r\n%s"
+                               b"NOOP\r\nQUIT\r\n" % (len(msg), msg))
+        last = [l for l in lines if l[3:4] == " "]
+        self.assertEqual([l[:3] for l in last], ["250", "250", "250", "250", "250", "221"], lines)
+        env, body = self.qfile(self.qid_of(last[3]))
+        self.assertEqual(env_get(env, "sender"), ["h@outside.example"])
+        self.assertTrue(body.endswith(b"Subject: half-close\n\nbody\n"), body)
+
+    def test_halfclose_after_354_answered(self):
+        s = Raw(self.smtp)
+        self.raws.append(s)
+        self.assertEqual(s.reply()[0], 220)
+        s.send("EHLO client.example\r\nMAIL FROM:<h@outside.example>\r\n"
+               "RCPT TO:<demo@example.test>\r\nDATA\r\n")
+        self.assertEqual([s.reply()[0] for _ in range(4)], [250, 250, 250, 354])
+        s.send(b"Subject: half-close data\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        s.sock.shutdown(socket.SHUT_WR)
+        code, text = s.reply()
+        self.assertEqual(code, 250, text)
+        self.assertEqual(s.reply()[0], 221)
+        self.assertTrue(s.closed())
+        self.qfile(self.qid_of(text))
+        log = self.inst.read_log()
+        self.assertRegex(log, r"event=disconnect session=\d+ client=127\.0\.0\.1 "
+                         r"msgs=1 rcpts=1 rejects=0 errors=0 reason=quit")
+
+    def test_halfclose_fully_pipelined_data_is_early_talker(self):
+        # The content before our 354 is refused (RFC 2920), and that reply
+        # too reaches a client that already half-closed.
+        before = self.queued()
+        lines = self.halfclose(b"EHLO client.example\r\nMAIL FROM:<h@outside.example>\r\n"
+                               b"RCPT TO:<demo@example.test>\r\nDATA\r\n"
+                               b"Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        last = [l for l in lines if l[3:4] == " "]
+        self.assertEqual([l[:3] for l in last], ["250", "250", "250", "554"], lines)
+        self.assertEqual(self.queued(), before)
+
+    def test_halfclose_mid_data_leaves_nothing(self):
+        before = self.queued()
+        s = Raw(self.smtp)
+        self.raws.append(s)
+        self.assertEqual(s.reply()[0], 220)
+        s.send("EHLO client.example\r\nMAIL FROM:<h@outside.example>\r\n"
+               "RCPT TO:<demo@example.test>\r\nDATA\r\n")
+        self.assertEqual([s.reply()[0] for _ in range(4)], [250, 250, 250, 354])
+        s.send(b"Subject: cut\r\n\r\nline\r\n.not the end\r\npartial")
+        s.sock.shutdown(socket.SHUT_WR)
+        self.assertTrue(s.closed())
+        self.assertEqual(s.buf, b"")
+        self.assertTrue(wait_until(self.no_tmp_files, timeout=5, what="empty tmp/"))
+        self.assertEqual(self.queued(), before)
+
+    def test_halfclose_smtps_answered(self):
+        s = Raw(self.smtps, tls=True)
+        self.raws.append(s)
+        self.assertEqual(s.reply()[0], 220)
+        s.send("EHLO client.example\r\nNOOP\r\nMAIL FROM:<h@outside.example>\r\n"
+               "RSET\r\nQUIT\r\n")
+        # A TCP half-close under TLS, without close_notify (SSLSocket's
+        # own shutdown() would drop the TLS layer).
+        socket.socket.shutdown(s.sock, socket.SHUT_WR)
+        codes = [s.reply()[0] for _ in range(5)]
+        self.assertEqual(codes, [250, 250, 530, 250, 221])  # 530: AUTH first
+        self.assertTrue(s.closed())
+
 
 def smtpd_rss_kb(inst):
     """The summed resident size of the instance's smtpd processes."""
