@@ -6,9 +6,10 @@
  * Logins (USER/PASS, AUTH PLAIN, AUTH LOGIN) are asynchronous: the
  * credentials go to the auth service, the session's input pauses until
  * the answer comes, then the mailbox is opened, locked for this session
- * ([IN-USE] if another session has it) and listed.  QUIT in TRANSACTION
- * is the UPDATE state: messages marked deleted are removed and retrieved
- * ones flagged seen; any other end of the session changes nothing.
+ * ([IN-USE] if another session has it) and listed -- the listing, like
+ * the UPDATE state of QUIT in TRANSACTION (messages marked deleted are
+ * removed and retrieved ones flagged seen), is a job on a thread (job.c)
+ * while the session waits.  Any other end of the session changes nothing.
  */
 #include "autoconf.h"
 
@@ -70,8 +71,9 @@ proceed_stls(struct session *s)
 
 /* --- Logins ----------------------------------------------------------------- */
 
-/* The login succeeded: open, lock and list the mailbox.  0, or -1 after
- * a -ERR (the session stays in AUTHORIZATION). */
+/* The login succeeded: open and lock the mailbox, then list it on a job
+ * thread (job.c; the session waits for it).  1 when the scan is queued,
+ * or -1 after a -ERR (the session stays in AUTHORIZATION). */
 static int
 open_maildrop(struct session *s, const char *user, const char *mailbox)
 {
@@ -102,20 +104,9 @@ open_maildrop(struct session *s, const char *user, const char *mailbox)
 		mailbox_close(&mb);
 		return -1;
 	}
-	if (mailbox_scan(mb, s->pd->set.move_new, &error) < 0) {
-		log_error("event=mailbox_scan_failed session=%llu user=%s error=\"%s\"",
-		    (unsigned long long)s->id, log_safe(user), error);
-		session_err(s, POP3_CODE_SYS_TEMP, "Cannot read the mailbox");
-		mailbox_close(&mb);
-		return -1;
-	}
-	s->mb = mb;
-	s->nmsgs = mailbox_count(mb);
-	s->deleted = xcalloc(s->nmsgs + 1, 1);
-	s->retrieved = xcalloc(s->nmsgs + 1, 1);
-	s->login = xstrdup(user);
-	s->pstate = POP3_TRANSACTION;
-	return 0;
+	/* Reading every message without ",W=" can take seconds: off the loop. */
+	job_scan(s, mb, user);
+	return 1;
 }
 
 /* The auth service's answer. */
@@ -129,11 +120,10 @@ auth_done(enum auth_result result, const char *user, const char *mailbox,
 	s->ap = NULL;
 	switch (result) {
 	case AUTH_RESULT_OK:
-		if (open_maildrop(s, user, mailbox) == 0) {
-			log_info("event=login session=%llu client=%s user=%s mech=%s "
-			    "tls=%s msgs=%zu", (unsigned long long)s->id, s->addr,
-			    log_safe(user), s->mech, session_tls_text(s), s->nmsgs);
-			session_ok(s, "Logged in, %zu messages", s->nmsgs);
+		if (open_maildrop(s, user, mailbox) > 0) {
+			/* job.c logs the login, replies and resumes. */
+			xfree(&s->user);
+			return;
 		}
 		break;
 	case AUTH_RESULT_FAIL:
@@ -386,51 +376,18 @@ cmd_close_mailbox(struct session *s)
 }
 
 /*
- * QUIT in TRANSACTION: the UPDATE state (RFC 1939 6).  Only a deletion
- * that failed makes the reply -ERR, since that is what -ERR tells the
- * client (RFC 1939 6: "some deleted messages not removed"); a \Seen flag
- * that could not be set (a name too long for ":2,S", say) is logged, and
- * the client that did get its deletions is told so.
+ * QUIT in TRANSACTION: the UPDATE state (RFC 1939 6), done by a job
+ * (job.c) in chunks on a thread while the session waits; the reply comes
+ * when it is complete.  Only a deletion that failed makes the reply -ERR,
+ * since that is what -ERR tells the client (RFC 1939 6: "some deleted
+ * messages not removed"); a \Seen flag that could not be set (a name
+ * too long for ":2,S", say) is logged, and the client that did get its
+ * deletions is told so.
  */
 static void
 proceed_update(struct session *s)
 {
-	const char *error = NULL;
-	unsigned failed = 0, unflagged = 0, seen = 0, removed = 0;
-
-	for (size_t i = 0; i < s->nmsgs; i++) {
-		int r;
-
-		if (s->deleted[i]) {
-			r = mailbox_msg_expunge(s->mb, i, &error);
-			if (r > 0)
-				removed++;
-			else if (r < 0)
-				failed++;
-		} else if (s->retrieved[i]) {
-			r = mailbox_msg_flag(s->mb, i, 'S', &error);
-			if (r > 0)
-				seen++;
-			else if (r < 0)
-				unflagged++;
-		} else {
-			continue;
-		}
-		if (r < 0)
-			log_error("event=update_failed session=%llu user=%s msg=%s "
-			    "op=%s error=\"%s\"", (unsigned long long)s->id,
-			    log_safe(s->login), log_safe(mailbox_msg(s->mb, i)->name),
-			    s->deleted[i] ? "expunge" : "flag", error);
-	}
-	s->ndele = removed;
-	log_info("event=update session=%llu user=%s deleted=%u seen=%u failed=%u "
-	    "unflagged=%u", (unsigned long long)s->id, log_safe(s->login), removed,
-	    seen, failed, unflagged);
-	cmd_close_mailbox(s);
-	if (failed > 0)
-		session_close_after(s, "-ERR [SYS/TEMP] Some deleted messages were not removed");
-	else
-		session_close_after(s, "+OK Logging out");
+	job_update(s);
 }
 
 /* --- The dispatcher ---------------------------------------------------------- */

@@ -113,7 +113,8 @@ post_drop(struct daemon *d, const char **error_r)
 	/* A converted chunk is at most twice as long (LF -> CRLF, "." -> ".."),
 	 * plus the line end and terminator of the last line. */
 	buf_init(&pd->out, 2 * POP3D_CHUNK + 16);
-	return 0;
+	/* The threads for the mailbox scans and UPDATEs (job.c). */
+	return jobs_start(pd, error_r);
 }
 
 /* A new connection on one of the listeners. */
@@ -124,18 +125,25 @@ on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
 	pop3d_accept(d->ctx, l, fd, peer);
 }
 
-/* Sessions still open, for a retiring process. */
+/* Sessions still open and jobs still running, for a retiring process. */
 static size_t
 active(struct daemon *d)
 {
-	return ((struct pop3d *)d->ctx)->nsessions;
+	struct pop3d *pd = d->ctx;
+
+	/* An UPDATE whose client has gone still counts until it is done. */
+	return pd->nsessions + pd->njobs;
 }
 
-/* SIGTERM: tell every session and close them (nothing is deleted). */
+/* SIGTERM: tell every session and close them (nothing more is deleted:
+ * an UPDATE under way stops after its current chunk, in cleanup). */
 static void
 on_stop(struct daemon *d)
 {
-	pop3d_stop_all(d->ctx);
+	struct pop3d *pd = d->ctx;
+
+	pd->stopping = 1;
+	pop3d_stop_all(pd);
 }
 
 /* Free the state before exit. */
@@ -147,6 +155,7 @@ cleanup(struct daemon *d)
 	if (pd == NULL)
 		return;
 	pop3d_stop_all(pd);
+	jobs_stop(pd);		/* waits for the jobs running */
 	if (pd->auth != NULL)
 		auth_client_free(&pd->auth);
 	if (pd->conns != NULL)

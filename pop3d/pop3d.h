@@ -8,7 +8,8 @@
  * The code is split by job: main.c is the table of contents (daemon
  * hooks), session.c the connection life cycle, input dispatch, replies
  * and the streaming of RETR/TOP, cmd.c the proceed step of each command
- * (the parser and the checks are pop3proto.c's, pure).
+ * (the parser and the checks are pop3proto.c's, pure), job.c the login
+ * scan and QUIT's UPDATE on a pool of threads.
  */
 #ifndef POSTERN_POP3D_H
 #define POSTERN_POP3D_H
@@ -36,6 +37,10 @@ struct auth_pending;
 #define POP3D_CHUNK 65536
 /* ... and read the next one only while less than this is unsent. */
 #define POP3D_OUTPUT_PAUSE 65536
+/* Threads for the mailbox jobs (login scan, UPDATE) of one process ... */
+#define POP3D_WORKERS 4
+/* ... and the unlinks or renames an UPDATE does before it requeues. */
+#define POP3D_UPDATE_CHUNK 500
 
 /* Settings read once from the config. */
 struct pop3d_settings {
@@ -51,6 +56,16 @@ struct pop3d_settings {
 	int plaintext_auth;		/* logins allowed without TLS anywhere */
 };
 
+struct worker;
+struct pop3d_job;
+
+/* One job thread of the pool (job.c). */
+struct pop3d_slot {
+	struct pop3d *pd;
+	struct worker *w;
+	struct pop3d_job *job;		/* running on w, or NULL */
+};
+
 /* The process's state (daemon->ctx). */
 struct pop3d {
 	struct daemon *d;
@@ -64,6 +79,10 @@ struct pop3d {
 	uint64_t next_id;		/* session numbers for the log */
 	char *chunk;			/* POP3D_CHUNK bytes read from a file */
 	struct buf out;			/* the export of one chunk */
+	struct pop3d_slot slots[POP3D_WORKERS];
+	struct pop3d_job *queue, *queue_tail;	/* jobs waiting for a thread */
+	size_t njobs;			/* queued or running */
+	int stopping;			/* SIGTERM: start no more jobs */
 };
 
 /* Where a session is. */
@@ -119,6 +138,7 @@ struct session {
 	unsigned char *deleted;		/* nmsgs flags */
 	unsigned char *retrieved;	/* nmsgs flags: RETR sent it */
 	struct sending snd;
+	struct pop3d_job *job;		/* the scan or UPDATE being done for us */
 
 	/* Counts for the disconnect line. */
 	unsigned nretr, ndele, ntop;
@@ -143,6 +163,10 @@ void session_close_after(struct session *s, const char *line);
 /* An async step starts / finished: input processing pauses / resumes. */
 void session_wait(struct session *s);
 void session_resume(struct session *s);
+/* A mailbox job starts: wait as above with the idle timer off / it is
+ * done: the timer restarts and input resumes. */
+void session_job_wait(struct session *s);
+void session_job_done(struct session *s);
 /* 1 if TLS is active. */
 int session_tls(const struct session *s);
 /* "TLSv1.3:CIPHER" or "no" (static storage). */
@@ -171,5 +195,21 @@ void cmd_auth_continue(struct session *s, const char *line, size_t len);
 void cmd_cancel_pending(struct session *s);
 /* Leave TRANSACTION without updating: close the mailbox (its lock). */
 void cmd_close_mailbox(struct session *s);
+
+/* --- job.c ---------------------------------------------------------------- */
+
+/* Start / stop the job threads (stop: waits for the jobs running, drops
+ * the queued ones; an unfinished UPDATE leaves its messages in place). */
+int jobs_start(struct pop3d *pd, const char **error_r)
+	__attribute__((warn_unused_result));
+void jobs_stop(struct pop3d *pd);
+/* Scan mb (opened and locked; the job owns it) for user's login: the
+ * session waits, then gets the mailbox and its +OK, or a -ERR. */
+void job_scan(struct session *s, struct mailbox *mb, const char *user);
+/* QUIT in TRANSACTION: the UPDATE, with the session's mailbox and flags;
+ * the session waits, then closes with the reply. */
+void job_update(struct session *s);
+/* The session is going: its job no longer reports to it. */
+void job_detach(struct session *s);
 
 #endif

@@ -6,7 +6,8 @@
  * a session with its log line.
  *
  * Input is processed strictly in order.  While the auth service is asked
- * (`waiting`) or a message is being sent (ST_SENDING) no further line is
+ * or a mailbox job (job.c) runs (`waiting`; a job also stops the idle
+ * timer), or a message is being sent (ST_SENDING), no further line is
  * read, so pipelined commands (RFC 2449 PIPELINING) see the state the
  * earlier ones left and their responses go out in order; responses are
  * queued in the stream and flushed once per loop batch.
@@ -194,6 +195,25 @@ session_resume(struct session *s)
 		ios_set_reading(s->ios, 1);	/* runs on_read if input waits */
 }
 
+void
+session_job_wait(struct session *s)
+{
+	/* The idle timeout is for the client's silence, not for our work. */
+	ev_timer_del(&s->timer);
+	session_wait(s);
+}
+
+static void on_timeout(struct ev_timer *t, void *arg);
+
+void
+session_job_done(struct session *s)
+{
+	if (s->timer == NULL)
+		s->timer = ev_timer_add(s->pd->d->loop, s->pd->set.timeout_ms, 0,
+		    on_timeout, s);
+	session_resume(s);
+}
+
 /* Stop streaming: close the message file. */
 static void
 send_stop(struct session *s)
@@ -217,6 +237,7 @@ session_free(struct session *s, const char *reason)
 	    log_safe(reason));
 	send_stop(s);
 	session_reset_auth(s);
+	job_detach(s);		/* a scan is dropped, an UPDATE goes on */
 	cmd_close_mailbox(s);	/* no UPDATE: a dropped session changes nothing */
 	xfree(&s->login);
 	if (s->counted)
@@ -231,7 +252,7 @@ session_free(struct session *s, const char *reason)
 	ev_timer_del(&s->timer);
 	ios_free(&s->ios);
 	free(s);
-	if (pd->d->retiring && pd->nsessions == 0)
+	if (pd->d->retiring && pd->nsessions == 0 && pd->njobs == 0)
 		log_info("event=retired_idle");
 }
 
@@ -490,7 +511,7 @@ on_drained(struct ios *ios, void *arg)
 	if (!s->out_blocked)
 		return;
 	s->out_blocked = 0;
-	if (s->state == ST_SENDING)	/* the client reads: progress */
+	if (s->state == ST_SENDING && s->timer != NULL)	/* progress */
 		ev_timer_reset(s->timer, s->pd->set.timeout_ms);
 	if (!s->waiting && s->state != ST_CLOSING) {
 		ios_set_reading(s->ios, 1);
