@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -103,6 +104,27 @@ daemon_parse_listeners(const char *spec, struct daemon_listener **out_r,
 	*out_r = l;
 	*n_r = n;
 	return 0;
+}
+
+/* Every session is one descriptor (two while pop3d sends a message), and
+ * thousands may be idle at once. */
+void
+daemon_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("event=rlimit_failed error=\"%s\"", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("event=rlimit_failed error=\"%s\"", strerror(errno));
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("event=nofile soft=%llu hard=%llu",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
 }
 
 /* How long a listener rests after accept() ran out of descriptors or

@@ -69,6 +69,11 @@ struct daemon_hooks {
 	void (*cleanup)(struct daemon *d);
 };
 
+/* Raise the open-file soft limit to the hard limit (network daemons,
+ * whose sessions are a descriptor each, call it before the drop); logs
+ * the result. */
+void daemon_raise_nofile(void);
+
 /* Run the daemon; returns the process exit status for main() to return. */
 int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks);
 

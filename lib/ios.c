@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -804,6 +805,17 @@ size_t
 ios_pending(const struct ios *s)
 {
 	return s->out.len - s->out_off;
+}
+
+void
+ios_write_last(struct ios *s, const void *p, size_t n)
+{
+	if (ios_pending(s) > 0 || n > INT_MAX)
+		return;
+	if (s->tls == IOS_TLS_ACTIVE)
+		(void)SSL_write(s->ssl, p, (int)n);
+	else if (s->ssl == NULL)
+		(void)send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 /* Common part of ios_starttls_server() and _client(). */

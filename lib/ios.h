@@ -122,6 +122,13 @@ int ios_printf(struct ios *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Bytes waiting in the output buffer. */
 size_t ios_pending(const struct ios *s);
+/*
+ * A daemon's last words before it exits (a shutdown notice): write p to
+ * the peer at once, bypassing the buffer and the loop.  Best effort:
+ * nothing is written while output is still queued or a TLS handshake is
+ * under way, and a short or failed write is ignored.
+ */
+void ios_write_last(struct ios *s, const void *p, size_t n);
 
 /* Start TLS as server / client on the connection.  Clear-text input that
  * was buffered is discarded.  0 started, -1 could not create the session. */

@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "authclient.h"
@@ -25,24 +24,6 @@
 #include "pop3d.h"
 #include "tlsctx.h"
 #include "xalloc.h"
-
-/* Raise the open-file limit as far as the hard limit allows: every
- * session is one descriptor (two while it sends a message). */
-static void
-raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		log_warn("event=rlimit_failed error=\"%s\"", strerror(errno));
-		return;
-	}
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			log_warn("event=rlimit_failed error=\"%s\"", strerror(errno));
-	}
-}
 
 /* Read the settings. */
 static void
@@ -76,7 +57,7 @@ pre_drop(struct daemon *d, const char **error_r)
 	pd->d = d;
 	pd->storefd = -1;
 	d->ctx = pd;
-	raise_nofile();
+	daemon_raise_nofile();
 	if (cert[0] != '\0' && key[0] != '\0') {
 		pd->tls = tls_server_ctx(cert, key, error_r);
 		if (pd->tls == NULL)

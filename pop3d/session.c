@@ -614,17 +614,9 @@ pop3d_stop_all(struct pop3d *pd)
 	while (pd->sessions != NULL) {
 		struct session *s = pd->sessions;
 
-		if (s->ios != NULL && s->greeted && ios_pending(s->ios) == 0 &&
-		    s->state != ST_CLOSING && s->state != ST_SENDING) {
-			if (session_tls(s)) {
-				SSL *ssl = ios_ssl(s->ios);
-
-				(void)SSL_write(ssl, bye, (int)sizeof(bye) - 1);
-			} else if (!ios_ssl(s->ios)) {
-				(void)send(ios_fd(s->ios), bye, sizeof(bye) - 1,
-				    MSG_DONTWAIT | MSG_NOSIGNAL);
-			}
-		}
+		if (s->ios != NULL && s->greeted && s->state != ST_CLOSING &&
+		    s->state != ST_SENDING)
+			ios_write_last(s->ios, bye, sizeof(bye) - 1);
 		session_free(s, "shutdown");
 	}
 }

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "authclient.h"
@@ -25,27 +24,6 @@
 #include "smtpd.h"
 #include "tlsctx.h"
 #include "xalloc.h"
-
-/* Raise the open-file limit as far as the hard limit allows: every
- * session is one descriptor, and thousands may be idle at once. */
-static void
-raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		log_warn("event=rlimit_failed error=\"%s\"", strerror(errno));
-		return;
-	}
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			log_warn("event=rlimit_failed error=\"%s\"", strerror(errno));
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-		log_info("event=nofile soft=%llu hard=%llu",
-		    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
-}
 
 /* The host name for greetings: the config's, else the system's. */
 static char *
@@ -103,7 +81,7 @@ pre_drop(struct daemon *d, const char **error_r)
 
 	sd->d = d;
 	d->ctx = sd;
-	raise_nofile();
+	daemon_raise_nofile();
 	if (cert[0] != '\0' && key[0] != '\0') {
 		sd->tls = tls_server_ctx(cert, key, error_r);
 		if (sd->tls == NULL)

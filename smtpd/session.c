@@ -456,17 +456,8 @@ smtpd_stop_all(struct smtpd *sd)
 	while (sd->sessions != NULL) {
 		struct session *s = sd->sessions;
 
-		if (s->ios != NULL && s->greeted && ios_pending(s->ios) == 0 &&
-		    s->state != ST_CLOSING) {
-			if (session_tls(s)) {
-				SSL *ssl = ios_ssl(s->ios);
-
-				(void)SSL_write(ssl, bye, (int)sizeof(bye) - 1);
-			} else if (s->ios != NULL && !ios_ssl(s->ios)) {
-				(void)send(ios_fd(s->ios), bye, sizeof(bye) - 1,
-				    MSG_DONTWAIT | MSG_NOSIGNAL);
-			}
-		}
+		if (s->ios != NULL && s->greeted && s->state != ST_CLOSING)
+			ios_write_last(s->ios, bye, sizeof(bye) - 1);
 		session_free(s, "shutdown");
 	}
 }
