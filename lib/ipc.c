@@ -955,6 +955,11 @@ ipc_link_read(struct ipc_link *l)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
+			/* A reset between frames is a hang-up like an EOF
+			 * (a peer that closed with our hello unread). */
+			if (errno == ECONNRESET && l->dec->hdr_len == 0)
+				return ipc_link_fail(l, LOG_LEVEL_DEBUG, "peer_closed",
+				    errno);
 			return ipc_link_fail(l, LOG_LEVEL_WARN, why,
 			    errno == EPROTO ? 0 : errno);
 		}
