@@ -1027,6 +1027,36 @@ mdir_from_fd(int fd, struct mdir **d_r, const char **error_r)
 }
 
 /*
+ * Whether every component of key (a cached Maildir's path in the store)
+ * is still a directory and no symlink.  new/ reached through the store
+ * being the cached inode is not enough: a Maildir moved out of the store
+ * with a symlink to it left in its place is the same inode, outside.
+ */
+static int
+key_real_dirs(int storefd, char *key)
+{
+	struct stat sb;
+	char *p = key;
+	int ok = 1;
+
+	for (;;) {
+		char *slash = strchr(p, '/');
+
+		if (slash != NULL)
+			*slash = '\0';
+		if (slash == NULL || slash != p)	/* "a//b": nothing between */
+			ok = fstatat(storefd, key, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISDIR(sb.st_mode);
+		if (slash == NULL)
+			return ok;
+		*slash = '/';
+		if (!ok)
+			return 0;
+		p = slash + 1;
+	}
+}
+
+/*
  * The Maildir at mailbox (created if missing), from the cache if it is
  * there and its new/ is still the one reached through the store -- unless
  * walk -- else walked from the store (and cached).  0 with *d_r (a
@@ -1050,7 +1080,8 @@ mdir_get(struct maildir_store *st, const char *mailbox, int walk,
 	key = xstrndup(mailbox, klen);
 	hash = key_hash(key);
 	if ((d = cache_find(st, key, hash)) != NULL) {
-		if (!walk && fstatat(st->fd, d->newpath, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		if (!walk && key_real_dirs(st->fd, d->key) &&
+		    fstatat(st->fd, d->newpath, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    S_ISDIR(sb.st_mode) && sb.st_dev == d->new_dev &&
 		    sb.st_ino == d->new_ino) {
 			st->hits++;

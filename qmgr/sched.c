@@ -158,6 +158,18 @@ dest_room(const struct qmgr *q, const struct dest *d)
 	return d->agent->inflight < d->agent->limit && d->inflight < q->set.domain_limit;
 }
 
+/* Whether m has a due recipient (whose destination has room, if
+ * need_room). */
+static int
+due_with_room(const struct qmgr *q, const struct qmsg *m, int need_room)
+{
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (m->rcpts[i].state == QR_PENDING &&
+		    (!need_room || dest_room(q, m->rcpts[i].dest)))
+			return 1;
+	return 0;
+}
+
 /* Wake the messages waiting for the room a finished request left. */
 static void
 dest_wake(struct qmgr *q, struct dest *d)
@@ -303,11 +315,12 @@ request_finish(struct agent *a, struct request *r, const uint32_t *status,
 		buf_free(&bufs[k]);
 	free(bufs);
 	free(recs);
-	for (uint32_t i = 0; i < m->nrcpt; i++)
-		if (m->rcpts[i].state == QR_PENDING && !m->hold && m->where == QM_NOWHERE) {
-			qmgr_ready_add(a->q, m);
-			break;
-		}
+	/* Due recipients (alias expansion adds some) get a turn -- a
+	 * parked message too when one of them can go now: its wait list
+	 * may be a full destination that is none of theirs. */
+	if (!m->hold && !m->deleted && m->where != QM_READY && due_with_room(a->q, m,
+	    m->where == QM_PARKED))
+		qmgr_ready_add(a->q, m);
 	request_free(r);
 	qmgr_msg_check_done(a->q, m);
 	sched_kick(a->q);
@@ -653,16 +666,26 @@ sched_tick(struct qmgr *q)
 			else if (rs->state == QR_FAILED || rs->state == QR_SUCCESS)
 				report = 1;
 		}
+		/*
+		 * Due: into the ring, unless it is there, or parked and none of
+		 * its due recipients can go now (its wait list wakes it).  A
+		 * parked message is checked here because it waits on the list
+		 * of ONE full destination: a retry that came due, or room at
+		 * another of its destinations, must not wait for that one.
+		 */
+		if (due && !m->deleted && m->where != QM_READY &&
+		    (promoted || m->where == QM_NOWHERE || due_with_room(q, m, 1)))
+			qmgr_ready_add(q, m);
 		if (m->busy > 0)
 			continue;
 		if (deferred && !m->warned && q->set.delay_warning > 0 &&
 		    (uint64_t)now >= m->arrival + q->set.delay_warning)
 			(void)bounce_send(q, m, 1);
-		/* A parked message stays parked unless a retry came due: its
-		 * wait list wakes it. */
-		if (due && (promoted || m->where == QM_NOWHERE))
-			qmgr_ready_add(q, m);
-		else if (report && !due)
+		/* Nothing due: reports to send (retried here if the last try
+		 * failed), or -- after a crash between the last record and
+		 * the removal -- nothing left to do at all: check_done
+		 * reports, and removes what is finished. */
+		if (!due && (report || !deferred) && m->where == QM_NOWHERE)
 			qmgr_msg_check_done(q, m);
 	}
 	for (int k = 0; k < 2; k++)

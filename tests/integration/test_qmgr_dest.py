@@ -12,7 +12,11 @@ for a while and records how many requests were in flight per domain.
   than qmgr_destination_concurrency to the agent, and every request
   carries recipients of one domain only;
 - 5 messages to small.example sent after the 200 are answered while
-  big.example is still in progress (it does not starve them)."""
+  big.example is still in progress (it does not starve them);
+- a message whose destinations are all full waits on ONE of them (the
+  first); when another of its destinations gets room, it goes there
+  within the once-a-second sweep, not after the first one drains
+  (a second instance: qmgr_domain_concurrency 2, the agent's limit 6)."""
 
 import os
 import signal
@@ -41,7 +45,8 @@ qmgr_destination_concurrency = %d
 IPC_HELLO = 1
 AGENT_DELIVER, AGENT_RESULT = 16, 17
 AGENT_OK = 0
-HOLD_S = {"big.example": 0.12}   # how long a request is held open
+HOLD_S = {"big.example": 0.12,   # how long a request is held open
+          "crowd.example": 0.3, "slow.example": 1.5}
 BIG, SMALL = 200, 5
 
 
@@ -57,6 +62,7 @@ class FakeRelay:
         self.max_total = 0
         self.answered = {}          # message id (queue id) -> (time, domain)
         self.rcpts = []             # (domain, address) per recipient answered
+        self.started = []           # (time, domain, queue id) per request
         self.mixed = []             # requests with more than one domain
         self.errors = []
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -151,6 +157,7 @@ class FakeRelay:
             self.max_inflight[dom] = max(self.max_inflight.get(dom, 0), self.inflight[dom])
             self.total_inflight += 1
             self.max_total = max(self.max_total, self.total_inflight)
+            self.started.append((time.monotonic(), dom, qid))
 
         def answer():
             with self.lock:
@@ -283,6 +290,89 @@ class QmgrDestinations(unittest.TestCase):
         self.assertEqual(relay.mixed, [])
         self.assertEqual(got(), ["a@one.example", "b@two.example", "c@ONE.example",
                                "d@three.example"])
+
+
+PARK_DOMAIN_LIMIT, PARK_AGENT_LIMIT, CROWD = 2, 6, 60
+PARK_CONFIG = """
+queue_retry_min = 1s
+queue_retry_max = 1s
+restart_delay_max = 1s
+qmgr_domain_concurrency = %d
+qmgr_destination_concurrency = %d
+""" % (PARK_DOMAIN_LIMIT, PARK_AGENT_LIMIT)
+
+
+class QmgrParked(unittest.TestCase):
+    """A message waits on the list of ONE full destination (its first
+    blocked one); room at another of its destinations must not wait for
+    that one to drain."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = harness.Instance(extra_config=PARK_CONFIG)
+        try:
+            cls.inst.start()
+            cls.relay = FakeRelay(os.path.join(cls.inst.dir, "run", "relay"))
+        except BaseException:
+            cls.inst.cleanup()
+            raise
+        cls.port = cls.inst.base + 25
+        cls.queue = os.path.join(cls.inst.dir, "spool", "queue")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.relay.close()
+            cls.inst.stop()
+        finally:
+            cls.inst.cleanup()
+
+    def sendmail(self, rcpts, n, tag):
+        s = smtplib.SMTP("127.0.0.1", self.port, timeout=30)
+        try:
+            for i in range(n):
+                s.sendmail("sender@example.test", rcpts,
+                           ("Subject: %s %d\r\n\r\nx\r\n" % (tag, i)).encode())
+        finally:
+            s.quit()
+
+    def test_parked_message_goes_where_there_is_room(self):
+        relay = self.relay
+        qmgr = self.inst.service_pids("qmgr")[0]
+        os.kill(qmgr, signal.SIGSTOP)
+        try:
+            self.sendmail(["list@crowd.example"], CROWD, "crowd")
+            self.sendmail(["a@slow.example"], PARK_DOMAIN_LIMIT, "slow")
+        finally:
+            os.kill(qmgr, signal.SIGCONT)
+
+        def full():
+            with relay.lock:
+                return relay.inflight.get("crowd.example", 0) == PARK_DOMAIN_LIMIT and \
+                    relay.inflight.get("slow.example", 0) == PARK_DOMAIN_LIMIT
+        harness.wait_until(full, timeout=10, what="both destinations full")
+        # Both its destinations full (the agent is not): it waits on
+        # crowd.example's list, behind most of the crowd.
+        t0 = time.monotonic()
+        self.sendmail(["x@crowd.example", "y@slow.example"], 1, "both")
+
+        def slow_third():
+            with relay.lock:
+                st = [t for t, d, _ in relay.started if d == "slow.example"]
+            return st[PARK_DOMAIN_LIMIT] if len(st) > PARK_DOMAIN_LIMIT else None
+        started = harness.wait_until(slow_third, timeout=30, interval=0.05,
+                                     what="its slow.example request")
+        with relay.lock:
+            crowd_left = CROWD + 1 - sum(1 for _, d, _ in relay.started
+                                         if d == "crowd.example")
+        # slow.example has room 1.5 s on; the crowd takes 9 s to drain.
+        self.assertLess(started - t0, 4.5)
+        self.assertGreater(crowd_left, 0, "it waited for crowd.example to drain")
+        harness.wait_until(lambda: not {n for n in os.listdir(self.queue) if "." not in n},
+                           timeout=30, interval=0.2, what="an empty queue")
+        self.assertEqual(relay.errors, [])
+        self.assertEqual(relay.mixed, [])
+        self.assertLessEqual(relay.max_total, PARK_AGENT_LIMIT)
 
 
 if __name__ == "__main__":

@@ -6,23 +6,35 @@ instance:
   even with RET=FULL (RFC 3461 4.3); mail from the null sender gets none;
 - postmaster notices go to postmaster_address, which `postern init` sets
   to the demo domain's postmaster alias: a double bounce (failed mail
-  from <>) arrives in the demo user's Maildir."""
+  from <>) arrives in the demo user's Maildir;
+- states a kill -9 leaves behind are finished at restart: a message whose
+  recipients are all reported is removed, a success report still due goes
+  out once without a second delivery;
+- kill -9 of qmgr and local in a loop while NOTIFY=SUCCESS mail flows
+  through a destination at qmgr_domain_concurrency: every message is
+  delivered and reported, duplicates only within the window, no report
+  on a report."""
 
 import email
 import os
+import signal
 import smtplib
 import sys
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
+DOMAIN_LIMIT = 2
 CONFIG = """
 queue_retry_min = 1s
 queue_retry_max = 2s
 restart_delay_max = 1s
-"""
+qmgr_local_concurrency = 4
+qmgr_domain_concurrency = %d
+""" % DOMAIN_LIMIT
 
 
 def esc(v):
@@ -174,6 +186,114 @@ class QmgrReports(unittest.TestCase):
         self.assertIn(b"\nTo: <postmaster@example.test>\n", raw[0])
         self.assertIn(b"\nDelivered-To: demo@example.test\n", raw[0])
         harness.wait_until(self.spool_empty, timeout=10, what="empty spool")
+
+    def test_6_crash_window_states_recovered(self):
+        # States a kill -9 can leave in spool/queue, found at restart:
+        # (a) every recipient reported ("bounced") but the files not yet
+        #     removed: removed, nothing delivered, nothing reported;
+        # (b) delivered with NOTIFY=SUCCESS, the report not yet queued:
+        #     the report goes out once and the mail is not delivered again.
+        qdir = os.path.join(self.spool, "queue")
+        stamp = int(time.time())
+        qa, qb = "Z%dALLDONE" % stamp, "Z%dSUCCESSDUE" % stamp
+        for qid, state, mid in ((qa, "bounced 0\n", "<alldone@remote.test>"),
+                                (qb, "delivered 0 2.0.0 delivered to maildir\n",
+                                 "<successdue@remote.test>")):
+            data = queue_file(qid, "demo@example.test", "demo@example.test",
+                              ("Subject: crash window\nMessage-ID: %s\n\n"
+                               "crash window body\n" % mid).encode(), notify=2)
+            with open(os.path.join(qdir, qid), "wb") as f:
+                f.write(data)
+            with open(os.path.join(qdir, qid + ".state"), "w") as f:
+                f.write(state)
+        for pid in self.inst.service_pids("qmgr"):
+            os.kill(pid, signal.SIGKILL)
+        self.wait_for(b"multipart/report", b"<successdue@remote.test>", timeout=15)
+        harness.wait_until(self.spool_empty, timeout=10, what="empty spool")
+        time.sleep(1.5)
+        self.assertEqual([v for v in self.files() if b"crash window body" in v], [])
+        self.assertEqual(len([v for v in self.files()
+                              if b"<successdue@remote.test>" in v]), 1)
+        self.assertEqual([v for v in self.files() if b"<alldone@remote.test>" in v], [])
+
+    def test_7_kill_during_stream_with_success_reports(self):
+        # kill -9 of qmgr and local, again and again, while mail asking
+        # for NOTIFY=SUCCESS flows through a destination at its limit
+        # (messages wait on its wait list): every message is delivered and
+        # reported at least once, at most once more per kill (the window),
+        # and no report is ever reported on.
+        total, threads, kills = 200, 4, [0]
+        errors = []
+
+        def sender(t):
+            per = total // threads
+            s = None
+            for i in range(per):
+                n = t * per + i
+                msg = ("Subject: k%d\r\nMessage-ID: <k%d@crash.test>\r\n\r\n"
+                       "crash stream %d\r\n" % (n, n, n)).encode()
+                for attempt in range(5):
+                    try:
+                        if s is None:
+                            s = smtplib.SMTP("127.0.0.1", self.port, timeout=20)
+                        s.sendmail("demo@example.test", ["demo@example.test"], msg,
+                                   rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+                        break
+                    except (smtplib.SMTPException, OSError) as e:
+                        s = None
+                        if attempt == 4:
+                            errors.append(repr(e))
+                        time.sleep(0.2)
+            if s is not None:
+                s.quit()
+
+        ts = [threading.Thread(target=sender, args=(t,)) for t in range(threads)]
+        for t in ts:
+            t.start()
+        # Killing goes on for a while after the stream too: deliveries,
+        # records and reports are still in progress then.
+        start = time.monotonic()
+        deadline = start + 40
+        while (any(t.is_alive() for t in ts) or time.monotonic() < start + 4) \
+                and time.monotonic() < deadline:
+            time.sleep(0.25)
+            for svc in ("qmgr", "local"):
+                for pid in self.inst.service_pids(svc):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        kills[0] += 1
+                    except ProcessLookupError:
+                        pass
+        for t in ts:
+            t.join(timeout=30)
+        self.assertEqual(errors, [])
+        self.assertGreater(kills[0], 0)
+
+        def counts():
+            mail, rep, meta = {}, {}, 0
+            for v in self.files():
+                i = v.find(b"@crash.test>")
+                if i < 0:
+                    continue
+                mid = v[v.rfind(b"<k", 0, i):i]
+                if b"multipart/report" not in v:
+                    mail[mid] = mail.get(mid, 0) + 1
+                elif v.count(b"Successful Mail Delivery Report") > 1:
+                    meta += 1       # a report whose returned headers are a report's
+                else:
+                    rep[mid] = rep.get(mid, 0) + 1
+            return mail, rep, meta
+        harness.wait_until(lambda: len(counts()[0]) == total and len(counts()[1]) == total,
+                           timeout=45, interval=0.5,
+                           what="all %d messages and their reports" % total)
+        harness.wait_until(self.spool_empty, timeout=15, what="empty spool")
+        mail, rep, meta = counts()
+        print("kills=%d duplicate_mail=%d duplicate_reports=%d" % (
+            kills[0], sum(n - 1 for n in mail.values()), sum(n - 1 for n in rep.values())),
+            file=sys.stderr)
+        self.assertEqual(meta, 0)
+        self.assertLessEqual(sum(n - 1 for n in mail.values()), DOMAIN_LIMIT * kills[0])
+        self.assertLessEqual(sum(n - 1 for n in rep.values()), DOMAIN_LIMIT * kills[0])
 
 
 if __name__ == "__main__":

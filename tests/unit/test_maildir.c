@@ -768,6 +768,29 @@ START_TEST(test_dir_cache)
 }
 END_TEST
 
+/* A cached Maildir moved out of the store and a symlink to it put in its
+ * place (at the user or the domain level): new/ is still the same inode
+ * through the symlink, but the mail must not follow it out of the store. */
+START_TEST(test_cache_moved_out_symlinked)
+{
+	static const char *const level[] = { "m/u", "m" };
+	struct maildir_result res;
+	char cmd[1400], moved[300], path[400];
+
+	deliver("m/u/", NULL, 0, "", &res);
+	ck_assert_int_eq(res.status, AGENT_OK);
+	snprintf(moved, sizeof(moved), "%s/moved%d", root, _i);
+	snprintf(cmd, sizeof(cmd), "mv '%s/%s' '%s' && ln -s '%s' '%s/%s'",
+	    store_path, level[_i], moved, moved, store_path, level[_i]);
+	ck_assert_int_eq(system(cmd), 0);
+	deliver("m/u/", NULL, 0, "", &res);
+	ck_assert_int_eq(res.status, AGENT_TEMP);
+	ck_assert_ptr_nonnull(strstr(res.text, "symlink"));
+	snprintf(path, sizeof(path), "%s%s/new", moved, _i == 0 ? "" : "/u");
+	ck_assert_int_eq(count_dir(path, NULL, 0), 1);
+}
+END_TEST
+
 /* A cached Maildir evicted while a delivery into it is pending: its fds
  * stay open until the delivery is finished. */
 START_TEST(test_cache_evict_pending)
@@ -812,6 +835,7 @@ maildir_suite(void)
 	tcase_add_loop_test(tc, test_header_span, 0, (int)(sizeof(spans) / sizeof(spans[0])));
 	tcase_add_test(tc, test_dir_cache);
 	tcase_add_test(tc, test_cache_evict_pending);
+	tcase_add_loop_test(tc, test_cache_moved_out_symlinked, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
