@@ -79,6 +79,13 @@ def port_free(port):
         s.close()
 
 
+def sanitized_build():
+    """Whether the build under test uses AddressSanitizer (which valgrind
+    cannot run)."""
+    with open(POSTERN, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def free_port_base():
     """A port base whose listener offsets (and a few spare ports above
     base+100 for test services) are all free."""

@@ -402,6 +402,8 @@ class QueueToolsTest(unittest.TestCase):
     def test_valgrind_clean(self):
         if not os.path.exists("/usr/bin/valgrind"):
             self.skipTest("no valgrind")
+        if harness.sanitized_build():
+            self.skipTest("an AddressSanitizer build: valgrind cannot run it")
         q = self.fake_qmgr()
         q.messages = [message("F%021d" % i) for i in range(600)]
         for argv in ([harness.POSTERN, "-c", self.inst.conf, "queue"],

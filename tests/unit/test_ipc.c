@@ -59,6 +59,9 @@ struct piece {
 
 #define MAX_PIECES 6
 
+/* 300 bytes of payload for an over-long frame. */
+static const char zeros300[300];
+
 /* Append pieces (up to P_END) to m's payload. */
 static void
 put_pieces(struct ipc_msg *m, const struct piece *p)
@@ -348,7 +351,7 @@ static const struct {
 	{ "hello with trailing byte", NULL, { { IPC_HELLO,
 	    { { P_STR, 0, "test/1", 0 }, { P_RAW, 0, "x", 1 } }, 0 } }, 1, 0, 0,
 	    0, "leftover_bytes" },
-	{ "hello too long", NULL, { { IPC_HELLO, { { P_DATA, 0, "", 300 } },
+	{ "hello too long", NULL, { { IPC_HELLO, { { P_DATA, 0, zeros300, 300 } },
 	    0 } }, 1, 0, 0, 0, "length_too_long" },
 	{ "frame before hello", NULL, { { T_PING, { { P_U32, 9, NULL, 0 } }, 0 } },
 	    1, 0, 0, 0, "frame_before_hello" },
