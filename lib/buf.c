@@ -39,6 +39,14 @@ buf_free(struct buf *b)
 }
 
 void
+buf_wipe(struct buf *b)
+{
+	if (b->data != NULL)
+		explicit_bzero(b->data, b->cap);
+	buf_free(b);
+}
+
+void
 buf_reset(struct buf *b)
 {
 	b->len = 0;

@@ -25,6 +25,8 @@ struct buf {
 void buf_init(struct buf *b, size_t max);
 /* Release the storage; the buffer is empty and reusable afterwards. */
 void buf_free(struct buf *b);
+/* Overwrite the whole allocation with zeros (for secrets), then free it. */
+void buf_wipe(struct buf *b);
 /* Set the length to zero, keeping the storage. */
 void buf_reset(struct buf *b);
 

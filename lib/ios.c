@@ -808,6 +808,13 @@ ios_pending(const struct ios *s)
 }
 
 void
+ios_wipe_consumed(struct ios *s)
+{
+	if (s->in.data != NULL && s->in_off > 0)
+		explicit_bzero(s->in.data, s->in_off);
+}
+
+void
 ios_write_last(struct ios *s, const void *p, size_t n)
 {
 	if (ios_pending(s) > 0 || n > INT_MAX)

@@ -110,6 +110,11 @@ int ios_read_line(struct ios *s, const char **line_r, size_t *len_r, int *ending
 const char *ios_peek(struct ios *s, size_t *len_r);
 /* Drop n buffered input bytes (n <= the peeked length). */
 void ios_consume(struct ios *s, size_t n);
+/* Overwrite the input already read and consumed (lines returned by
+ * ios_read_line, bytes dropped by ios_consume) with zeros, so a password
+ * a client sent does not linger in the buffer; the pointers those calls
+ * returned are then dead.  Unread input is kept. */
+void ios_wipe_consumed(struct ios *s);
 /* Stop (0) or resume (1) reading from the socket.  While stopped, no
  * on_read and no EOF close happen; resuming offers buffered input again
  * (from the loop). */

@@ -230,15 +230,6 @@ auth_decode(struct session *s, const char *text, size_t len, struct buf *out)
 	return 0;
 }
 
-/* Scrub and free a buffer that held credentials. */
-static void
-buf_wipe(struct buf *b)
-{
-	if (b->data != NULL)
-		explicit_bzero(b->data, b->cap);
-	buf_free(b);
-}
-
 /* AUTH (RFC 5034): without a mechanism, list them; else take the initial
  * response or ask for it with "+ ". */
 static void

@@ -662,9 +662,7 @@ proceed_auth(struct session *s, struct cmd_arg *a)
 		s->state = ST_AUTH_PASS;
 		session_reply(s, 334, NULL, "UGFzc3dvcmQ6");	/* Password: */
 	}
-	if (dec.data != NULL)
-		explicit_bzero(dec.data, dec.cap);
-	buf_free(&dec);
+	buf_wipe(&dec);
 }
 
 void
@@ -697,9 +695,7 @@ cmd_auth_continue(struct session *s, const char *line, size_t len)
 			break;
 		}
 	}
-	if (dec.data != NULL)
-		explicit_bzero(dec.data, dec.cap);
-	buf_free(&dec);
+	buf_wipe(&dec);
 }
 
 /* --- The table and the dispatcher -------------------------------------------- */

@@ -308,6 +308,10 @@ session_input(struct session *s)
 			cmd_dispatch(s, line, len);
 		else
 			cmd_auth_continue(s, line, len);
+		/* The line may have carried a password (AUTH, PASS, a SASL
+		 * response): leave no copy of it in the input buffer. */
+		if (s->ios != NULL)
+			ios_wipe_consumed(s->ios);
 	}
 }
 

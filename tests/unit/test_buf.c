@@ -12,6 +12,18 @@
 #include "buf.h"
 #include "check_util.h"
 
+START_TEST(test_wipe)
+{
+	struct buf b = BUF_INIT;
+
+	ck_assert_int_eq(buf_puts(&b, "secret"), 0);
+	buf_wipe(&b);
+	ck_assert_ptr_null(b.data);
+	ck_assert_uint_eq(b.len, 0);
+	buf_wipe(&b);		/* an empty buffer is fine */
+}
+END_TEST
+
 START_TEST(test_empty)
 {
 	struct buf b = BUF_INIT;
@@ -198,6 +210,7 @@ main(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_empty);
+	tcase_add_test(tc, test_wipe);
 	tcase_add_test(tc, test_append_grows_and_terminates);
 	tcase_add_test(tc, test_embedded_nul);
 	tcase_add_test(tc, test_max_is_exact);

@@ -278,6 +278,65 @@ START_TEST(test_lines_split)
 }
 END_TEST
 
+/* ios_wipe_consumed: the reader of a password line wipes it. */
+struct wipe_case {
+	struct harness *h;
+	int checked;
+};
+
+static void
+wipe_on_read(struct ios *ios, void *arg)
+{
+	struct wipe_case *w = arg;
+	const char *line, *rest;
+	size_t len, n;
+	char *copy;
+
+	if (w->checked || ios_read_line(ios, &line, &len, NULL) != 1)
+		return;
+	ck_assert_str_eq(line, "PASS hunter2");
+	copy = (char *)(uintptr_t)line;	/* still the buffer's memory */
+	ios_wipe_consumed(ios);
+	for (size_t i = 0; i < len; i++)
+		ck_assert_int_eq(copy[i], 0);
+	rest = ios_peek(ios, &n);
+	ck_assert_uint_eq(n, 6);
+	ck_assert_int_eq(memcmp(rest, "NOOP\r\n", 6), 0);
+	w->checked = 1;
+	ev_break(w->h->loop);
+}
+
+static void
+wipe_on_close(struct ios *ios, enum ios_close why, const char *text, void *arg)
+{
+	(void)ios;
+	(void)why;
+	(void)text;
+	(void)arg;
+}
+
+START_TEST(test_wipe_consumed)
+{
+	static const struct ios_callbacks cb = { wipe_on_read, NULL, wipe_on_close };
+	static const char input[] = "PASS hunter2\r\nNOOP\r\n";
+	struct harness h;
+	struct wipe_case w = { &h, 0 };
+	struct ios *s;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(write(sv[1], input, sizeof(input) - 1), (ssize_t)sizeof(input) - 1);
+	harness_init(&h);
+	s = ios_new(h.loop, sv[0], &std_lim, &cb, &w);
+	while (!w.checked && !h.timed_out)
+		ck_assert_int_eq(ev_run(h.loop), 0);
+	ck_assert_int_eq(w.checked, 1);
+	ios_free(&s);
+	close(sv[1]);
+	harness_done(&h);
+}
+END_TEST
+
 START_TEST(test_overlong)
 {
 	/* max_line 8, max_input 16. */
@@ -1564,6 +1623,7 @@ ios_suite(void)
 
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_lines_split);
+	tcase_add_test(tc, test_wipe_consumed);
 	tcase_add_test(tc, test_overlong);
 	tcase_add_test(tc, test_backpressure);
 	tcase_add_test(tc, test_flush_drained);
