@@ -15,7 +15,7 @@ check-fuzz:
 			$(OPENSSL_CFLAGS) $(CARES_CFLAGS) \
 			-o tests/fuzz/bin/$$t $(srcdir)/tests/fuzz/$$t.c \
 			$(addprefix $(srcdir)/,$(FUZZ_LIB_SRCS)) \
-			$(OPENSSL_LIBS) $(CARES_LIBS) $(BDB_LIBS) $(LMDB_LIBS) $(CRYPT_LIBS); \
+			$(OPENSSL_LIBS) $(CARES_LIBS) $(BDB_LIBS) $(LMDB_LIBS) $(CRYPT_LIBS) $(LIBS); \
 		$(MKDIR_P) tests/fuzz/work/$$t; \
 		./tests/fuzz/bin/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 			tests/fuzz/work/$$t $(srcdir)/tests/fuzz/corpus/$$t; \
