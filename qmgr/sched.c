@@ -351,7 +351,10 @@ agent_on_close(struct ipc_link *l, const char *why, void *arg)
 	struct request *r;
 
 	(void)l;
-	log_warn("event=agent_link_closed agent=%s reason=%s inflight=%u", a->name,
+	/* With nothing in flight an agent going away (a stop, a reload, its
+	 * retirement) loses nothing: worth a warning only otherwise. */
+	log_msg(a->inflight > 0 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
+	    "event=agent_link_closed agent=%s reason=%s inflight=%u", a->name,
 	    log_safe(why), a->inflight);
 	ipc_link_free(&a->link);
 	while ((r = a->reqs) != NULL) {
