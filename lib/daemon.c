@@ -16,12 +16,14 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "connlimit.h"
 #include "daemon.h"
 #include "fsutil.h"
 #include "log.h"
 #include "net.h"
 #include "priv.h"
 #include "sandbox.h"
+#include "tlsctx.h"
 #include "xalloc.h"
 
 /* How often a retiring daemon checks whether it is idle. */
@@ -125,6 +127,31 @@ daemon_raise_nofile(void)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		log_info("event=nofile soft=%llu hard=%llu",
 		    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+}
+
+int
+daemon_net_setup(struct daemon *d, const char *conns, const char *without,
+    struct ssl_ctx_st **tls_r, struct connlimit **conns_r, const char **error_r)
+{
+	const char *cert = cfg_str(d->global, "tls_cert_file");
+	const char *key = cfg_str(d->global, "tls_key_file");
+	char *path;
+	int r;
+
+	daemon_raise_nofile();
+	*tls_r = NULL;
+	if (cert[0] != '\0' && key[0] != '\0') {
+		if ((*tls_r = tls_server_ctx(cert, key, error_r)) == NULL)
+			return -1;
+	} else {
+		log_warn("event=no_tls detail=\"tls_cert_file or tls_key_file is "
+		    "empty: %s\"", without);
+	}
+	path = fs_join(cfg_str(d->global, "run_dir"), conns);
+	r = connlimit_open(path, (unsigned)cfg_int(d->svc, "processes"), d->instance,
+	    conns_r, error_r);
+	free(path);
+	return r;
 }
 
 /* How long a listener rests after accept() ran out of descriptors or

@@ -74,6 +74,23 @@ struct daemon_hooks {
  * the result. */
 void daemon_raise_nofile(void);
 
+struct ssl_ctx_st;
+struct connlimit;
+
+/*
+ * The privileged set-up every network daemon shares (call it from
+ * pre_drop): raise the file limit; load tls_cert_file and tls_key_file
+ * into *tls_r, or leave it NULL and log a warning that says what the
+ * daemon then goes without (without, e.g. "no STARTTLS, smtps refused")
+ * when either is empty; and map the connection counters shared by the
+ * service's processes, run_dir/CONNS (created in run_dir, which only root
+ * may write in root mode; the mapping outlives the drop).  0, or -1 with
+ * *error_r.
+ */
+int daemon_net_setup(struct daemon *d, const char *conns, const char *without,
+    struct ssl_ctx_st **tls_r, struct connlimit **conns_r, const char **error_r)
+	__attribute__((warn_unused_result));
+
 /* Run the daemon; returns the process exit status for main() to return. */
 int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks);
 

@@ -49,28 +49,13 @@ static int
 pre_drop(struct daemon *d, const char **error_r)
 {
 	struct pop3d *pd = xcalloc(1, sizeof(*pd));
-	const char *cert = cfg_str(d->global, "tls_cert_file");
-	const char *key = cfg_str(d->global, "tls_key_file");
-	char *path;
-	int r;
 
 	pd->d = d;
 	pd->storefd = -1;
 	d->ctx = pd;
-	daemon_raise_nofile();
-	if (cert[0] != '\0' && key[0] != '\0') {
-		pd->tls = tls_server_ctx(cert, key, error_r);
-		if (pd->tls == NULL)
-			return -1;
-	} else {
-		log_warn("event=no_tls detail=\"tls_cert_file or tls_key_file is "
-		    "empty: no STLS, pop3s refused, logins only from secure clients\"");
-	}
-	path = fs_join(cfg_str(d->global, "run_dir"), "pop3d.conns");
-	r = connlimit_open(path, (unsigned)cfg_int(d->svc, "processes"), d->instance,
-	    &pd->conns, error_r);
-	free(path);
-	return r;
+	return daemon_net_setup(d, "pop3d.conns",
+	    "no STLS, pop3s refused, logins only from secure clients",
+	    &pd->tls, &pd->conns, error_r);
 }
 
 /* After the drop (as the mail store's owner): settings, the mail store

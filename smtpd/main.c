@@ -74,27 +74,11 @@ static int
 pre_drop(struct daemon *d, const char **error_r)
 {
 	struct smtpd *sd = xcalloc(1, sizeof(*sd));
-	const char *cert = cfg_str(d->global, "tls_cert_file");
-	const char *key = cfg_str(d->global, "tls_key_file");
-	char *path;
-	int r;
 
 	sd->d = d;
 	d->ctx = sd;
-	daemon_raise_nofile();
-	if (cert[0] != '\0' && key[0] != '\0') {
-		sd->tls = tls_server_ctx(cert, key, error_r);
-		if (sd->tls == NULL)
-			return -1;
-	} else {
-		log_warn("event=no_tls detail=\"tls_cert_file or tls_key_file is "
-		    "empty: no STARTTLS, no AUTH, smtps refused\"");
-	}
-	path = fs_join(cfg_str(d->global, "run_dir"), "smtpd.conns");
-	r = connlimit_open(path, (unsigned)cfg_int(d->svc, "processes"), d->instance,
-	    &sd->conns, error_r);
-	free(path);
-	return r;
+	return daemon_net_setup(d, "smtpd.conns",
+	    "no STARTTLS, no AUTH, smtps refused", &sd->tls, &sd->conns, error_r);
 }
 
 /* After the drop: settings, policy (maps) and the auth service client. */
