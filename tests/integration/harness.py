@@ -79,6 +79,57 @@ def port_free(port):
         s.close()
 
 
+def stream_while_killing(inst, port, total, threads, make_msg, sender, rcpts,
+                         rcpt_options=(), services=("qmgr", "local"), every=0.4,
+                         after=0.0, limit=60.0):
+    """Send total messages (make_msg(n) gives message n's bytes) from
+    sender to rcpts over SMTP in threads sessions, retrying each message
+    up to 5 times, while kill -9 hits every process of services every
+    `every` seconds -- during the stream and for `after` seconds past it,
+    at most `limit` seconds in all.  Returns (kills, errors): how many
+    processes were killed, and the messages that could not be sent."""
+    import smtplib
+    import threading
+    kills, errors = [0], []
+
+    def send(t):
+        per = total // threads
+        s = None
+        for i in range(per):
+            msg = make_msg(t * per + i)
+            for attempt in range(5):
+                try:
+                    if s is None:
+                        s = smtplib.SMTP("127.0.0.1", port, timeout=20)
+                    s.sendmail(sender, rcpts, msg, rcpt_options=list(rcpt_options))
+                    break
+                except (smtplib.SMTPException, OSError) as e:
+                    s = None
+                    if attempt == 4:
+                        errors.append(repr(e))
+                    time.sleep(0.2)
+        if s is not None:
+            s.quit()
+
+    ts = [threading.Thread(target=send, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    start = time.monotonic()
+    while (any(t.is_alive() for t in ts) or time.monotonic() < start + after) \
+            and time.monotonic() < start + limit:
+        time.sleep(every)
+        for svc in services:
+            for pid in inst.service_pids(svc):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    kills[0] += 1
+                except ProcessLookupError:
+                    pass
+    for t in ts:
+        t.join(timeout=60)
+    return kills[0], errors
+
+
 def sanitized_build():
     """Whether the build under test uses AddressSanitizer (which valgrind
     cannot run)."""

@@ -14,7 +14,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
@@ -294,47 +293,14 @@ class Qmgr(unittest.TestCase):
             v for v in self.files().values() if b"t05" in v))
 
     def test_06_kill_during_stream(self):
-        total, threads, kills = 500, 5, [0]
-        errors = []
-
-        def sender(t):
-            per = total // threads
-            s = None
-            for i in range(per):
-                n = t * per + i
-                msg = ("Subject: s%d\r\nMessage-ID: <s%d@stream.test>\r\n\r\n"
-                       "message %d\r\n" % (n, n, n)).encode()
-                for attempt in range(5):
-                    try:
-                        if s is None:
-                            s = smtplib.SMTP("127.0.0.1", self.port, timeout=20)
-                        s.sendmail("sender@remote.test", ["demo@example.test"], msg)
-                        break
-                    except (smtplib.SMTPException, OSError) as e:
-                        s = None
-                        if attempt == 4:
-                            errors.append(repr(e))
-                        time.sleep(0.2)
-            if s is not None:
-                s.quit()
-
-        ts = [threading.Thread(target=sender, args=(t,)) for t in range(threads)]
-        for t in ts:
-            t.start()
-        deadline = time.monotonic() + 60
-        while any(t.is_alive() for t in ts) and time.monotonic() < deadline:
-            time.sleep(0.4)
-            for svc in ("qmgr", "local"):
-                for pid in self.inst.service_pids(svc):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                        kills[0] += 1
-                    except ProcessLookupError:
-                        pass
-        for t in ts:
-            t.join(timeout=60)
+        total = 500
+        kills, errors = harness.stream_while_killing(
+            self.inst, self.port, total, 5,
+            lambda n: ("Subject: s%d\r\nMessage-ID: <s%d@stream.test>\r\n\r\n"
+                       "message %d\r\n" % (n, n, n)).encode(),
+            "sender@remote.test", ["demo@example.test"])
         self.assertEqual(errors, [])
-        self.assertGreater(kills[0], 0)
+        self.assertGreater(kills, 0)
 
         def counts():
             c = {}
@@ -350,7 +316,7 @@ class Qmgr(unittest.TestCase):
         # process dies.  With one request in flight (the instance's
         # qmgr_local_concurrency), at most one duplicate per kill.
         dups = sum(n - 1 for n in counts().values())
-        self.assertLessEqual(dups, kills[0])
+        self.assertLessEqual(dups, kills)
         harness.wait_until(self.spool_empty, timeout=20, what="empty spool")
 
 

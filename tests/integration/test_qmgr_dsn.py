@@ -20,7 +20,6 @@ import os
 import signal
 import smtplib
 import sys
-import threading
 import time
 import unittest
 
@@ -222,52 +221,17 @@ class QmgrReports(unittest.TestCase):
         # (messages wait on its wait list): every message is delivered and
         # reported at least once, at most once more per kill (the window),
         # and no report is ever reported on.
-        total, threads, kills = 200, 4, [0]
-        errors = []
-
-        def sender(t):
-            per = total // threads
-            s = None
-            for i in range(per):
-                n = t * per + i
-                msg = ("Subject: k%d\r\nMessage-ID: <k%d@crash.test>\r\n\r\n"
-                       "crash stream %d\r\n" % (n, n, n)).encode()
-                for attempt in range(5):
-                    try:
-                        if s is None:
-                            s = smtplib.SMTP("127.0.0.1", self.port, timeout=20)
-                        s.sendmail("demo@example.test", ["demo@example.test"], msg,
-                                   rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
-                        break
-                    except (smtplib.SMTPException, OSError) as e:
-                        s = None
-                        if attempt == 4:
-                            errors.append(repr(e))
-                        time.sleep(0.2)
-            if s is not None:
-                s.quit()
-
-        ts = [threading.Thread(target=sender, args=(t,)) for t in range(threads)]
-        for t in ts:
-            t.start()
+        total = 200
         # Killing goes on for a while after the stream too: deliveries,
         # records and reports are still in progress then.
-        start = time.monotonic()
-        deadline = start + 40
-        while (any(t.is_alive() for t in ts) or time.monotonic() < start + 4) \
-                and time.monotonic() < deadline:
-            time.sleep(0.25)
-            for svc in ("qmgr", "local"):
-                for pid in self.inst.service_pids(svc):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                        kills[0] += 1
-                    except ProcessLookupError:
-                        pass
-        for t in ts:
-            t.join(timeout=30)
+        kills, errors = harness.stream_while_killing(
+            self.inst, self.port, total, 4,
+            lambda n: ("Subject: k%d\r\nMessage-ID: <k%d@crash.test>\r\n\r\n"
+                       "crash stream %d\r\n" % (n, n, n)).encode(),
+            "demo@example.test", ["demo@example.test"],
+            rcpt_options=["NOTIFY=SUCCESS,FAILURE"], every=0.25, after=4, limit=40)
         self.assertEqual(errors, [])
-        self.assertGreater(kills[0], 0)
+        self.assertGreater(kills, 0)
 
         def counts():
             mail, rep, meta = {}, {}, 0
@@ -289,11 +253,11 @@ class QmgrReports(unittest.TestCase):
         harness.wait_until(self.spool_empty, timeout=15, what="empty spool")
         mail, rep, meta = counts()
         print("kills=%d duplicate_mail=%d duplicate_reports=%d" % (
-            kills[0], sum(n - 1 for n in mail.values()), sum(n - 1 for n in rep.values())),
+            kills, sum(n - 1 for n in mail.values()), sum(n - 1 for n in rep.values())),
             file=sys.stderr)
         self.assertEqual(meta, 0)
-        self.assertLessEqual(sum(n - 1 for n in mail.values()), DOMAIN_LIMIT * kills[0])
-        self.assertLessEqual(sum(n - 1 for n in rep.values()), DOMAIN_LIMIT * kills[0])
+        self.assertLessEqual(sum(n - 1 for n in mail.values()), DOMAIN_LIMIT * kills)
+        self.assertLessEqual(sum(n - 1 for n in rep.values()), DOMAIN_LIMIT * kills)
 
 
 if __name__ == "__main__":
