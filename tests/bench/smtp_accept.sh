@@ -25,6 +25,9 @@ case " $* " in
 *" -h "*|*" --help "*) exec python3 "$here/smtp_accept.py" --help ;;
 esac
 
+# Everything else the benchmark calls (tools/packages, set "bench").
+"$here/../../tools/install-packages" bench
+
 need_install() {
 	for f in /usr/sbin/postfix /usr/sbin/smtp-source /usr/sbin/smtp-sink \
 	    /usr/lib/postfix/sbin/master; do
@@ -52,13 +55,14 @@ if need_install; then
 		made_policy=1
 	fi
 	rc=0
+	pkgs=$("$here/../../tools/install-packages" --list bench-postfix)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		postfix >/tmp/postern-bench-apt.log 2>&1 || {
+		$pkgs >/tmp/postern-bench-apt.log 2>&1 || {
 		# A stale or empty package list: refresh once and retry.
 		DEBIAN_FRONTEND=noninteractive apt-get update -q \
 			>>/tmp/postern-bench-apt.log 2>&1 || true
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-			--no-install-recommends postfix \
+			--no-install-recommends $pkgs \
 			>>/tmp/postern-bench-apt.log 2>&1 || rc=$?
 	}
 	[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d

@@ -8,6 +8,7 @@ FUZZ_LIB_SRCS = $(filter %.c,$(lib_libpostern_a_SOURCES))
 EXTRA_DIST += $(FUZZ_TARGETS:%=tests/fuzz/%.c) tests/fuzz/corpus
 
 check-fuzz:
+	@$(srcdir)/tools/install-packages fuzz
 	@$(MKDIR_P) tests/fuzz/bin
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "  FUZZCC   $$t"; \
