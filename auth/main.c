@@ -36,8 +36,9 @@ add_peer(struct auth_daemon *ad, uid_t uid)
 	ad->peers[ad->npeers++] = uid;
 }
 
-/* Who may connect: in root mode root and postern's daemon users, in dev
- * mode only our own uid. */
+/* Who may connect: root, and in root mode postern's daemon users, in dev
+ * mode our own uid (root started the instance as another user, or could
+ * read every file of it anyway). */
 static int
 pre_drop(struct daemon *d, const char **error_r)
 {
@@ -45,11 +46,12 @@ pre_drop(struct daemon *d, const char **error_r)
 
 	(void)error_r;
 	d->ctx = ad;
+	add_peer(ad, 0);
 	if (d->dev_mode) {
-		add_peer(ad, getuid());
+		if (getuid() != 0)
+			add_peer(ad, getuid());
 		return 0;
 	}
-	add_peer(ad, 0);
 	for (size_t i = 0; i < builtin_nservices; i++) {
 		const char *error;
 		uid_t uid;

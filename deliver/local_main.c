@@ -27,8 +27,8 @@ struct local_daemon {
 	struct local_server *srv;
 };
 
-/* Who may connect: root and qmgr's user in root mode, our own uid in dev
- * mode. */
+/* Who may connect: root, and qmgr's user in root mode or our own uid in
+ * dev mode. */
 static int
 pre_drop(struct daemon *d, const char **error_r)
 {
@@ -37,11 +37,12 @@ pre_drop(struct daemon *d, const char **error_r)
 	gid_t gid;
 
 	d->ctx = ld;
+	ld->peers[ld->npeers++] = 0;
 	if (d->dev_mode) {
-		ld->peers[ld->npeers++] = getuid();
+		if (getuid() != 0)
+			ld->peers[ld->npeers++] = getuid();
 		return 0;
 	}
-	ld->peers[ld->npeers++] = 0;
 	if (priv_lookup_user(QMGR_USER, &uid, &gid, error_r) < 0)
 		return -1;
 	ld->peers[ld->npeers++] = uid;

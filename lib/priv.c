@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -102,6 +103,28 @@ priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, const char **error_r)
 		return -1;
 	}
 	return 0;
+}
+
+int
+priv_become_owner_of(const char *path, const char **error_r)
+{
+	struct stat st;
+	struct passwd *pw;
+	gid_t gid;
+
+	if (geteuid() != 0)
+		return 0;
+	if (stat(path, &st) < 0) {
+		*error_r = err_fmt("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid == 0)
+		return 0;
+	pw = getpwuid(st.st_uid);
+	gid = pw != NULL ? pw->pw_gid : st.st_gid;
+	if (priv_drop(st.st_uid, gid, NULL, error_r) < 0)
+		return -1;
+	return 1;
 }
 
 int

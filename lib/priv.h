@@ -26,6 +26,22 @@ int priv_lookup_group(const char *name, gid_t *gid_r, const char **error_r)
 int priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, const char **error_r)
 	__attribute__((warn_unused_result));
 
+/*
+ * Root acting on a file that belongs to an ordinary user acts as that
+ * user: a dev-mode instance (its config file) or a map source.  When the
+ * caller is root and path is owned by someone else, become path's owner
+ * for good (priv_drop; the owner's primary group, or the file's group when
+ * the uid has no passwd entry) and return 1; 0 when the caller is not
+ * root or path belongs to root; -1 with *error_r when path cannot be
+ * looked at or the drop fails.
+ */
+int priv_become_owner_of(const char *path, const char **error_r)
+	__attribute__((warn_unused_result));
+
+/* The user `postern init --dev` run as root gives the instance to, so
+ * that no daemon of a dev-mode instance runs as root. */
+#define PRIV_DEV_USER "postern-dev"
+
 /* Set no-new-privs, so no exec can regain privileges.  0 or -1. */
 int priv_no_new_privs(const char **error_r) __attribute__((warn_unused_result));
 

@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "fsutil.h"
 #include "log.h"
+#include "priv.h"
 #include "master.h"
 #include "net.h"
 #include "xalloc.h"
@@ -170,6 +171,11 @@ main(int argc, char **argv)
 	m.dev_mode = strcmp(cfg_str(config_global(cfg), "mode"), "dev") == 0;
 	if (!m.dev_mode && geteuid() != 0)
 		fail("mode = root needs master to run as root (use mode = dev otherwise)");
+	if (m.dev_mode && geteuid() == 0)
+		fail("a dev-mode instance never runs as root: `postern start` run as root "
+		    "runs it as the owner of its config file, and this one belongs to "
+		    "root (make the instance again with `postern init --dev DIR --force`, "
+		    "which gives it to " PRIV_DEV_USER ", or chown -R it to a user)");
 	umask(022);
 	signal(SIGPIPE, SIG_IGN);
 	m.loop = ev_loop_new();

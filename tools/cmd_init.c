@@ -35,6 +35,7 @@
 #include "map.h"
 #include "passwd.h"
 #include "postern.h"
+#include "priv.h"
 #include "services.h"
 #include "tlsctx.h"
 #include "xalloc.h"
@@ -79,6 +80,21 @@ struct init_opts {
 	const char *dir;	/* NULL: system-wide */
 };
 
+/* The path this very program runs from (tools/postern in a build tree,
+ * the installed one otherwise), so the "start it with" line works when
+ * pasted; "postern" if /proc cannot tell. */
+static const char *
+self_path(void)
+{
+	static char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		return "postern";
+	self[n] = '\0';
+	return self;
+}
+
 /* Run a command (argv[0] looked up in PATH); 0 if it exited 0. */
 static int
 run(char *const argv[])
@@ -97,6 +113,23 @@ run(char *const argv[])
 	return 0;
 }
 
+/* Create a system user with its own group unless it exists; 0 or -1. */
+static int
+create_user(const char *user, const char *comment)
+{
+	char *argv[] = { "useradd", "--system", "--user-group",
+	    "--home-dir", "/nonexistent", "--no-create-home",
+	    "--shell", "/usr/sbin/nologin", "--comment", (char *)comment,
+	    (char *)user, NULL };
+
+	if (getpwnam(user) != NULL)
+		return 0;
+	if (run(argv) < 0)
+		return -1;
+	printf("created user %s\n", user);
+	return 0;
+}
+
 /* Create postern's system group and users where missing. */
 static int
 create_users(void)
@@ -108,19 +141,48 @@ create_users(void)
 			return -1;
 		printf("created group %s\n", POSTERN_DROP_GROUP);
 	}
-	for (size_t i = 0; i < builtin_nservices; i++) {
-		const char *user = builtin_services[i].user;
-		char *argv[] = { "useradd", "--system", "--user-group",
-		    "--home-dir", "/nonexistent", "--no-create-home",
-		    "--shell", "/usr/sbin/nologin", "--comment", "postern daemon",
-		    (char *)user, NULL };
-
-		if (getpwnam(user) != NULL)
-			continue;
-		if (run(argv) < 0)
+	for (size_t i = 0; i < builtin_nservices; i++)
+		if (create_user(builtin_services[i].user, "postern daemon") < 0)
 			return -1;
-		printf("created user %s\n", user);
+	return 0;
+}
+
+/*
+ * Root making a dev-mode instance gives it to PRIV_DEV_USER (created on
+ * demand) and becomes that user for the rest of init, so every file is
+ * the instance's and no daemon of it ever runs as root.  dir exists.
+ * 0, or -1 (reported).
+ */
+static int
+become_dev_user(const char *dir, const char *libexec)
+{
+	const char *error;
+	uid_t uid;
+	gid_t gid;
+
+	if (create_user(PRIV_DEV_USER, "postern dev-mode instances") < 0 ||
+	    priv_lookup_user(PRIV_DEV_USER, &uid, &gid, &error) < 0) {
+		fprintf(stderr, "postern init: no user %s\n", PRIV_DEV_USER);
+		return -1;
 	}
+	if (chown(dir, uid, gid) < 0) {
+		fprintf(stderr, "postern init: chown %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	if (priv_drop(uid, gid, NULL, &error) < 0) {
+		fprintf(stderr, "postern init: %s\n", error);
+		return -1;
+	}
+	if (access(dir, R_OK | W_OK | X_OK) < 0 ||
+	    (libexec != NULL && access(libexec, R_OK | X_OK) < 0)) {
+		fprintf(stderr, "postern init: run as root, a dev-mode instance belongs "
+		    "to the user %s, who cannot reach %s: %s (make its parent "
+		    "directories searchable, or make the instance somewhere else)\n",
+		    PRIV_DEV_USER, access(dir, X_OK) < 0 ? dir : libexec, strerror(errno));
+		return -1;
+	}
+	printf("running as root: the instance belongs to the user %s, "
+	    "and its daemons run as %s\n", PRIV_DEV_USER, PRIV_DEV_USER);
 	return 0;
 }
 
@@ -266,12 +328,13 @@ static const struct {
 
 /*
  * Write and compile the map sources: a demo domain, postmaster alias and
- * user (whose password is printed) in dev mode, empty maps in root mode.
+ * user (whose password is printed and kept in DIR/demo-password) in dev
+ * mode, empty maps in root mode.
  * In root mode the password map is readable by the auth service's group
  * only.  0 or -1.
  */
 static int
-write_maps(const struct init_opts *o, const char *maps)
+write_maps(const struct init_opts *o, const char *dir, const char *maps)
 {
 	const char *error;
 	char password[17];
@@ -320,8 +383,21 @@ write_maps(const struct init_opts *o, const char *maps)
 		}
 	}
 	buf_free(&err);
-	if (o->dev)
-		printf("demo user: %s  password: %s\n", DEMO_USER, password);
+	if (o->dev) {
+		/* Also in a file private to the instance's user, so the
+		 * README's examples can use it: "$(cat run/demo-password)". */
+		char *file = fs_join(dir, "demo-password"), *text;
+		int r;
+
+		text = xasprintf("%s\n", password);
+		r = write_file(o, file, text, 0600);
+		free(text);
+		free(file);
+		if (r < 0)
+			return -1;
+		printf("demo user: %s  password: %s (also in %s/demo-password)\n",
+		    DEMO_USER, password, dir);
+	}
 	return 0;
 }
 
@@ -369,6 +445,8 @@ cmd_init(const char *config, int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	free(path);
+	if (o.dev && geteuid() == 0 && become_dev_user(dir, libexec) < 0)
+		return EXIT_FAIL;
 	conf = fs_join(dir, "postern.conf");
 	cert = fs_join(dir, "cert.pem");
 	key = fs_join(dir, "key.pem");
@@ -418,7 +496,7 @@ cmd_init(const char *config, int argc, char **argv)
 		fprintf(stderr, "postern init: %s\n", error);
 		goto out;
 	}
-	if (write_maps(&o, maps) < 0)
+	if (write_maps(&o, dir, maps) < 0)
 		goto out;
 	if (write_file(&o, conf, buf_cstr(&c), 0644) < 0)
 		goto out;
@@ -430,7 +508,7 @@ cmd_init(const char *config, int argc, char **argv)
 		    o.port_base + 25, o.port_base + 87, o.port_base + 65, o.port_base + 10,
 		    o.port_base + 95, o.port_base + 43, o.port_base + 93);
 	}
-	printf("start it with: postern -c %s start\n", conf);
+	printf("start it with: %s -c %s start\n", self_path(), conf);
 	ret = EXIT_OK;
 out:
 	buf_free(&c);

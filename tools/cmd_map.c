@@ -24,6 +24,7 @@
 #include "log.h"
 #include "map.h"
 #include "postern.h"
+#include "priv.h"
 #include "xalloc.h"
 
 /* The map types a FILE argument can name. */
@@ -131,6 +132,16 @@ cmd_map(const char *config, int argc, char **argv)
 	if (key != NULL)
 		return map_query(type, key, argv[i]);
 
+	/* As postmap(1): root compiles a user's map source as that user, so
+	 * the compiled map keeps the owner the instance's daemons read it as. */
+	{
+		const char *error;
+
+		if (priv_become_owner_of(argv[i], &error) < 0) {
+			fprintf(stderr, "postern map: %s\n", error);
+			return EXIT_FAIL;
+		}
+	}
 	for (; i < argc; i++) {
 		buf_reset(&err);
 		if (map_compile(type, argv[i], &err) < 0) {

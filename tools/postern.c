@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "postern.h"
+#include "priv.h"
 #include "xalloc.h"
 
 struct command {
@@ -242,6 +243,37 @@ tool_build_libexec(void)
 	return dir;
 }
 
+/*
+ * A dev-mode instance never runs as root: root acting on one (the
+ * quickstart run as root, a test suite) becomes the instance's owner
+ * first, so that master, every daemon it starts and every file an admin
+ * command writes belong to that user.  A config that does not load, or a
+ * root-mode one, is left to the command itself.  0, or -1 (reported).
+ */
+static int
+become_dev_owner(const char *config)
+{
+	struct config *cfg;
+	struct buf err = BUF_INIT;
+	const char *error;
+	int dev;
+
+	if (geteuid() != 0)
+		return 0;
+	if (config_load(config, &cfg, &err) < 0) {
+		buf_free(&err);
+		return 0;
+	}
+	buf_free(&err);
+	dev = strcmp(cfg_str(config_global(cfg), "mode"), "dev") == 0;
+	config_free(&cfg);
+	if (dev && priv_become_owner_of(config, &error) < 0) {
+		fprintf(stderr, "postern: %s\n", error);
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -267,6 +299,9 @@ main(int argc, char **argv)
 		return usage();
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[optind], commands[i].name) == 0) {
+			if (commands[i].fn != cmd_init && commands[i].fn != cmd_map &&
+			    become_dev_owner(config) < 0)
+				return EXIT_FAIL;
 			optind++;
 			return commands[i].fn(config, argc - optind + 1, argv + optind - 1);
 		}

@@ -37,6 +37,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "qctl.h"
+#include "priv.h"
 #include "qfile.h"
 #include "smtp.h"
 #include "xalloc.h"
@@ -85,6 +86,7 @@ struct ctx {
 	int privileged;		/* running set-group-id */
 	int root_mode;
 	char *config_env;	/* POSTERN_CONFIG, if it may be used */
+	char *config_path;	/* the config file read */
 	char *login;
 	char *gecos;		/* full name from the passwd entry, or NULL */
 	char *hostname;
@@ -302,6 +304,7 @@ load_config(struct ctx *c)
 		die(EX_CONFIG, "%s", buf_cstr(&err));
 	buf_free(&err);
 	g = config_global(cfg);
+	c->config_path = xstrdup(path);
 	c->root_mode = strcmp(cfg_str(g, "mode"), "root") == 0;
 	c->spool = fs_join(cfg_str(g, "spool_dir"), "maildrop");
 	c->run_dir = xstrdup(cfg_str(g, "run_dir"));
@@ -378,6 +381,7 @@ list_queue(struct ctx *c, int nargs)
 	free(c->spool);
 	free(c->hostname);
 	free(c->config_env);
+	free(c->config_path);
 	return status;
 }
 
@@ -1005,6 +1009,14 @@ main(int argc, char **argv)
 	if (c.o.list)
 		return list_queue(&c, argc - i);
 	load_identity(&c);
+	if (!c.root_mode) {
+		/* Root submitting to a dev-mode instance writes as the
+		 * instance's owner (postern(8) runs the instance as that user). */
+		const char *error;
+
+		if (priv_become_owner_of(c.config_path, &error) < 0)
+			die(EX_OSERR, "%s", error);
+	}
 	for (; i < argc; i++)
 		add_address_list(&c, argv[i], strlen(argv[i]));
 	if (c.env.nrcpts == 0 && !c.o.extract)
@@ -1041,5 +1053,6 @@ main(int argc, char **argv)
 	free(c.run_dir);
 	free(c.pid_file);
 	free(c.config_env);
+	free(c.config_path);
 	return EX_OK;
 }

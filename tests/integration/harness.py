@@ -177,6 +177,35 @@ class Instance:
         if extra_config:
             self.append_config(extra_config)
 
+    def owner(self):
+        """(uid, gid) the instance belongs to: the caller's, or, when the
+        caller is root, postern-dev's (postern init --dev run as root
+        gives a dev instance to that user; no daemon of it runs as root)."""
+        st = os.stat(self.conf)
+        return st.st_uid, st.st_gid
+
+    def own(self, *paths):
+        """Give paths (directories recursively) to the instance's owner,
+        for files a test running as root makes for the daemons to use."""
+        uid, gid = self.owner()
+        for path in paths:
+            os.chown(path, uid, gid, follow_symlinks=False)
+            for top, dirs, files in os.walk(path):
+                for name in dirs + files:
+                    os.chown(os.path.join(top, name), uid, gid,
+                             follow_symlinks=False)
+
+    def makedirs(self, path, mode=0o700):
+        """os.makedirs(path, mode, exist_ok=True), every directory it made
+        belonging to the instance's owner."""
+        made, d = [], path
+        while not os.path.exists(d):
+            made.append(d)
+            d = os.path.dirname(d)
+        os.makedirs(path, mode=mode, exist_ok=True)
+        for d in made:
+            self.own(d)
+
     def append_config(self, text):
         with open(self.conf, "a") as f:
             f.write("\n" + text.replace("@BUILDDIR@", BUILDDIR) + "\n")

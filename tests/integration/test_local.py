@@ -196,7 +196,7 @@ class LocalTest(unittest.TestCase):
         r = self.send(b"Subject: tag\n\nx\n", ["demo+news@example.test"])
         self.assertEqual(r["demo+news@example.test"][0], OK)
         self.assertEqual(len(self.files("demo")), before + 1)
-        os.mkdir(os.path.join(self.mail, "example.test", "demo", ".News"), 0o700)
+        self.inst.makedirs(os.path.join(self.mail, "example.test", "demo", ".News"))
         r = self.send(b"Subject: tag2\n\nx\n", ["demo+news@example.test"])
         self.assertEqual(r["demo+news@example.test"][0], OK)
         self.assertEqual(len(self.files("demo")), before + 1)
@@ -372,7 +372,7 @@ class PlusFoldersOff(unittest.TestCase):
             sock = os.path.join(inst.dir, "run", "local")
             harness.wait_until(lambda: os.path.exists(sock), what="local socket")
             ud = os.path.join(inst.dir, "mail", "example.test", "demo")
-            os.makedirs(os.path.join(ud, ".News"), 0o700)
+            inst.makedirs(os.path.join(ud, ".News"))
             env = b"POSTERN-QUEUE 1\nid Q1\n\n"
             path = os.path.join(qdir, "q1")
             with open(path, "wb") as f:

@@ -4,6 +4,7 @@ daemon under the real skeleton."""
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,21 @@ def echo_instance(processes=2):
                                                       "processes = %d" % processes))
     return inst
 
+
+
+def set_nofile(inst, pid, n):
+    """Set pid's open-file limit to n.  A daemon of a dev instance started
+    by root runs as the instance's owner, and root without
+    CAP_SYS_RESOURCE (a container) may not change another user's limits:
+    do it as that user then."""
+    import resource
+    if os.geteuid() != 0 or inst.owner()[0] == 0:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (n, n))
+        return
+    uid, gid = inst.owner()
+    subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid,
+                    "--clear-groups", "prlimit", "--pid", str(pid),
+                    "--nofile=%d:%d" % (n, n)], check=True, timeout=30)
 
 class InitAndCheck(unittest.TestCase):
     def setUp(self):
@@ -61,6 +77,16 @@ class InitAndCheck(unittest.TestCase):
         with open(os.path.join(d, "maps/passwd")) as pf:
             self.assertRegex(pf.read(), r"demo@example.test \$y\$")
 
+    def test_init_prints_a_start_command_that_works(self):
+        m = re.search(r"^start it with: (.*)$", self.inst.init_output, re.M)
+        self.assertIsNotNone(m, self.inst.init_output)
+        p = subprocess.run(m.group(1), shell=True, capture_output=True, text=True,
+                           cwd="/", timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.inst.pids.add(wait_until(self.inst.master_pid, what="master pid"))
+        self.inst.wait_running()
+        self.inst.stop()
+
     def test_init_refuses_to_overwrite(self):
         p = self.inst.postern("init", "--dev", self.inst.dir, check=False)
         self.assertEqual(p.returncode, 1)
@@ -89,6 +115,75 @@ class InitAndCheck(unittest.TestCase):
         p = self.inst.postern("check", check=False)
         self.assertEqual(p.returncode, 1)
         self.assertRegex(p.stderr, r"postern\.conf:\d+: .*stop_timeout")
+
+
+def proc_uids(pid):
+    """The real, effective, saved and file-system uids of pid."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return [int(u) for u in line.split()[1:]]
+    return []
+
+
+@unittest.skipUnless(os.geteuid() == 0, "what root does with a dev instance")
+class DevModeAsRoot(unittest.TestCase):
+    """Root making and starting a dev-mode instance (the quickstart run as
+    root, the README says) gets one that runs as postern-dev: no daemon,
+    nor master, runs as root, and what admin commands write belongs to
+    the instance's owner."""
+
+    def setUp(self):
+        self.inst = Instance()
+        self.addCleanup(self.inst.cleanup)
+
+    def test_no_process_runs_as_root(self):
+        import pwd
+        uid, gid = self.inst.owner()
+        self.assertEqual(pwd.getpwuid(uid).pw_name, "postern-dev")
+        for top, dirs, files in os.walk(self.inst.dir):
+            for name in dirs + files:
+                self.assertEqual(os.lstat(os.path.join(top, name)).st_uid, uid,
+                                 os.path.join(top, name))
+        master = self.inst.start()
+        rows = self.inst.status()
+        pids = [master] + [r["pid"] for r in rows if r["pid"]]
+        self.assertGreaterEqual(len(pids), 6, rows)
+        for pid in pids:
+            self.assertEqual(proc_uids(pid), [uid] * 4, pid)
+        # Admin commands run by root write as the owner, so the daemons
+        # can read what they write (the password map is 0600).
+        subprocess.run([self.inst.postern_path, "-c", self.inst.conf, "user", "add",
+                        "root-added@example.test"], input="pw-0123456789\n",
+                       text=True, check=True, capture_output=True, timeout=60)
+        subprocess.run([self.inst.postern_path, "map",
+                        os.path.join(self.inst.dir, "maps", "aliases")],
+                       check=True, capture_output=True, timeout=60)
+        for name in os.listdir(os.path.join(self.inst.dir, "maps")):
+            self.assertEqual(os.lstat(os.path.join(self.inst.dir, "maps", name)).st_uid,
+                             uid, name)
+        self.inst.stop()
+
+    def test_master_refuses_a_root_owned_dev_instance(self):
+        for top, dirs, files in os.walk(self.inst.dir):
+            for name in dirs + files:
+                os.lchown(os.path.join(top, name), 0, 0)
+        os.chown(self.inst.dir, 0, 0)
+        p = self.inst.postern("start", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("never runs as root", p.stderr)
+        self.assertEqual(self.inst.master_pid(), 0)
+
+
+    def test_unreachable_directory_is_a_clear_error(self):
+        import tempfile
+        private = tempfile.mkdtemp(prefix="pt-priv-", dir="/tmp")   # 0700, root's
+        self.addCleanup(shutil.rmtree, private, True)
+        p = subprocess.run([self.inst.postern_path, "init", "--dev",
+                            os.path.join(private, "inst")], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("postern-dev, who cannot reach", p.stderr)
 
 
 class Supervision(unittest.TestCase):
@@ -255,7 +350,7 @@ class Supervision(unittest.TestCase):
         socks = []
         try:
             used = len(os.listdir("/proc/%d/fd" % pid))
-            resource.prlimit(pid, resource.RLIMIT_NOFILE, (used + 5, used + 5))
+            set_nofile(self.inst, pid, used + 5)
             for _ in range(20):
                 socks.append(connect(self.inst.echo_port)[0])
             wait_until(lambda: "event=accept_paused" in self.inst.read_log(),

@@ -217,7 +217,7 @@ class Base(unittest.TestCase):
         """Put a message file straight into the Maildir's new/ (or cur/)."""
         md = self.maildir(user)
         for d in ("tmp", "new", "cur"):
-            os.makedirs(os.path.join(md, d), mode=0o700, exist_ok=True)
+            self.inst.makedirs(os.path.join(md, d))
         tmp = os.path.join(md, "tmp", name)
         with open(tmp, "wb") as f:
             f.write(content)
@@ -745,7 +745,7 @@ class Pop3d(Base):
         t = int(time.time()) - 200000
         md = self.maildir(user)
         for sub in ("tmp", "new", "cur"):
-            os.makedirs(os.path.join(md, sub), mode=0o700, exist_ok=True)
+            self.inst.makedirs(os.path.join(md, sub))
         content = b"Subject: h\n\nbody\n"
         vs = len(crlf(content))
         for i in range(10000):
@@ -1183,7 +1183,7 @@ class Jobs(Base):
         """BIG files straight into new/ (or cur/), no ",W=" in the names."""
         md = self.maildir(user)
         for d in ("tmp", "new", "cur"):
-            os.makedirs(os.path.join(md, d), mode=0o700, exist_ok=True)
+            self.inst.makedirs(os.path.join(md, d))
         base = int(time.time()) - 100000
         d = os.path.join(md, sub)
         for i in range(BIG):
@@ -1191,6 +1191,7 @@ class Jobs(Base):
                          os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.write(fd, BIG_BODY)
             os.close(fd)
+        self.inst.own(d)
         return BIG * (len(BIG_BODY) + BIG_BODY.count(b"\n"))
 
     def one_pop3d(self):

@@ -205,6 +205,7 @@ class QmgrReports(unittest.TestCase):
                 f.write(data)
             with open(os.path.join(qdir, qid + ".state"), "w") as f:
                 f.write(state)
+            self.inst.own(os.path.join(qdir, qid), os.path.join(qdir, qid + ".state"))
         for pid in self.inst.service_pids("qmgr"):
             os.kill(pid, signal.SIGKILL)
         self.wait_for(b"multipart/report", b"<successdue@remote.test>", timeout=15)

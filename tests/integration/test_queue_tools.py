@@ -71,6 +71,7 @@ class FakeQmgr:
         self.done_hook = None
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
+        os.chmod(path, 0o666)       # the tools may not run as root
         self.sock.listen(8)
         self.stopping = False
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -147,7 +148,7 @@ class QueueToolsTest(unittest.TestCase):
         self.inst = harness.Instance()
         self.addCleanup(self.inst.cleanup)
         self.run_dir = os.path.join(self.inst.dir, "run")
-        os.makedirs(self.run_dir, exist_ok=True)
+        self.inst.makedirs(self.run_dir)
         self.qmgr = None
 
     def fake_master(self):

@@ -72,7 +72,7 @@ class SendmailTest(unittest.TestCase):
         self.new = os.path.join(self.spool, "maildrop", "new")
         self.tmp = os.path.join(self.spool, "maildrop", "tmp")
         for d in (self.new, self.tmp):
-            os.makedirs(d, mode=0o700)
+            self.inst.makedirs(d)
         self.login = pwd.getpwuid(os.getuid()).pw_name
 
     def sendmail(self, args, data, **kw):
@@ -186,8 +186,8 @@ class SendmailTest(unittest.TestCase):
 
     def test_symlinked_maildrop_refused(self):
         other = os.path.join(self.inst.dir, "elsewhere")
-        os.makedirs(os.path.join(other, "new"))
-        os.makedirs(os.path.join(other, "tmp"))
+        self.inst.makedirs(os.path.join(other, "new"))
+        self.inst.makedirs(os.path.join(other, "tmp"))
         shutil.rmtree(self.new)
         os.symlink(os.path.join(other, "new"), self.new)
         p = self.sendmail(["a@example.test"], b"Subject: x\n\nbody\n")

@@ -937,8 +937,10 @@ class DiskFull(unittest.TestCase):
     def setUp(self):
         self.inst = without_qmgr(Instance())
         self.incoming = os.path.join(self.inst.dir, "spool", "incoming")
-        os.makedirs(self.incoming)
-        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+        self.inst.makedirs(self.incoming)
+        uid, gid = self.inst.owner()
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                            "size=256k,uid=%d,gid=%d,mode=0700" % (uid, gid), "tmpfs",
                             self.incoming], capture_output=True, text=True, timeout=30)
         if p.returncode != 0:
             self.inst.cleanup()
