@@ -41,7 +41,7 @@ CONCURRENT = 1000
 
 CONFIG = """
 auth_fail_delay = 300ms
-auth_fail_delay_max = 1s
+auth_penalty_delay = 0
 pop3d_timeout = 60s
 pop3d_max_errors = 5
 pop3d_login_attempts = 3
@@ -51,6 +51,7 @@ pop3d_max_connections_per_ip = 0
 # A second instance where loopback does not count as secure.
 CONFIG_STRICT = """
 auth_fail_delay = 0
+auth_penalty_delay = 0
 pop3d_loopback_secure = no
 pop3d_timeout = 2s
 """
@@ -1129,7 +1130,7 @@ class Shutdown(Base):
 
     def setUp(self):
         super().setUp()
-        self.inst = Instance(extra_config="auth_fail_delay = 0\n")
+        self.inst = Instance(extra_config="auth_fail_delay = 0\nauth_penalty_delay = 0\n")
         add_users(self.inst, ("stop",))
         self.inst.start()
         self.pop3 = self.inst.base + 10
@@ -1167,7 +1168,8 @@ class Jobs(Base):
 
     @classmethod
     def setUpClass(cls):
-        cls.inst = Instance(extra_config="auth_fail_delay = 0\npop3d_timeout = 60s\n")
+        cls.inst = Instance(extra_config="auth_fail_delay = 0\nauth_penalty_delay = 0\n"
+                            "pop3d_timeout = 60s\n")
         add_users(cls.inst, ("bigscan", "bigquit", "bigdrop", "other", "third"))
         cls.inst.start()
         cls.pop3 = cls.inst.base + 10
@@ -1378,7 +1380,7 @@ class JobsShutdown(Base):
 
     def setUp(self):
         super().setUp()
-        self.inst = Instance(extra_config="auth_fail_delay = 0\n")
+        self.inst = Instance(extra_config="auth_fail_delay = 0\nauth_penalty_delay = 0\n")
         add_users(self.inst, ("stopscan", "stopquit"))
         self.inst.start()
         self.pop3 = self.inst.base + 10
