@@ -333,10 +333,11 @@ const struct cfg_key config_global_keys[] = {
 	    "without a response and without deleting anything (RFC 1939 "
 	    "asks for at least 10 minutes).",
 	    NULL },
-	{ "pop3d_max_errors", CFG_INT, "10", 1, 1000, NULL,
+	{ "pop3d_max_errors", CFG_INT, "20", 1, 1000, NULL,
 	    "How many refused commands (unknown, malformed, too long or not "
-	    "valid in the session's state) a POP3 session may send before "
-	    "pop3d closes the connection.",
+	    "valid in the session's state) in a row a POP3 session may send "
+	    "before pop3d closes the connection; a command that is accepted "
+	    "starts the count again.",
 	    NULL },
 	{ "pop3d_login_attempts", CFG_INT, "3", 1, 100, NULL,
 	    "How many failed logins a POP3 connection may make before "
