@@ -6,11 +6,16 @@
  * speaking AUTH_PROTO with any number of requests outstanding.  A request
  * is checked, then verified against the password map (unknown, disabled
  * and broken entries cost a verification of a dummy hash, so timing tells
- * nothing), and a failure is answered only after a delay that doubles
- * with the recent failures of the client address (an IPv6 client's /64)
- * or the user.  Once there are recent failures a success waits as long,
- * so hanging up early tells a guesser nothing.  Delays are loop timers:
- * the service keeps serving everyone else meanwhile.
+ * nothing).  Two delays slow a guesser, as Dovecot's: every failure is
+ * answered after a fixed delay, and every answer to a client address (an
+ * IPv6 client's /64) with recent failures, right password or wrong, waits
+ * a penalty that doubles with those failures, so hanging up early tells a
+ * guesser nothing.  Only the client address is penalised: failures for a
+ * user from elsewhere never slow that user's own logins (the per-user
+ * count is only logged), and a success forgives the failures that address
+ * made for that same user, so a typo costs nothing later while a sprayer
+ * stays slow.  Delays are loop timers: the service keeps serving everyone
+ * else meanwhile.
  */
 #include "autoconf.h"
 
@@ -79,7 +84,9 @@ struct auth_server {
 	struct auth_settings s;		/* peers points at our copy */
 	uid_t *peers;
 	struct auth_map passwd, mailboxes;
-	struct failtab *by_client, *by_user;
+	struct failtab *by_client;	/* feeds the penalty */
+	struct failtab *by_user;	/* only logged */
+	struct failtab *by_pair;	/* client and user: what a success forgives */
 	struct auth_conn *conns;
 	size_t nconns, ndelayed;
 	unsigned long seq;
@@ -361,48 +368,80 @@ client_key(const char *client, char out[INET6_ADDRSTRLEN + 4])
 	return out;
 }
 
-/* How long any answer to this client and user waits: nothing without
- * recent failures, else what one more failure would earn.  A success is
- * held as long as a failure, so a guesser that hangs up early learns
- * nothing and pays the delay per guess all the same. */
-static uint64_t
-hold_ms(struct auth_server *srv, const struct auth_req *r, const char *canon)
+/* The key of a client and user pair in pair (initialised here): the
+ * client's key, a space and the user (which has no space). */
+static void
+pair_key(const char *client, const char *canon, struct buf *pair)
 {
 	char key[INET6_ADDRSTRLEN + 4];
-	uint64_t now = ev_now(srv->loop);
-	unsigned nc, nu = 0, n;
 
-	nc = failtab_count(srv->by_client, client_key(r->client, key), now);
-	if (canon != NULL)
-		nu = failtab_count(srv->by_user, canon, now);
-	n = nc > nu ? nc : nu;
-	return n == 0 ? 0 : failtab_delay(n + 1, srv->s.fail_delay_ms,
-	    srv->s.fail_delay_max_ms);
+	buf_init(pair, 0);
+	if (buf_printf(pair, "%s %s", client_key(client, key), canon) < 0)
+		log_panic("pair key past an unbounded buffer");
 }
 
-/* Count a failure and answer it after the delay it has earned. */
+/* How long any answer to this client waits, right password or wrong:
+ * what the recent failures of its address have earned. */
+static uint64_t
+penalty_ms(struct auth_server *srv, const struct auth_req *r)
+{
+	char key[INET6_ADDRSTRLEN + 4];
+	unsigned n;
+
+	n = failtab_count(srv->by_client, client_key(r->client, key), ev_now(srv->loop));
+	return failtab_delay(n, srv->s.penalty_ms, srv->s.penalty_max_ms);
+}
+
+/* Count a failure and answer it after the client's penalty and the fixed
+ * failure delay. */
 static void
 fail_credentials(struct auth_conn *conn, uint32_t id, const struct auth_req *r,
-    const char *canon, enum verdict v, const char *detail)
+    const char *canon, enum verdict v, const char *detail, uint64_t penalty)
 {
 	struct auth_server *srv = conn->srv;
 	uint64_t now = ev_now(srv->loop), delay;
 	char key[INET6_ADDRSTRLEN + 4];
-	unsigned nc, nu = 0, n;
+	struct buf pair;
+	unsigned nc, nu = 0;
 
 	nc = failtab_add(srv->by_client, client_key(r->client, key), now);
-	if (canon != NULL)
+	if (canon != NULL) {
 		nu = failtab_add(srv->by_user, canon, now);
-	n = nc > nu ? nc : nu;
-	delay = failtab_delay(n, srv->s.fail_delay_ms, srv->s.fail_delay_max_ms);
+		pair_key(r->client, canon, &pair);
+		(void)failtab_add(srv->by_pair, buf_cstr(&pair), now);
+		buf_free(&pair);
+	}
+	/* Both are at most 10 minutes (config_keys.c): no overflow. */
+	delay = penalty + srv->s.fail_delay_ms;
 	log_warn("event=auth_fail conn=%lu id=%u user=%s client=%s service=%s "
-	    "mechanism=%s reason=%s%s%s%s failures=%u delay_ms=%llu",
+	    "mechanism=%s reason=%s%s%s%s failures=%u user_failures=%u "
+	    "penalty_ms=%llu delay_ms=%llu",
 	    conn->seq, (unsigned)id, log_safe(r->user), log_safe(r->client),
 	    log_safe(r->service), log_safe(r->mechanism), verdict_names[v],
 	    detail != NULL ? " detail=\"" : "", detail != NULL ? detail : "",
-	    detail != NULL ? "\"" : "", n, (unsigned long long)delay);
+	    detail != NULL ? "\"" : "", nc, nu, (unsigned long long)penalty,
+	    (unsigned long long)delay);
 	reply_fail(conn, id, AUTH_FAIL_CREDENTIALS,
 	    v == V_BADREQ && detail != NULL ? detail : "authentication failed", delay);
+}
+
+/* After a success: the user's count goes, and the client address keeps
+ * only the failures it made for other users. */
+static void
+forgive(struct auth_server *srv, const struct auth_req *r, const char *canon)
+{
+	char key[INET6_ADDRSTRLEN + 4];
+	struct buf pair;
+	unsigned n;
+
+	pair_key(r->client, canon, &pair);
+	n = failtab_count(srv->by_pair, buf_cstr(&pair), ev_now(srv->loop));
+	if (n > 0) {
+		failtab_sub(srv->by_client, client_key(r->client, key), n);
+		failtab_forget(srv->by_pair, buf_cstr(&pair));
+	}
+	buf_free(&pair);
+	failtab_forget(srv->by_user, canon);
 }
 
 /* Answer a successful login with the user's mailbox and quota. */
@@ -426,12 +465,12 @@ succeed(struct auth_conn *conn, uint32_t id, const struct auth_req *r,
 		log_error("event=auth_temp conn=%lu id=%u user=%s client=%s service=%s "
 		    "reason=no_mailbox error=\"%s\"", conn->seq, (unsigned)id,
 		    log_safe(canon), log_safe(r->client), r->service, error);
-		reply_fail(conn, id, AUTH_FAIL_TEMPORARY, "no usable mailbox", 0);
+		/* Held like any answer: it tells the password was right. */
+		reply_fail(conn, id, AUTH_FAIL_TEMPORARY, "no usable mailbox", hold);
 		buf_free(&mailbox);
 		return;
 	}
-	/* The client address keeps its count: a sprayer stays slow. */
-	failtab_forget(srv->by_user, canon);
+	forgive(srv, r, canon);
 	log_info("event=auth_ok conn=%lu id=%u user=%s client=%s service=%s "
 	    "mechanism=%s tls=%s delay_ms=%llu", conn->seq, (unsigned)id,
 	    log_safe(canon), log_safe(r->client), r->service, r->mechanism,
@@ -453,11 +492,11 @@ handle_request(struct auth_conn *conn, uint32_t id, const struct auth_req *r)
 	uint64_t quota = 0, hold;
 	enum verdict v;
 
+	hold = penalty_ms(conn->srv, r);
 	if (auth_req_check(r, canon, &error) < 0) {
-		fail_credentials(conn, id, r, NULL, V_BADREQ, error);
+		fail_credentials(conn, id, r, NULL, V_BADREQ, error, hold);
 		return;
 	}
-	hold = hold_ms(conn->srv, r, canon);
 	v = verify(conn->srv, canon, r->password, r->password_len, &quota, &error);
 	switch (v) {
 	case V_OK:
@@ -472,7 +511,7 @@ handle_request(struct auth_conn *conn, uint32_t id, const struct auth_req *r)
 		break;
 	default:
 		fail_credentials(conn, id, r, canon, v,
-		    v == V_BADHASH ? error : NULL);
+		    v == V_BADHASH ? error : NULL, hold);
 		break;
 	}
 }
@@ -715,6 +754,7 @@ auth_server_new(struct ev_loop *loop, const struct auth_settings *s)
 	srv->s.mailboxes = srv->mailboxes.spec;
 	srv->by_client = failtab_new(s->failtab_max, s->fail_forget_ms);
 	srv->by_user = failtab_new(s->failtab_max, s->fail_forget_ms);
+	srv->by_pair = failtab_new(s->failtab_max, s->fail_forget_ms);
 	/* Open now, so a broken map is reported at start; and make the dummy
 	 * hash now, not during the first unknown user's request. */
 	(void)map_ready(srv, &srv->passwd);
@@ -744,6 +784,7 @@ auth_server_free(struct auth_server **srvp)
 	free(srv->mailboxes.spec);
 	failtab_free(&srv->by_client);
 	failtab_free(&srv->by_user);
+	failtab_free(&srv->by_pair);
 	free(srv->peers);
 	free(srv);
 	*srvp = NULL;

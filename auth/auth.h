@@ -1,7 +1,7 @@
 /*
  * auth: the authentication service's logic, apart from the daemon
  * skeleton so tests can drive it in one event loop: the peer check, the
- * AUTH_REQ check and verification, and the failure delays.
+ * AUTH_REQ check and verification, and the failure delays and penalties.
  */
 #ifndef POSTERN_AUTH_AUTH_H
 #define POSTERN_AUTH_AUTH_H
@@ -18,8 +18,9 @@
 struct auth_settings {
 	const char *passwd;		/* map spec of the password map; "": none */
 	const char *mailboxes;		/* virtual_mailboxes map spec; "": none */
-	uint64_t fail_delay_ms;		/* first failure's delay */
-	uint64_t fail_delay_max_ms;	/* the cap */
+	uint64_t fail_delay_ms;		/* added to every failure's answer */
+	uint64_t penalty_ms;		/* a client's penalty after one failure */
+	uint64_t penalty_max_ms;	/* the penalty's cap */
 	uint64_t fail_forget_ms;	/* how long a failure counts */
 	size_t failtab_max;		/* entries per tracking table */
 	const uid_t *peers;		/* uids allowed to connect */

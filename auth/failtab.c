@@ -250,6 +250,20 @@ failtab_forget(struct failtab *t, const char *key)
 		entry_remove(t, e);
 }
 
+void
+failtab_sub(struct failtab *t, const char *key, unsigned n)
+{
+	struct fail_entry *e;
+	uint64_t h;
+
+	if ((e = find(t, key, &h)) == NULL)
+		return;
+	if (n >= e->count)
+		entry_remove(t, e);
+	else
+		e->count -= n;
+}
+
 size_t
 failtab_size(const struct failtab *t)
 {

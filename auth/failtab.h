@@ -1,6 +1,6 @@
 /*
  * failtab: the auth service's memory of recent failed logins, one table
- * keyed by client address and one by user.  Bounded: entries older than
+ * each keyed by client address, by user, and by the pair.  Bounded: entries older than
  * the forget time expire, and a full table evicts its oldest entry.  Keys
  * come from attackers, so buckets are chosen by a keyed hash (SipHash).
  */
@@ -24,10 +24,13 @@ unsigned failtab_add(struct failtab *t, const char *key, uint64_t now);
 unsigned failtab_count(struct failtab *t, const char *key, uint64_t now);
 /* Forget key's failures (after a successful login). */
 void failtab_forget(struct failtab *t, const char *key);
+/* Take n failures off key's count (at most all of them: none left
+ * forgets the key); its age is unchanged. */
+void failtab_sub(struct failtab *t, const char *key, unsigned n);
 /* Keys held now (expired ones go as they are met). */
 size_t failtab_size(const struct failtab *t);
 
-/* The delay for the n-th recent failure: base * 2^(n-1), at most max;
+/* The penalty after n recent failures: base * 2^(n-1), at most max;
  * 0 for n == 0. */
 uint64_t failtab_delay(unsigned n, uint64_t base, uint64_t max);
 

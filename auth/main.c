@@ -67,7 +67,7 @@ pre_drop(struct daemon *d, const char **error_r)
 	return 0;
 }
 
-/* Start the service with the configured maps and delays. */
+/* Start the service with the configured maps, delays and penalties. */
 static int
 post_drop(struct daemon *d, const char **error_r)
 {
@@ -76,7 +76,8 @@ post_drop(struct daemon *d, const char **error_r)
 		.passwd = cfg_str(d->global, "passwd"),
 		.mailboxes = cfg_str(d->global, "virtual_mailboxes"),
 		.fail_delay_ms = cfg_time_ms(d->global, "auth_fail_delay"),
-		.fail_delay_max_ms = cfg_time_ms(d->global, "auth_fail_delay_max"),
+		.penalty_ms = cfg_time_ms(d->global, "auth_penalty_delay"),
+		.penalty_max_ms = cfg_time_ms(d->global, "auth_penalty_max"),
 		.fail_forget_ms = cfg_time_ms(d->global, "auth_fail_forget"),
 		.failtab_max = AUTH_FAILTAB_MAX,
 		.peers = ad->peers,
@@ -84,6 +85,13 @@ post_drop(struct daemon *d, const char **error_r)
 	};
 
 	(void)error_r;
+	/* auth_fail_delay_max is auth_penalty_max's old name. */
+	if (cfg_is_set(d->global, "auth_fail_delay_max")) {
+		if (!cfg_is_set(d->global, "auth_penalty_max"))
+			s.penalty_max_ms = cfg_time_ms(d->global, "auth_fail_delay_max");
+		log_warn("event=deprecated_key key=auth_fail_delay_max "
+		    "detail=\"read as auth_penalty_max unless that is set\"");
+	}
 	if (s.passwd[0] == '\0')
 		log_warn("event=no_passwd_map detail=\"passwd is empty: no user can log in\"");
 	ad->srv = auth_server_new(d->loop, &s);

@@ -248,17 +248,27 @@ const struct cfg_key config_global_keys[] = {
 	    "Empty: no user can log in.",
 	    check_map_spec },
 	{ "auth_fail_delay", CFG_TIME, "2s", 0, 1 * MIN_MS, NULL,
-	    "The delay before the auth service answers a failed login. It "
-	    "doubles with each further recent failure from the same "
-	    "client address or for the same user, up to "
-	    "auth_fail_delay_max.",
+	    "The fixed delay before the auth service answers each failed "
+	    "login, on top of any penalty of the client address. It does "
+	    "not grow, and never delays a successful login.",
 	    NULL },
-	{ "auth_fail_delay_max", CFG_TIME, "30s", 0, 10 * MIN_MS, NULL,
-	    "The longest delay before a failed login is answered.",
+	{ "auth_penalty_delay", CFG_TIME, "2s", 0, 1 * MIN_MS, NULL,
+	    "The penalty of a client address (an IPv6 client's /64) after "
+	    "one recent failed login from it; it doubles with each further "
+	    "one, up to auth_penalty_max. Every answer to that address, "
+	    "right password or wrong, waits the penalty. Failures from "
+	    "other addresses never count. 0: no penalty.",
+	    NULL },
+	{ "auth_penalty_max", CFG_TIME, "15s", 0, 10 * MIN_MS, NULL,
+	    "The largest penalty of a client address.",
+	    NULL },
+	{ "auth_fail_delay_max", CFG_TIME, "15s", 0, 10 * MIN_MS, NULL,
+	    "The old name of auth_penalty_max, still read (with a warning in "
+	    "the log) when auth_penalty_max is not set.",
 	    NULL },
 	{ "auth_fail_forget", CFG_TIME, "15m", 1 * MIN_MS, 24 * HOUR_MS, NULL,
-	    "How long a failed login counts towards the delay of later "
-	    "ones.",
+	    "How long a failed login counts towards the penalty of its "
+	    "client address (and the user's failure count in the log).",
 	    NULL },
 	{ "auth_timeout", CFG_TIME, "30s", 1 * SEC_MS, 5 * MIN_MS, NULL,
 	    "How long a daemon waits for the auth service to answer "
@@ -323,10 +333,11 @@ const struct cfg_key config_global_keys[] = {
 	    "without a response and without deleting anything (RFC 1939 "
 	    "asks for at least 10 minutes).",
 	    NULL },
-	{ "pop3d_max_errors", CFG_INT, "10", 1, 1000, NULL,
+	{ "pop3d_max_errors", CFG_INT, "20", 1, 1000, NULL,
 	    "How many refused commands (unknown, malformed, too long or not "
-	    "valid in the session's state) a POP3 session may send before "
-	    "pop3d closes the connection.",
+	    "valid in the session's state) in a row a POP3 session may send "
+	    "before pop3d closes the connection; a command that is accepted "
+	    "starts the count again.",
 	    NULL },
 	{ "pop3d_login_attempts", CFG_INT, "3", 1, 100, NULL,
 	    "How many failed logins a POP3 connection may make before "

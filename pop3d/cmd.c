@@ -405,6 +405,9 @@ cmd_dispatch(struct session *s, const char *line, size_t len)
 		goto out;
 	}
 	log_debug("event=command session=%llu verb=%s", (unsigned long long)s->id, c.name);
+	/* A command that passes its check ends a run of errors: a client
+	 * that recovers is not closed for mistakes spread over a session. */
+	s->errors = 0;
 	switch (c.verb) {
 	case POP3_CAPA:
 		proceed_capa(s);

@@ -47,7 +47,7 @@ struct pop3d_settings {
 	char *mail_dir;
 	uint64_t timeout_ms;		/* idle timeout (RFC 1939: >= 10 min) */
 	uint64_t auth_timeout_ms;	/* for the auth service's answer */
-	unsigned max_errors;		/* refused commands before closing */
+	unsigned max_errors;		/* refused commands in a row before closing */
 	unsigned login_attempts;	/* failed logins before closing */
 	unsigned max_conns;
 	unsigned max_conns_ip;		/* 0: no limit */
@@ -127,7 +127,8 @@ struct session {
 	char *user;			/* USER's argument, or LOGIN's name */
 	char mech[POP3_MECH_MAX + 1];	/* "USER", "PLAIN", "LOGIN" */
 	struct auth_pending *ap;
-	unsigned errors;
+	unsigned errors;		/* refusals since the last good command */
+	unsigned nerrors;		/* refusals in all, for the log */
 	unsigned failed_logins;
 
 	/* TRANSACTION. */
@@ -155,8 +156,8 @@ void session_err(struct session *s, enum pop3_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Queue raw bytes (multi-line responses). */
 void session_write(struct session *s, const void *p, size_t n);
-/* Queue a refusal, log it and count it if it counts; closes past
- * pop3d_max_errors. */
+/* Queue a refusal, log it and count it if it counts; closes at
+ * pop3d_max_errors refusals in a row. */
 void session_refuse(struct session *s, const struct pop3_refusal *r);
 /* Queue "-ERR ..." or "+OK ..." text as is, then close after it is sent. */
 void session_close_after(struct session *s, const char *line);

@@ -159,6 +159,8 @@ session_refuse(struct session *s, const struct pop3_refusal *r)
 {
 	log_info("event=reject session=%llu client=%s reason=%s",
 	    (unsigned long long)s->id, s->addr, log_safe(r->text));
+	if (r->counts)
+		s->nerrors++;
 	if (r->counts && ++s->errors >= s->pd->set.max_errors) {
 		/* One response per command: this one says goodbye. */
 		log_info("event=too_many_errors session=%llu client=%s errors=%u",
@@ -233,7 +235,7 @@ session_free(struct session *s, const char *reason)
 	log_info("event=disconnect session=%llu client=%s user=%s retr=%u top=%u "
 	    "dele=%u bytes=%llu errors=%u reason=%s", (unsigned long long)s->id,
 	    s->addr, s->login != NULL ? log_safe(s->login) : "-", s->nretr,
-	    s->ntop, s->ndele, (unsigned long long)s->bytes, s->errors,
+	    s->ntop, s->ndele, (unsigned long long)s->bytes, s->nerrors,
 	    log_safe(reason));
 	send_stop(s);
 	session_reset_auth(s);

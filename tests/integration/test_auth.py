@@ -1,7 +1,9 @@
 """The auth service: a real instance, spoken to over its Unix socket by a
 small client of the postern-auth/1 framing.  Answers for right and wrong
 passwords, unknown and disabled users; timing that does not reveal whether
-a user exists; growing failure delays; 200 concurrent requests; garbage
+a user exists; the failure delay and the client address's growing
+penalty, and that guessing elsewhere never slows a user's own logins;
+200 concurrent requests; garbage
 clients; and (as root) the peer check of a root-mode instance."""
 
 import os
@@ -173,13 +175,17 @@ def auth_running(inst):
 
 
 class AuthTest(unittest.TestCase):
-    delay = "0"
+    delay = "0"          # auth_fail_delay
+    penalty = "0"        # auth_penalty_delay
+    penalty_max = "5s"   # auth_penalty_max
+    config = ""
 
     def setUp(self):
         self.inst = Instance()
         write_users(self.inst, USERS)
-        self.inst.append_config("auth_fail_delay = %s\nauth_fail_delay_max = 5s" %
-                                self.delay)
+        self.inst.append_config("auth_fail_delay = %s\nauth_penalty_delay = %s\n%s" % (
+            self.delay, self.penalty, self.config or
+            "auth_penalty_max = %s" % self.penalty_max))
         self.inst.start()
         self.row = wait_until(lambda: auth_running(self.inst), what="auth running")
         self.path = auth_socket(self.inst)
@@ -357,64 +363,134 @@ class Administration(AuthTest):
         self.assertEqual(auth_running(self.inst)["pid"], pid)
 
 
+def auth_lines(log, client):
+    """The auth_fail and auth_ok lines for client, in order."""
+    return [line for line in log.splitlines()
+            if ("event=auth_fail " in line or "event=auth_ok " in line) and
+            " client=%s " % client in line]
+
+
 class Delays(AuthTest):
+    """auth_fail_delay 200 ms on every failure; a penalty of 300 ms doubling
+    per recent failure of the client address, capped at 1 s, on every
+    answer to that address.  The delays applied are read from the service's
+    log; wall times are lower bounds only, as a loaded machine adds to them."""
     delay = "200ms"
+    penalty = "300ms"
+    penalty_max = "1s"
 
-    def test_growing_delay(self):
+    def wait_lines(self, client, n):
+        return wait_until(lambda: len(auth_lines(self.inst.read_log(), client)) >= n
+                          and auth_lines(self.inst.read_log(), client),
+                          timeout=10, what="%d auth lines for %s" % (n, client))
+
+    def test_brute_force_slows_down(self):
         c = self.connect()
-        ans, t_ok = c.auth("alice@example.test", "right")
+        atk = "192.0.2.66"
+        times = []
+        for i, user in enumerate(("alice@example.test", "bob@example.test",
+                                  "alice@example.test", "nobody@example.test",
+                                  "alice@example.test", "bob@example.test")):
+            ans, t = c.auth(user, "guess%d" % i, client=atk)
+            self.assertEqual(ans[:2], ("FAIL", AUTH_FAIL_CREDENTIALS))
+            times.append(t)
+        # The fixed 200 ms, plus the penalty 0, 300, 600, then 1 s (the cap).
+        want = [(0, 200), (300, 500), (600, 800), (1000, 1200), (1000, 1200),
+                (1000, 1200)]
+        lines = self.wait_lines(atk, 6)
+        for i, (line, (penalty, delay), t) in enumerate(zip(lines, want, times)):
+            self.assertIn("failures=%d " % (i + 1), line)
+            self.assertIn("penalty_ms=%d delay_ms=%d" % (penalty, delay), line)
+            self.assertGreaterEqual(t, delay / 1000.0 - 0.01, line)
+        # The right password from there waits the penalty as well, so a
+        # guesser that hangs up when no quick answer comes learns nothing.
+        ans, t = c.auth("alice@example.test", "right", client=atk)
         self.assertEqual(ans[0], "OK")
-        _, t1 = c.auth("alice@example.test", "wrong1")
-        _, t2 = c.auth("alice@example.test", "wrong2")
-        self.assertGreaterEqual(t1, 0.2)
-        self.assertGreaterEqual(t2, 0.4)
-        # The delay itself doubles (the service logs what it applied; wall
-        # times above are lower bounds only, as a loaded machine adds to them).
-        log = self.inst.read_log()
-        self.assertIn("delay_ms=200", log)
-        self.assertIn("delay_ms=400", log)
-        # Another client and another user start afresh, and are not held
-        # up by a slow failure in flight.
-        c.send(request_frame(77, "alice@example.test", "wrong3"))
-        other = self.connect()
-        ans, t_other = other.auth("bob@example.test", "wrong", client="203.0.113.9")
+        self.assertGreaterEqual(t, 0.99)
+        self.assertIn("delay_ms=1000", self.wait_lines(atk, 7)[6])
+        # That forgave the three guesses at alice; the three against bob
+        # and nobody still count: bob's right password waits 300 ms *
+        # 2^(3-1), capped at 1 s, and then only nobody's one is left.
+        ans, t = c.auth("bob@example.test", "b0b pass", client=atk)
+        self.assertEqual(ans[0], "OK")
+        self.assertIn("event=auth_ok", self.wait_lines(atk, 8)[7])
+        self.assertIn("delay_ms=1000", self.wait_lines(atk, 8)[7])
+        ans, t = c.auth("bob@example.test", "b0b pass", client=atk)
+        self.assertIn("delay_ms=300", self.wait_lines(atk, 9)[8])
+        # Hanging up does not help either: a new connection is held the same.
+        c.close()
+        c2 = self.connect()
+        _, t = c2.auth("alice@example.test", "guess", client=atk)
+        self.assertGreaterEqual(t, 0.49)
+        self.assertIn("penalty_ms=300 delay_ms=500", self.wait_lines(atk, 10)[9])
+
+    def test_no_lockout_from_elsewhere(self):
+        # Guesses at alice from another address, many of them at once.
+        atk = self.connect()
+        batch = b"".join(request_frame(100 + i, "alice@example.test", "guess%d" % i,
+                                       client="203.0.113.66") for i in range(8))
+        atk.send(batch)
+        self.wait_lines("203.0.113.66", 8)
+        # alice, from her own address, logs in at once (the guesses are
+        # still in flight: the last is held 1.2 s).
+        home = self.connect()
+        ans, t = home.auth("alice@example.test", "right", client="198.51.100.7")
+        self.assertEqual(ans[0], "OK")
+        self.assertIn("delay_ms=0", self.wait_lines("198.51.100.7", 1)[0])
+        # A typo of hers costs her the fixed delay and no penalty; the log
+        # still shows how many failures her user has from anywhere.
+        ans, t = home.auth("alice@example.test", "typo", client="198.51.100.7")
         self.assertEqual(ans[0], "FAIL")
-        self.assertLess(t_other, 0.6)
-        start = time.monotonic()
-        rid, ans = c.reply()
-        self.assertEqual((rid, ans[0]), (77, "FAIL"))
-        self.assertIn("delay_ms=800", self.inst.read_log())
-        self.assertLess(time.monotonic() - start, 5)
-
-    def test_success_after_failures_waits_too(self):
-        # A guesser who hangs up as soon as no success arrives learns
-        # nothing: after a failure, the right password is held as long as a
-        # wrong one would be.
-        c = self.connect()
-        _, t1 = c.auth("alice@example.test", "wrong")
-        self.assertGreaterEqual(t1, 0.2)
-        ans, t_ok = c.auth("alice@example.test", "right")
+        line = self.wait_lines("198.51.100.7", 2)[1]
+        self.assertIn("failures=1 user_failures=1 penalty_ms=0 delay_ms=200", line)
+        # Her next try waits her own typo's penalty, and then clears it.
+        ans, t = home.auth("alice@example.test", "right", client="198.51.100.7")
         self.assertEqual(ans[0], "OK")
-        self.assertGreaterEqual(t_ok, 0.4)
-        self.assertIn("event=auth_ok", self.inst.read_log())
-        self.assertIn("delay_ms=400", self.inst.read_log())
-        # The user's count is cleared by the success; the client's is not.
-        ans, t_ok2 = c.auth("alice@example.test", "right")
+        self.assertGreaterEqual(t, 0.29)
+        self.assertIn("delay_ms=300", self.wait_lines("198.51.100.7", 3)[2])
+        ans, t = home.auth("alice@example.test", "right", client="198.51.100.7")
+        self.assertIn("delay_ms=0", self.wait_lines("198.51.100.7", 4)[3])
+        # Meanwhile the guesser's eight were answered, each later than the
+        # one before, and its next try is still penalised.
+        got = sorted(atk.reply()[0] for _ in range(8))
+        self.assertEqual(got, list(range(100, 108)))
+        self.assertIn("failures=8 user_failures=8 penalty_ms=1000 delay_ms=1200",
+                      self.wait_lines("203.0.113.66", 8)[7])
+        ans, t = atk.auth("alice@example.test", "right", client="203.0.113.66")
         self.assertEqual(ans[0], "OK")
-        self.assertGreaterEqual(t_ok2, 0.4)
+        self.assertGreaterEqual(t, 0.99)
 
     def test_ipv6_prefix_shares_a_count(self):
         c = self.connect()
         _, t1 = c.auth("bob@example.test", "wrong", client="2001:db8:1:2::1")
         self.assertGreaterEqual(t1, 0.2)
-        # Another address in the same /64, another user: still held.
+        # Another address in the same /64, another user: held.
         ans, t2 = c.auth("alice@example.test", "right", client="2001:db8:1:2::99")
         self.assertEqual(ans[0], "OK")
-        self.assertGreaterEqual(t2, 0.4)
+        self.assertGreaterEqual(t2, 0.29)
+        self.assertIn("delay_ms=300", self.wait_lines("2001:db8:1:2::99", 1)[0])
         # Another /64 starts afresh.
         ans, t3 = c.auth("alice@example.test", "right", client="2001:db8:1:3::1")
         self.assertEqual(ans[0], "OK")
-        self.assertLess(t3, 0.2)
+        self.assertIn("delay_ms=0", self.wait_lines("2001:db8:1:3::1", 1)[0])
+
+
+class OldCapName(AuthTest):
+    """auth_fail_delay_max, auth_penalty_max's old name, still caps the
+    penalty when auth_penalty_max is not set."""
+    penalty = "300ms"
+    config = "auth_fail_delay_max = 400ms"
+
+    def test_old_name_caps_the_penalty(self):
+        c = self.connect()
+        for i in range(3):
+            c.auth("alice@example.test", "guess%d" % i)
+        lines = wait_until(lambda: len(auth_lines(self.inst.read_log(), "192.0.2.1")) >= 3
+                           and auth_lines(self.inst.read_log(), "192.0.2.1"),
+                           timeout=10, what="three failures")
+        self.assertIn("penalty_ms=300 ", lines[1])
+        self.assertIn("penalty_ms=400 ", lines[2])
+        self.assertIn("event=deprecated_key key=auth_fail_delay_max", self.inst.read_log())
 
 
 def run_as(user, fn):

@@ -41,7 +41,7 @@ CONCURRENT = 1000
 
 CONFIG = """
 auth_fail_delay = 300ms
-auth_fail_delay_max = 1s
+auth_penalty_delay = 0
 pop3d_timeout = 60s
 pop3d_max_errors = 5
 pop3d_login_attempts = 3
@@ -51,6 +51,7 @@ pop3d_max_connections_per_ip = 0
 # A second instance where loopback does not count as secure.
 CONFIG_STRICT = """
 auth_fail_delay = 0
+auth_penalty_delay = 0
 pop3d_loopback_secure = no
 pop3d_timeout = 2s
 """
@@ -1124,12 +1125,81 @@ class Strict(Base):
         self.assertIn("event=timeout", self.inst.read_log())
 
 
+class ErrorLimit(Base):
+    """The default pop3d_max_errors (20) counts refusals in a row: an
+    accepted command starts the count again."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Instance(extra_config="auth_fail_delay = 0\nauth_penalty_delay = 0\n")
+        add_users(cls.inst, ("errs",))
+        cls.inst.start()
+        cls.pop3 = cls.inst.base + 10
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.inst.stop()
+        finally:
+            cls.inst.cleanup()
+
+    def test_errors_between_good_commands_do_not_close(self):
+        self.place("errs", "%d.Me.host" % int(time.time()), b"Subject: e\n\ne\n")
+        r = self.raw()
+        r.login("errs")
+        # Fifteen refusals spread among good commands (more than the old
+        # limit of 10 in all), then 19 in a row twice, with one between.
+        for i in range(15):
+            self.assertEqual(r.cmd("BOGUS%d" % i), b"-ERR Unknown command")
+            if i % 3 == 2:
+                self.assertTrue(r.cmd("STAT").startswith(b"+OK 1 "))
+        for _ in range(2):
+            for i in range(19):
+                self.assertTrue(r.cmd("LIST x%d" % i).startswith(b"-ERR"), i)
+            self.assertEqual(r.cmd("NOOP"), b"+OK Nothing to do")
+        # A missing message number neither counts nor clears the count.
+        for i in range(19):
+            self.assertTrue(r.cmd("XYZ").startswith(b"-ERR"), i)
+            if i == 9:
+                self.assertEqual(r.cmd("RETR 7"), b"-ERR No such message")
+        self.assertEqual(r.cmd("UIDL 1")[:5], b"+OK 1")
+        self.assertEqual(r.cmd("QUIT"), b"+OK Logging out")
+        self.assertTrue(r.closed(5))
+
+    def test_twenty_in_a_row_close(self):
+        self.place("errs", "%d.Mf.host" % int(time.time()), b"Subject: f\n\nf\n")
+        r = self.raw()
+        r.login("errs")
+        self.assertTrue(r.cmd("DELE 1").startswith(b"+OK"))
+        # A missing message number between them does not clear the count.
+        for i in range(19):
+            self.assertEqual(r.cmd("BOGUS%d" % i), b"-ERR Unknown command")
+            if i == 9:
+                self.assertEqual(r.cmd("RETR 7"), b"-ERR No such message")
+        self.assertEqual(r.cmd("BOGUS"), b"-ERR Too many errors, closing connection")
+        self.assertTrue(r.closed(5))
+        self.assertEqual(r.buf, b"")
+        # Closed without QUIT: the DELE was not carried out.
+        wait_until(lambda: "event=too_many_errors" in self.inst.read_log(), timeout=5,
+                   what="the log line")
+        self.assertRegex(self.inst.read_log(), r"event=too_many_errors .*errors=20")
+        p = wait_until(lambda: self.try_pop(), what="mailbox unlocked")
+        self.assertGreaterEqual(p.stat()[0], 1)
+        p.quit()
+
+    def try_pop(self):
+        try:
+            return self.pop("errs")
+        except poplib.error_proto:
+            return None
+
+
 class Shutdown(Base):
     """SIGTERM (postern stop) ends sessions without deleting anything."""
 
     def setUp(self):
         super().setUp()
-        self.inst = Instance(extra_config="auth_fail_delay = 0\n")
+        self.inst = Instance(extra_config="auth_fail_delay = 0\nauth_penalty_delay = 0\n")
         add_users(self.inst, ("stop",))
         self.inst.start()
         self.pop3 = self.inst.base + 10
@@ -1167,7 +1237,8 @@ class Jobs(Base):
 
     @classmethod
     def setUpClass(cls):
-        cls.inst = Instance(extra_config="auth_fail_delay = 0\npop3d_timeout = 60s\n")
+        cls.inst = Instance(extra_config="auth_fail_delay = 0\nauth_penalty_delay = 0\n"
+                            "pop3d_timeout = 60s\n")
         add_users(cls.inst, ("bigscan", "bigquit", "bigdrop", "other", "third"))
         cls.inst.start()
         cls.pop3 = cls.inst.base + 10
@@ -1379,7 +1450,7 @@ class JobsShutdown(Base):
 
     def setUp(self):
         super().setUp()
-        self.inst = Instance(extra_config="auth_fail_delay = 0\n")
+        self.inst = Instance(extra_config="auth_fail_delay = 0\nauth_penalty_delay = 0\n")
         add_users(self.inst, ("stopscan", "stopquit"))
         self.inst.start()
         self.pop3 = self.inst.base + 10

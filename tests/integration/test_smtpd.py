@@ -39,6 +39,7 @@ smtpd_max_message_size = %d
 smtpd_max_recipients = %d
 smtpd_max_envelope_size = %d
 auth_fail_delay = 0
+auth_penalty_delay = 0
 """ % (TIMEOUT_S, TIMEOUT_S, PER_IP, MAX_SIZE, MAX_RCPTS, MAX_ENVELOPE)
 
 

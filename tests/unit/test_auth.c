@@ -17,9 +17,11 @@
 #include "auth.h"
 #include "authclient.h"
 #include "authproto.h"
+#include "buf.h"
 #include "check_util.h"
 #include "ev.h"
 #include "failtab.h"
+#include "log.h"
 #include "net.h"
 
 /* mkpasswd -m yescrypt right; mkpasswd -m sha512crypt right */
@@ -111,6 +113,17 @@ START_TEST(test_failtab_counts)
 	failtab_forget(t, "nothing");
 	ck_assert_uint_eq(failtab_count(t, "b", 1500), 0);
 	ck_assert_uint_eq(failtab_size(t), 0);
+	/* Taking some failures off keeps the rest; taking all forgets. */
+	ck_assert_uint_eq(failtab_add(t, "c", 2000), 1);
+	ck_assert_uint_eq(failtab_add(t, "c", 2000), 2);
+	ck_assert_uint_eq(failtab_add(t, "c", 2100), 3);
+	failtab_sub(t, "c", 2);
+	failtab_sub(t, "nothing", 2);
+	ck_assert_uint_eq(failtab_count(t, "c", 2200), 1);
+	ck_assert_uint_eq(failtab_add(t, "c", 2300), 2);
+	failtab_sub(t, "c", 5);
+	ck_assert_uint_eq(failtab_count(t, "c", 2300), 0);
+	ck_assert_uint_eq(failtab_size(t), 0);
 	failtab_free(&t);
 	ck_assert_ptr_null(t);
 }
@@ -194,11 +207,11 @@ env_accept(struct ev_io *io, int fd, int events, void *arg)
 		auth_server_accept(e->srv, cfd);
 }
 
-/* A service with the test map (or spec if given), delays in ms, and
- * only peer allowed. */
+/* A service with the test map (or spec if given), the failure delay and
+ * the address penalty (first step, cap) in ms, and only peer allowed. */
 static void
-env_start(struct env *e, const char *spec, uint64_t delay, uint64_t delay_max,
-    uid_t peer)
+env_start(struct env *e, const char *spec, uint64_t delay, uint64_t penalty,
+    uint64_t penalty_max, uid_t peer)
 {
 	struct auth_settings s;
 	const char *error;
@@ -219,7 +232,8 @@ env_start(struct env *e, const char *spec, uint64_t delay, uint64_t delay_max,
 	s.passwd = spec != NULL ? spec : e->spec;
 	s.mailboxes = "inline:{bob@example.test=custom/bob}";
 	s.fail_delay_ms = delay;
-	s.fail_delay_max_ms = delay_max;
+	s.penalty_ms = penalty;
+	s.penalty_max_ms = penalty_max;
 	s.fail_forget_ms = 60000;
 	s.failtab_max = 100;
 	s.peers = &e->peer;
@@ -261,18 +275,18 @@ on_done(enum auth_result result, const char *user, const char *mailbox,
 		ev_break(a->env->loop);
 }
 
-/* Send requests for users[i] with passwords[i], and run until all are
- * answered (10 s at most). */
+/* Send requests for users[i] with passwords[i] from clients[i] (NULL:
+ * all from 192.0.2.7), and run until all are answered (10 s at most). */
 static void
-ask(struct env *e, size_t n, const char *const *users, const char *const *passwords,
-    struct answer *answers)
+ask_from(struct env *e, size_t n, const char *const *users,
+    const char *const *passwords, const char *const *clients, struct answer *answers)
 {
 	unsigned outstanding = (unsigned)n;
 
 	for (size_t i = 0; i < n; i++) {
 		struct auth_request req = {
 			"imap", "LOGIN", users[i], passwords[i], strlen(passwords[i]),
-			"192.0.2.7", 0,
+			clients != NULL ? clients[i] : "192.0.2.7", 0,
 		};
 
 		memset(&answers[i], 0, sizeof(answers[i]));
@@ -283,6 +297,14 @@ ask(struct env *e, size_t n, const char *const *users, const char *const *passwo
 	check_run_loop_for(e->loop, 10000);
 	for (size_t i = 0; i < n; i++)
 		ck_assert_uint_eq(answers[i].calls, 1);
+}
+
+/* ask_from() with every request from 192.0.2.7. */
+static void
+ask(struct env *e, size_t n, const char *const *users, const char *const *passwords,
+    struct answer *answers)
+{
+	ask_from(e, n, users, passwords, NULL, answers);
 }
 
 /* A lookup's done(): recorded like a login's. */
@@ -333,7 +355,7 @@ START_TEST(test_service_answers)
 	struct answer a[sizeof(users) / sizeof(users[0])];
 	struct env e;
 
-	env_start(&e, NULL, 0, 0, getuid());
+	env_start(&e, NULL, 0, 0, 0, getuid());
 	ask(&e, sizeof(users) / sizeof(users[0]), users, pws, a);
 	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++)
 		ck_assert_msg(a[i].result == want[i], "user %s: result %d, want %d",
@@ -357,49 +379,153 @@ START_TEST(test_service_map_missing)
 	struct answer a[1];
 	struct env e;
 
-	env_start(&e, "texthash:/nonexistent/passwd", 0, 0, getuid());
+	env_start(&e, "texthash:/nonexistent/passwd", 0, 0, 0, getuid());
 	ask(&e, 1, users, pws, a);
 	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
 	env_stop(&e);
 }
 END_TEST
 
-/* Failures are answered late, later each time; after failures a success
- * waits as long; a success resets the user's count but not the client's. */
+/* The service's log lines since the last reset. */
+static struct buf logged = BUF_INIT;
+
+static void
+capture_log(enum log_level level, const char *line, void *arg)
+{
+	(void)level;
+	(void)arg;
+	ck_assert_int_eq(buf_puts(&logged, line), 0);
+	ck_assert_int_eq(buf_putc(&logged, '\n'), 0);
+}
+
+/* Whether a captured line has "client=client", then want. */
+static int
+log_has(const char *client, const char *want)
+{
+	const char *p = buf_cstr(&logged), *end;
+	char c[64];
+
+	snprintf(c, sizeof(c), "client=%s ", client);
+	for (; (p = strstr(p, c)) != NULL; p = end) {
+		const char *w = strstr(p, want);
+
+		end = strchr(p, '\n');
+		if (w != NULL && (end == NULL || w < end))
+			return 1;
+	}
+	return 0;
+}
+
+/* Run one request (user, password, client) and return how long its
+ * answer took, in ms; the result goes to *a.  The log is reset first. */
+static uint64_t
+timed(struct env *e, const char *user, const char *password, const char *client,
+    struct answer *a)
+{
+	uint64_t t0 = ev_now(e->loop);
+
+	buf_reset(&logged);
+	ask_from(e, 1, &user, &password, &client, a);
+	return a->at - t0;
+}
+
+#define ck_logged(client, want) \
+	ck_assert_msg(log_has(client, want), "no \"%s\" for %s in:\n%s", want, \
+	    client, buf_cstr(&logged))
+
+/*
+ * Every failure waits the fixed delay (100 ms); every answer to a client
+ * address with n recent failures, right or wrong, also waits the penalty
+ * 400 ms * 2^(n-1), at most 1000 ms.  Failures from one address never
+ * slow a login from another, whoever they were for; a success forgives
+ * the failures its address made for that user only.  The delays applied
+ * are read from the log lines; the wall times are lower bounds only, as
+ * a loaded machine adds to them.
+ */
 START_TEST(test_service_delays)
 {
-	static const char *const u1[] = { "alice@example.test" };
-	static const char *const wrong[] = { "wrong" };
-	static const char *const mixed_u[] = { "bob@example.test", "alice@example.test" };
-	static const char *const mixed_p[] = { "wrong", "right" };
-	struct answer a[2];
+	static const char *const par_u[] = { "bob@example.test", "alice@example.test" };
+	static const char *const par_p[] = { "wrong", "right" };
+	static const char *const par_c[] = { "192.0.2.66", "198.51.100.1" };
+	static const char *const four_u[] = {
+		"bob@example.test", "bob@example.test", "alice@example.test", "x@y",
+	};
+	static const char *const four_p[] = { "a", "b", "c", "d" };
+	static const char *const four_c[] = {
+		"203.0.113.5", "203.0.113.5", "203.0.113.5", "203.0.113.5",
+	};
+	const char *atk = "192.0.2.66", *home = "198.51.100.1", *net = "203.0.113.5";
+	struct answer a[4];
 	struct env e;
-	uint64_t t0;
+	uint64_t t;
 
-	env_start(&e, NULL, 100, 1000, getuid());
-	t0 = ev_now(e.loop);
-	ask(&e, 1, u1, wrong, a);
+	env_start(&e, NULL, 100, 400, 1000, getuid());
+	log_init("test", LOG_TARGET_STDERR, LOG_LEVEL_INFO);
+	log_set_hook(capture_log, NULL);
+	/* The first failure: the fixed delay only. */
+	t = timed(&e, "alice@example.test", "wrong", atk, a);
 	ck_assert_int_eq(a[0].result, AUTH_RESULT_FAIL);
-	ck_assert_uint_ge(a[0].at - t0, 90);
-	ck_assert_uint_lt(a[0].at - t0, 1000);
-	t0 = ev_now(e.loop);
-	ask(&e, 1, u1, wrong, a);
-	ck_assert_uint_ge(a[0].at - t0, 190);
+	ck_assert_uint_ge(t, 90);
+	ck_logged(atk, "failures=1 user_failures=1 penalty_ms=0 delay_ms=100");
+	/* The second: penalty 400 ms, then the fixed 100. */
+	t = timed(&e, "alice@example.test", "wrong", atk, a);
+	ck_assert_uint_ge(t, 490);
+	ck_logged(atk, "failures=2 user_failures=2 penalty_ms=400 delay_ms=500");
 
-	/* A third failure (delay 400 ms) and a success in flight together:
-	 * after recent failures of the client, a success is held as long as
-	 * a failure, so an early hang-up tells a guesser nothing. */
-	t0 = ev_now(e.loop);
-	ask(&e, 2, mixed_u, mixed_p, a);
+	/* A third failure (800 + 100 ms) and, in flight with it, alice's
+	 * right password from her own address: not held at all, although
+	 * her user has two recent failures. */
+	buf_reset(&logged);
+	t = ev_now(e.loop);
+	ask_from(&e, 2, par_u, par_p, par_c, a);
 	ck_assert_int_eq(a[0].result, AUTH_RESULT_FAIL);
 	ck_assert_int_eq(a[1].result, AUTH_RESULT_OK);
-	ck_assert_uint_ge(a[0].at - t0, 390);
-	ck_assert_uint_ge(a[1].at - t0, 390);
+	ck_assert_uint_ge(a[0].at - t, 890);
+	ck_assert_uint_lt(a[1].at, a[0].at);
+	ck_logged(atk, "failures=3 user_failures=1 penalty_ms=800 delay_ms=900");
+	ck_logged(home, "delay_ms=0");
+	/* Nor is a typo of hers there: the fixed delay, no penalty. */
+	t = timed(&e, "alice@example.test", "typo", home, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_FAIL);
+	ck_assert_uint_ge(t, 90);
+	ck_logged(home, "failures=1 user_failures=1 penalty_ms=0 delay_ms=100");
 
-	/* The client address still has 3 failures: the next is 800 ms. */
-	t0 = ev_now(e.loop);
-	ask(&e, 1, u1, wrong, a);
-	ck_assert_uint_ge(a[0].at - t0, 790);
+	/* From the guessing address the right password waits the penalty
+	 * (three failures: capped at 1000 ms), so a guesser that hangs up
+	 * early learns nothing.  The success forgives that address its two
+	 * failures for alice, not its one for bob. */
+	t = timed(&e, "alice@example.test", "right", atk, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_OK);
+	ck_assert_uint_ge(t, 990);
+	ck_logged(atk, "delay_ms=1000");
+	t = timed(&e, "alice@example.test", "right", atk, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_OK);
+	ck_assert_uint_ge(t, 390);
+	ck_logged(atk, "delay_ms=400");
+	/* bob's success forgives the rest: the address is clean again. */
+	t = timed(&e, "bob@example.test", "right", atk, a);
+	ck_assert_int_eq(a[0].result, AUTH_RESULT_OK);
+	t = timed(&e, "alice@example.test", "right", atk, a);
+	ck_logged(atk, "delay_ms=0");
+
+	/* Four guesses in flight at once gain nothing: each counts as it
+	 * arrives, so they wait 100, 400 + 100, 800 + 100 and 1000 (the
+	 * cap) + 100 ms; and so does a fifth. */
+	buf_reset(&logged);
+	t = ev_now(e.loop);
+	ask_from(&e, 4, four_u, four_p, four_c, a);
+	for (size_t i = 0; i < 4; i++)
+		ck_assert_int_eq(a[i].result, AUTH_RESULT_FAIL);
+	ck_assert_uint_ge(a[0].at - t, 90);
+	ck_assert_uint_ge(a[1].at - t, 490);
+	ck_assert_uint_ge(a[2].at - t, 890);
+	ck_assert_uint_ge(a[3].at - t, 1090);
+	ck_logged(net, "failures=4 user_failures=1 penalty_ms=1000 delay_ms=1100");
+	t = timed(&e, "bob@example.test", "e", net, a);
+	ck_assert_uint_ge(t, 1090);
+	ck_logged(net, "failures=5 user_failures=3 penalty_ms=1000 delay_ms=1100");
+	log_set_hook(NULL, NULL);
+	buf_free(&logged);
 	env_stop(&e);
 }
 END_TEST
@@ -412,7 +538,7 @@ START_TEST(test_service_peer_refused)
 	struct answer a[1];
 	struct env e;
 
-	env_start(&e, NULL, 0, 0, getuid() + 1);
+	env_start(&e, NULL, 0, 0, 0, getuid() + 1);
 	ask(&e, 1, users, pws, a);
 	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
 	ck_assert_uint_eq(auth_server_active(e.srv), 0);
@@ -488,7 +614,7 @@ START_TEST(test_service_lookup)
 	struct env e;
 	uint64_t t0;
 
-	env_start(&e, NULL, 1000, 1000, getuid());
+	env_start(&e, NULL, 1000, 1000, 1000, getuid());
 	t0 = ev_now(e.loop);
 	ask_lookup(&e, sizeof(users) / sizeof(users[0]), users, a);
 	ck_assert_uint_lt(ev_now(e.loop) - t0, 900);
@@ -511,13 +637,13 @@ START_TEST(test_service_lookup)
 	env_stop(&e);
 
 	/* An unreadable password map: TEMP, never "not found". */
-	env_start(&e, "texthash:/nonexistent/passwd", 0, 0, getuid());
+	env_start(&e, "texthash:/nonexistent/passwd", 0, 0, 0, getuid());
 	ask_lookup(&e, 1, u1, a);
 	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
 	env_stop(&e);
 
 	/* A refused peer learns nothing. */
-	env_start(&e, NULL, 0, 0, getuid() + 1);
+	env_start(&e, NULL, 0, 0, 0, getuid() + 1);
 	ask_lookup(&e, 1, u1, a);
 	ck_assert_int_eq(a[0].result, AUTH_RESULT_TEMP);
 	env_stop(&e);
