@@ -278,6 +278,14 @@ const struct cfg_key config_global_keys[] = {
 	    "The most recipients one message may have; further RCPT "
 	    "commands get 452 4.5.3.",
 	    NULL },
+	{ "smtpd_recipient_overshoot_limit", CFG_INT, "1000", 0, 100000, NULL,
+	    "How many RCPT commands of one transaction past "
+	    "smtpd_max_recipients (or smtpd_max_envelope_size) are answered "
+	    "452 4.5.3 without counting toward smtpd_max_errors, so that a "
+	    "client sending too many recipients can still send the message "
+	    "to those accepted. Each one past this allowance counts as an "
+	    "error.",
+	    NULL },
 	{ "smtpd_max_errors", CFG_INT, "10", 1, 1000, NULL,
 	    "How many refused commands a session may send before smtpd "
 	    "answers 421 4.7.0 and closes the connection.",

@@ -58,6 +58,7 @@ load_settings(struct daemon *d, struct smtpd_settings *set)
 	set->max_size = cfg_size(g, "smtpd_max_message_size");
 	set->max_envelope = cfg_size(g, "smtpd_max_envelope_size");
 	set->max_rcpts = (unsigned)cfg_int(g, "smtpd_max_recipients");
+	set->rcpt_overshoot = (unsigned)cfg_int(g, "smtpd_recipient_overshoot_limit");
 	set->max_errors = (unsigned)cfg_int(g, "smtpd_max_errors");
 	set->max_conns = (unsigned)cfg_int(g, "smtpd_max_connections");
 	set->max_conns_ip = (unsigned)cfg_int(g, "smtpd_max_connections_per_ip");

@@ -50,6 +50,7 @@ struct smtpd_settings {
 	uint64_t max_size;	/* SIZE, bytes */
 	uint64_t max_envelope;	/* envelope bytes per transaction */
 	unsigned max_rcpts;
+	unsigned rcpt_overshoot;	/* excess RCPTs before they count as errors */
 	unsigned max_errors;
 	unsigned max_conns;
 	unsigned max_conns_ip;	/* 0: no limit */
@@ -159,6 +160,7 @@ struct session {
 	struct envelope env;		/* sender, parameters, recipients */
 	uint64_t env_bytes;		/* memory env's strings take (about) */
 	size_t nrcpt_ok;		/* accepted, including discarded */
+	unsigned rcpt_overshoot;	/* RCPTs refused for the recipient limits */
 	int sender_discard;		/* sender_access said DISCARD */
 	int bdat_mode;			/* BDAT used: DATA is refused */
 	struct body body;

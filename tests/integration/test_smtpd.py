@@ -28,6 +28,8 @@ PER_IP = 10             # smtpd_max_connections_per_ip of the test instance
 MAX_SIZE = 64 * 1024    # smtpd_max_message_size of the test instance
 MAX_RCPTS = 150         # smtpd_max_recipients of the test instance
 MAX_ENVELOPE = 32 * 1024  # smtpd_max_envelope_size of the test instance
+OVERSHOOT = 20          # smtpd_recipient_overshoot_limit of the test instance
+MAX_ERRORS = 10         # smtpd_max_errors (the default)
 IDLE_CONNECTIONS = 5000
 
 CONFIG = """
@@ -38,8 +40,9 @@ smtpd_max_connections_per_ip = %d
 smtpd_max_message_size = %d
 smtpd_max_recipients = %d
 smtpd_max_envelope_size = %d
+smtpd_recipient_overshoot_limit = %d
 auth_fail_delay = 0
-""" % (TIMEOUT_S, TIMEOUT_S, PER_IP, MAX_SIZE, MAX_RCPTS, MAX_ENVELOPE)
+""" % (TIMEOUT_S, TIMEOUT_S, PER_IP, MAX_SIZE, MAX_RCPTS, MAX_ENVELOPE, OVERSHOOT)
 
 
 def without_qmgr(inst):
@@ -545,8 +548,7 @@ class Smtpd(unittest.TestCase):
         self.assertEqual((code, text), (452, "4.5.3 Too many recipients (envelope too large)"))
         self.assertGreater(ok, 10)
         self.assertLess(ok, MAX_ENVELOPE // len(orcpt) + 1)
-        # A short one may still fit, a long one does not; refusals count
-        # as errors, so only a few are tried.
+        # A short one may still fit, a long one does not.
         self.assertEqual(r.cmd("RCPT TO:<demo+x%d@example.test> ORCPT=%s" % (ok, orcpt))[0], 452)
         self.assertEqual(r.cmd("DATA")[0], 354)
         r.send("Subject: big envelope\r\n\r\nbody\r\n.\r\n")
@@ -664,6 +666,50 @@ class Smtpd(unittest.TestCase):
         codes = [r.reply()[0] for _ in range(MAX_RCPTS + 1)]
         self.assertEqual(codes[:MAX_RCPTS], [250] * MAX_RCPTS)
         self.assertEqual(codes[MAX_RCPTS], 452)
+
+    def pipeline_rcpts(self, r, tag, excess, data=False):
+        """Pipeline MAIL, MAX_RCPTS + excess RCPTs (and DATA) in one write;
+        the replies to MAIL and the accepted RCPTs, checked, and the codes
+        of the excess RCPTs' replies read so far (EOF ends the list)."""
+        r.send("MAIL FROM:<many@outside.example>\r\n" +
+               "".join("RCPT TO:<demo+%s%d@example.test>\r\n" % (tag, i)
+                       for i in range(MAX_RCPTS + excess)) +
+               ("DATA\r\n" if data else ""))
+        self.assertEqual(r.reply()[0], 250)
+        codes = [r.reply()[0] for _ in range(MAX_RCPTS)]
+        self.assertEqual(codes, [250] * MAX_RCPTS)
+        return [r.reply()[0] for _ in range(excess)]
+
+    def test_recipient_overshoot_keeps_transaction(self):
+        # More recipients than the limit, pipelined with DATA: 452 for
+        # each excess one, which is no error while within the overshoot
+        # allowance (more than smtpd_max_errors of them here), and the
+        # message goes to the accepted ones (RFC 5321 4.5.3.1.10).
+        self.assertGreater(OVERSHOOT, MAX_ERRORS)
+        r = self.raw()
+        excess = self.pipeline_rcpts(r, "o", OVERSHOOT, data=True)
+        self.assertEqual(excess, [452] * OVERSHOOT)
+        self.assertEqual(r.reply()[0], 354)
+        r.send("Subject: overshoot\r\n\r\nto the first ones\r\n.\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 250, text)
+        env, body = self.qfile(self.qid_of(text))
+        got = [v.split(" ")[0] for v in env_get(env, "rcpt")]
+        self.assertEqual(got, ["demo+o%d@example.test" % i for i in range(MAX_RCPTS)])
+        self.assertTrue(body.endswith(b"\n\nto the first ones\n"), body)
+        self.assertEqual(r.cmd("NOOP")[0], 250)
+
+    def test_recipient_overshoot_past_allowance_counts(self):
+        # The allowance is per transaction: a second one gets the same
+        # again, and past it every excess RCPT is an error, so the
+        # MAX_ERRORS-th one beyond it ends the session.
+        r = self.raw()
+        self.assertEqual(self.pipeline_rcpts(r, "a", OVERSHOOT), [452] * OVERSHOOT)
+        self.assertEqual(r.cmd("RSET")[0], 250)
+        excess = self.pipeline_rcpts(r, "b", OVERSHOOT + MAX_ERRORS)
+        self.assertEqual(excess, [452] * (OVERSHOOT + MAX_ERRORS))
+        self.assertEqual(r.reply(), (421, "4.7.0 Too many errors, closing connection"))
+        self.assertTrue(r.closed())
 
     def test_disconnect_mid_data_leaves_nothing(self):
         before = self.queued()
