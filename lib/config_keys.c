@@ -288,6 +288,14 @@ const struct cfg_key config_global_keys[] = {
 	    "The most recipients one message may have; further RCPT "
 	    "commands get 452 4.5.3.",
 	    NULL },
+	{ "smtpd_recipient_overshoot_limit", CFG_INT, "1000", 0, 100000, NULL,
+	    "How many RCPT commands of one transaction past "
+	    "smtpd_max_recipients (or smtpd_max_envelope_size) are answered "
+	    "452 4.5.3 without counting toward smtpd_max_errors, so that a "
+	    "client sending too many recipients can still send the message "
+	    "to those accepted. Each one past this allowance counts as an "
+	    "error.",
+	    NULL },
 	{ "smtpd_max_errors", CFG_INT, "10", 1, 1000, NULL,
 	    "How many refused commands a session may send before smtpd "
 	    "answers 421 4.7.0 and closes the connection.",
@@ -318,6 +326,19 @@ const struct cfg_key config_global_keys[] = {
 	    "sender, ENVID, and each recipient with its ORCPT): a RCPT "
 	    "that would pass it gets 452 4.5.3, like one past "
 	    "smtpd_max_recipients.",
+	    NULL },
+	{ "smtpd_bare_lf", CFG_ENUM, "reject", 0, 0, "reject normalize",
+	    "What smtpd does with a bare LF (a line ending without its CR) "
+	    "in the message content of a client that has not authenticated "
+	    "and is not in mynetworks. reject: refuse the message with 554 "
+	    "5.6.0. normalize: take the bare LF as the end of its line. "
+	    "Either way only CRLF . CRLF ends DATA and a bare CR is refused, "
+	    "so SMTP smuggling stays impossible.",
+	    NULL },
+	{ "smtpd_bare_lf_trusted", CFG_ENUM, "normalize", 0, 0, "reject normalize",
+	    "The same as smtpd_bare_lf, for clients that have authenticated "
+	    "or are in mynetworks (scripts and cron jobs that send LF line "
+	    "ends).",
 	    NULL },
 	{ "smtpd_user_cache_time", CFG_TIME, "10s", 0, 1 * HOUR_MS, NULL,
 	    "How long each smtpd process remembers that a local user exists, "

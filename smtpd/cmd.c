@@ -44,6 +44,7 @@ struct cmd_arg {
 	const char *raw;		/* the text after the verb */
 	struct smtp_mail mail;		/* MAIL */
 	struct smtp_rcpt rcpt;		/* RCPT */
+	int overshoot;			/* RCPT refused for the recipient limits */
 	uint64_t bdat_size;		/* BDAT */
 	int bdat_last;
 	char mech[24];			/* AUTH */
@@ -221,14 +222,18 @@ rcpt_cost(const char *addr, const char *orcpt)
 }
 
 /* RCPT: below the recipient limit, valid syntax, and room for it in the
- * envelope (smtpd_max_envelope_size: 452 too, RFC 5321 4.5.3.1.10). */
+ * envelope (smtpd_max_envelope_size: 452 too, RFC 5321 4.5.3.1.10).  A
+ * refusal for either limit is marked as an overshoot: the dispatcher
+ * counts it as an error only past smtpd_recipient_overshoot_limit. */
 static int
 check_rcpt(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	struct smtp_ext ext;
 
-	if (s->nrcpt_ok >= s->sd->set.max_rcpts)
+	if (s->nrcpt_ok >= s->sd->set.max_rcpts) {
+		a->overshoot = 1;
 		return refuse(r, 452, "4.5.3", "Too many recipients");
+	}
 	session_ext(s, &ext);
 	if (smtp_parse_rcpt(a->raw, &ext, s->env.smtputf8, &a->rcpt, r) < 0)
 		return -1;
@@ -236,6 +241,7 @@ check_rcpt(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 	    s->sd->set.max_envelope) {
 		smtp_rcpt_free(&a->rcpt);
 		memset(&a->rcpt, 0, sizeof(a->rcpt));
+		a->overshoot = 1;
 		return refuse(r, 452, "4.5.3", "Too many recipients (envelope too large)");
 	}
 	return 0;
@@ -785,7 +791,15 @@ cmd_dispatch(struct session *s, const char *line, size_t len)
 		return;
 	}
 	if (check_flags(s, c, &r) < 0 || c->check(s, &a, &r) < 0) {
-		session_refuse(s, &r, (c->flags & CMD_COUNTS) != 0);
+		int count = (c->flags & CMD_COUNTS) != 0;
+
+		/* A client that sends more recipients than the limit gets its
+		 * 452s and may still send DATA for the accepted ones (RFC 5321
+		 * 4.5.3.1.10); only past the overshoot allowance does each
+		 * excess recipient count as an error. */
+		if (a.overshoot && s->rcpt_overshoot++ < s->sd->set.rcpt_overshoot)
+			count = 0;
+		session_refuse(s, &r, count);
 		return;
 	}
 	if ((c->flags & CMD_GROUP_END) && verb != SMTP_QUIT && verb != SMTP_DATA &&

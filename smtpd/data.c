@@ -1,12 +1,14 @@
 /*
  * smtpd message content: DATA and BDAT.  Bytes are parsed as they arrive
- * (never a whole message in memory) by a small byte-level state machine:
+ * (never a whole message in memory) by the content scanner (body.c):
  * dot-unstuffing and the end marker for DATA, the 998-byte line limit,
- * SIZE, and the SMTP smuggling defence -- a bare CR or bare LF anywhere in
- * the content refuses the message, and only CRLF "." CRLF ends DATA (a
- * "." line after a bare LF or CR never does; see CVE-2023-51764).  Errors
- * never stop the parser: it reads on to the end of the data so the session
- * stays in step, then answers.
+ * and the SMTP smuggling defence -- only CRLF "." CRLF ends DATA (a "."
+ * line after a bare LF or CR never does; see CVE-2023-51764), a bare CR
+ * refuses the message, and a bare LF does too unless the client's
+ * smtpd_bare_lf setting (smtpd_bare_lf_trusted for authenticated and
+ * mynetworks clients) says normalize: then it ends its line.  SIZE is
+ * counted here.  Errors never stop the parser: it reads on to the end of
+ * the data so the session stays in step, then answers.
  *
  * Content is written LF-normalised to a queue file (lib/qfile.h) after a
  * Received header.  On submission and smtps the header section is
@@ -34,6 +36,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "commit.h"
+#include "policy.h"
 #include "qmgrproto.h"
 #include "smtpd.h"
 #include "xalloc.h"
@@ -170,15 +173,13 @@ body_count(struct session *s, size_t n)
 		body_error(s, BODY_TOO_BIG);
 }
 
-/* Bytes inside a line. */
+/* The scanner's callbacks.  Bytes inside a line. */
 static void
-body_content(struct session *s, const char *p, size_t n)
+body_content(void *arg, const char *p, size_t n)
 {
+	struct session *s = arg;
 	struct body *b = &s->body;
 
-	b->line_len += n;
-	if (b->line_len > SMTP_MAX_LINE)
-		body_error(s, BODY_TOO_LONG);
 	body_count(s, n);
 	if (b->err != BODY_OK)
 		return;
@@ -192,12 +193,11 @@ body_content(struct session *s, const char *p, size_t n)
 
 /* The end of a line (crlf: it ended with CRLF, else a bare LF). */
 static void
-body_line_end(struct session *s, int crlf)
+body_line_end(void *arg, int crlf)
 {
+	struct session *s = arg;
 	struct body *b = &s->body;
 
-	b->prev_crlf = crlf;
-	b->line_len = 0;
 	body_count(s, crlf ? 2 : 1);
 	if (b->err != BODY_OK)
 		return;
@@ -207,95 +207,16 @@ body_line_end(struct session *s, int crlf)
 		body_write(s, "\n", 1);
 }
 
-/* The index of the first CR or LF in p[i..n), or n.  Two memchr() calls
- * (vectorised in libc) instead of a byte loop: the content of a message
- * is the bulk of smtpd's instructions per message. */
-static size_t
-line_span(const char *p, size_t i, size_t n)
+/* A bare CR or LF, or a line too long. */
+static void
+body_scan_error(void *arg, enum body_err e)
 {
-	const char *lf = memchr(p + i, '\n', n - i);
-	size_t end = lf != NULL ? (size_t)(lf - p) : n;
-	const char *cr = memchr(p + i, '\r', end - i);
-
-	return cr != NULL ? (size_t)(cr - p) : end;
+	body_error(arg, e);
 }
 
-/*
- * Parse n content bytes.  dot: DATA (dot-unstuffing and the end marker)
- * rather than BDAT.  Returns the bytes used; *ended_r is 1 when DATA's
- * end marker was the last of them.
- */
-static size_t
-body_feed(struct session *s, const char *p, size_t n, int dot, int *ended_r)
-{
-	struct body *b = &s->body;
-	size_t i = 0, j;
-
-	*ended_r = 0;
-	while (i < n) {
-		switch (b->st) {
-		case B_BOL:
-			if (dot && p[i] == '.') {
-				b->st = B_BOL_DOT;
-				b->line_len = 1;
-				i++;
-			} else {
-				b->st = B_LINE;
-			}
-			break;
-		case B_BOL_DOT:
-			if (p[i] == '\r') {
-				b->st = B_DOT_CR;
-				i++;
-			} else {
-				b->st = B_LINE;	/* the leading dot is dropped */
-			}
-			break;
-		case B_DOT_CR:
-			if (p[i] != '\n') {
-				body_error(s, BODY_BARE_EOL);
-				b->st = B_LINE;
-				break;
-			}
-			i++;
-			if (b->prev_crlf) {
-				*ended_r = 1;
-				return i;
-			}
-			/* "." CRLF after a bare line end: not the end. */
-			body_line_end(s, 1);
-			b->st = B_BOL;
-			break;
-		case B_LINE:
-			j = line_span(p, i, n);
-			if (j > i)
-				body_content(s, p + i, j - i);
-			i = j;
-			if (i == n)
-				break;
-			if (p[i] == '\r') {
-				b->st = B_CR;
-			} else {
-				body_error(s, BODY_BARE_EOL);
-				body_line_end(s, 0);
-				b->st = B_BOL;
-			}
-			i++;
-			break;
-		case B_CR:
-			if (p[i] == '\n') {
-				i++;
-				body_line_end(s, 1);
-				b->st = B_BOL;
-			} else {
-				body_error(s, BODY_BARE_EOL);
-				b->st = B_LINE;
-			}
-			break;
-		}
-	}
-	return i;
-}
+static const struct body_scan_ops scan_ops = {
+	body_content, body_line_end, body_scan_error
+};
 
 /* The Received header (RFC 5321 4.4), folded, LF line endings. */
 static char *
@@ -330,6 +251,20 @@ received_header(struct session *s)
 	return buf_steal(&h);
 }
 
+/* Whether a bare LF in this client's content is a line end: the
+ * setting for authenticated and mynetworks clients, or the one for
+ * everyone else. */
+static int
+bare_lf_normalize(const struct session *s)
+{
+	const struct smtpd_settings *set = &s->sd->set;
+
+	if (s->auth_user != NULL ||
+	    policy_in_mynetworks(s->sd->policy, (const struct sockaddr *)&s->peer))
+		return set->bare_lf_trusted_normalize;
+	return set->bare_lf_normalize;
+}
+
 int
 data_begin(struct session *s, int bdat, struct smtp_reply *r)
 {
@@ -340,10 +275,8 @@ data_begin(struct session *s, int bdat, struct smtp_reply *r)
 	char *received;
 
 	data_abort(s);
-	b->st = B_BOL;
+	body_scan_init(&b->scan, !bdat, bare_lf_normalize(s));
 	b->err = BODY_OK;
-	b->prev_crlf = 1;
-	b->line_len = 0;
 	b->size = 0;
 	b->in_header = 1;
 	b->fix_header = s->kind != KIND_SMTP;
@@ -547,6 +480,10 @@ data_finish(struct session *s)
 	session_set_timeout(s, 0);
 	if (b->err == BODY_OK && b->in_header)
 		header_finish(s, 0);
+	if (b->scan.bare_lf > 0)
+		log_info("event=bare_lf_normalized session=%llu id=%s client=%s "
+		    "count=%llu", (unsigned long long)s->id, s->env.id, s->addr,
+		    (unsigned long long)b->scan.bare_lf);
 	if (b->err != BODY_OK) {
 		body_err_reply(b->err, &r);
 		log_info("event=message_refused session=%llu id=%s size=%llu",
@@ -577,7 +514,7 @@ data_input(struct session *s)
 	p = ios_peek(s->ios, &n);
 	if (n == 0)
 		return 0;
-	used = body_feed(s, p, n, 1, &ended);
+	used = body_scan_feed(&s->body.scan, p, n, &scan_ops, s, &ended);
 	ios_consume(s->ios, used);
 	if (!ended)
 		return 0;
@@ -600,7 +537,7 @@ bdat_input(struct session *s)
 		if (n > b->bdat_left)
 			n = (size_t)b->bdat_left;
 		if (!b->bdat_skip)
-			(void)body_feed(s, p, n, 0, &ended);
+			(void)body_scan_feed(&b->scan, p, n, &scan_ops, s, &ended);
 		ios_consume(s->ios, n);
 		b->bdat_left -= n;
 		if (b->bdat_left > 0)
@@ -630,12 +567,7 @@ bdat_input(struct session *s)
 		    (unsigned long long)b->size);
 		return 1;
 	}
-	/* The last chunk: a final line without CRLF still counts as a line,
-	 * but a CR at the very end is bare. */
-	if (b->st == B_CR)
-		body_error(s, BODY_BARE_EOL);
-	else if (b->st == B_LINE && b->line_len > 0)
-		body_line_end(s, 1);
+	body_scan_finish(&b->scan, &scan_ops, s);
 	data_finish(s);
 	return 1;
 }

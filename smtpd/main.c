@@ -58,7 +58,11 @@ load_settings(struct daemon *d, struct smtpd_settings *set)
 	set->max_size = cfg_size(g, "smtpd_max_message_size");
 	set->max_envelope = cfg_size(g, "smtpd_max_envelope_size");
 	set->max_rcpts = (unsigned)cfg_int(g, "smtpd_max_recipients");
+	set->rcpt_overshoot = (unsigned)cfg_int(g, "smtpd_recipient_overshoot_limit");
 	set->max_errors = (unsigned)cfg_int(g, "smtpd_max_errors");
+	set->bare_lf_normalize = strcmp(cfg_str(g, "smtpd_bare_lf"), "normalize") == 0;
+	set->bare_lf_trusted_normalize =
+	    strcmp(cfg_str(g, "smtpd_bare_lf_trusted"), "normalize") == 0;
 	set->max_conns = (unsigned)cfg_int(g, "smtpd_max_connections");
 	set->max_conns_ip = (unsigned)cfg_int(g, "smtpd_max_connections_per_ip");
 	set->timeout_ms = cfg_time_ms(g, "smtpd_timeout");

@@ -169,6 +169,7 @@ session_reset_transaction(struct session *s)
 	s->have_mail = 0;
 	s->env_bytes = 0;
 	s->nrcpt_ok = 0;
+	s->rcpt_overshoot = 0;
 	s->sender_discard = 0;
 	s->bdat_mode = 0;
 }

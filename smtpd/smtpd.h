@@ -8,7 +8,7 @@
  * hooks), session.c the connection life cycle, input dispatch and replies,
  * cmd.c the command table with each verb's check and proceed steps,
  * data.c message content (DATA and BDAT), the Received header, the spool
- * and the group commit.
+ * and the group commit, body.c the pure byte scanner data.c feeds.
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
@@ -19,6 +19,7 @@
 
 #include <openssl/ssl.h>
 
+#include "body.h"
 #include "buf.h"
 #include "daemon.h"
 #include "ev.h"
@@ -50,7 +51,10 @@ struct smtpd_settings {
 	uint64_t max_size;	/* SIZE, bytes */
 	uint64_t max_envelope;	/* envelope bytes per transaction */
 	unsigned max_rcpts;
+	unsigned rcpt_overshoot;	/* excess RCPTs before they count as errors */
 	unsigned max_errors;
+	int bare_lf_normalize;		/* smtpd_bare_lf = normalize */
+	int bare_lf_trusted_normalize;	/* smtpd_bare_lf_trusted = normalize */
 	unsigned max_conns;
 	unsigned max_conns_ip;	/* 0: no limit */
 	uint64_t timeout_ms;	/* between commands */
@@ -93,32 +97,12 @@ enum sstate {
 	ST_CLOSING,		/* last reply queued; closing */
 };
 
-/* Errors found in message content; the first one decides the reply. */
-enum body_err {
-	BODY_OK,
-	BODY_BARE_EOL,		/* bare CR or LF: 554 5.6.0 */
-	BODY_TOO_LONG,		/* a line over 998 bytes: 500 5.5.2 */
-	BODY_TOO_BIG,		/* over SIZE: 552 5.3.4 */
-	BODY_IO,		/* spool write failed: 451 4.3.0 */
-};
-
-/* Byte-level state of the content parser. */
-enum body_st {
-	B_BOL,			/* at the start of a line */
-	B_BOL_DOT,		/* a '.' at the start of a line (DATA only) */
-	B_DOT_CR,		/* ".\r" at the start of a line (DATA only) */
-	B_LINE,			/* inside a line */
-	B_CR,			/* a '\r' inside a line */
-};
-
 /* A message being received (DATA or BDAT). */
 struct body {
 	struct qfile_writer *w;	/* NULL when discarding or failed */
 	int discard;		/* every recipient discarded: write nothing */
-	enum body_st st;
+	struct body_scan scan;	/* line ends, dots, bare CR and LF */
 	enum body_err err;
-	int prev_crlf;		/* the last line ended with CRLF */
-	size_t line_len;	/* bytes of the current line so far */
 	uint64_t size;		/* bytes of content, as on the wire */
 	int in_header;		/* still in the header section */
 	int fix_header;		/* add Date/Message-ID when missing */
@@ -159,6 +143,7 @@ struct session {
 	struct envelope env;		/* sender, parameters, recipients */
 	uint64_t env_bytes;		/* memory env's strings take (about) */
 	size_t nrcpt_ok;		/* accepted, including discarded */
+	unsigned rcpt_overshoot;	/* RCPTs refused for the recipient limits */
 	int sender_discard;		/* sender_access said DISCARD */
 	int bdat_mode;			/* BDAT used: DATA is refused */
 	struct body body;

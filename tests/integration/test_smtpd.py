@@ -4,7 +4,9 @@ STARTTLS on 25 and 587, implicit TLS on 465, AUTH PLAIN/LOGIN success and
 failure, AUTH refused before TLS, submission rules, pipelining and reply
 order, the early-talker refusal, BDAT, SIZE, 8BITMIME and SMTPUTF8, DSN
 parameters, relay control, unknown users, the SMTP smuggling defence,
-long lines, 100 recipients, a disconnect mid-DATA, the idle timeout, the
+bare LF refused or normalized by client (and smuggling in both modes),
+long lines, 100 recipients, the recipient overshoot allowance, a
+disconnect mid-DATA, the idle timeout, the
 per-address connection limit, garbage input, the error limit and the 421
 at shutdown."""
 
@@ -28,6 +30,8 @@ PER_IP = 10             # smtpd_max_connections_per_ip of the test instance
 MAX_SIZE = 64 * 1024    # smtpd_max_message_size of the test instance
 MAX_RCPTS = 150         # smtpd_max_recipients of the test instance
 MAX_ENVELOPE = 32 * 1024  # smtpd_max_envelope_size of the test instance
+OVERSHOOT = 20          # smtpd_recipient_overshoot_limit of the test instance
+MAX_ERRORS = 10         # smtpd_max_errors (the default)
 IDLE_CONNECTIONS = 5000
 
 CONFIG = """
@@ -38,9 +42,10 @@ smtpd_max_connections_per_ip = %d
 smtpd_max_message_size = %d
 smtpd_max_recipients = %d
 smtpd_max_envelope_size = %d
+smtpd_recipient_overshoot_limit = %d
 auth_fail_delay = 0
 auth_penalty_delay = 0
-""" % (TIMEOUT_S, TIMEOUT_S, PER_IP, MAX_SIZE, MAX_RCPTS, MAX_ENVELOPE)
+""" % (TIMEOUT_S, TIMEOUT_S, PER_IP, MAX_SIZE, MAX_RCPTS, MAX_ENVELOPE, OVERSHOOT)
 
 
 def without_qmgr(inst):
@@ -52,6 +57,15 @@ def without_qmgr(inst):
     return inst
 
 USER = "demo@example.test"
+
+# A message as scripts and cron jobs hand it to smtplib.sendmail(): bytes
+# with LF line ends, sent as they are (smtplib dot-stuffs the lines that
+# start with a dot and, since the data does not end with CRLF, adds one:
+# an empty line more, as any server stores it).
+LF_MESSAGE = (b"Subject: from cron\nFrom: " + USER.encode() + b"\n\n"
+              b"line one\n.dot line\n..two dots\nlast line\n")
+# How the body of LF_MESSAGE ends in the queue file or the Maildir.
+LF_STORED = b"\n\nline one\n.dot line\n..two dots\nlast line\n\n"
 
 
 def tls_context():
@@ -546,8 +560,7 @@ class Smtpd(unittest.TestCase):
         self.assertEqual((code, text), (452, "4.5.3 Too many recipients (envelope too large)"))
         self.assertGreater(ok, 10)
         self.assertLess(ok, MAX_ENVELOPE // len(orcpt) + 1)
-        # A short one may still fit, a long one does not; refusals count
-        # as errors, so only a few are tried.
+        # A short one may still fit, a long one does not.
         self.assertEqual(r.cmd("RCPT TO:<demo+x%d@example.test> ORCPT=%s" % (ok, orcpt))[0], 452)
         self.assertEqual(r.cmd("DATA")[0], 354)
         r.send("Subject: big envelope\r\n\r\nbody\r\n.\r\n")
@@ -622,6 +635,36 @@ class Smtpd(unittest.TestCase):
             self.assertEqual(self.queued(), before, "sequence %r queued" % seq)
             r.close()
 
+    def test_bare_lf_refused_from_strangers(self):
+        # 127.0.0.1 is not in this instance's mynetworks: a script's
+        # LF-only message on port 25 is refused (smtpd_bare_lf = reject).
+        before = self.queued()
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=IO_TIMEOUT) as c:
+            c.ehlo("client.example")
+            with self.assertRaises(smtplib.SMTPDataError) as cm:
+                c.sendmail("lf@outside.example", [USER], LF_MESSAGE)
+            self.assertEqual(cm.exception.smtp_code, 554)
+            self.assertTrue(cm.exception.smtp_error.startswith(b"5.6.0"))
+            self.assertEqual(c.noop()[0], 250)
+        self.assertEqual(self.queued(), before)
+
+    def test_bare_lf_normalized_after_auth(self):
+        # Authenticated submission: the same message goes through with
+        # its lines intact (smtpd_bare_lf_trusted = normalize).
+        c = self.submit_client()
+        try:
+            c.login(USER, self.password)
+            c.sendmail(USER, [USER], LF_MESSAGE)
+            code, text = c.noop()
+            self.assertEqual(code, 250)
+        finally:
+            c.close()
+        newest = max(self.queued(), key=lambda q: os.stat(os.path.join(self.new, q)).st_mtime_ns)
+        _, body = self.qfile(newest)
+        self.assertIn(b"(authenticated as demo@example.test)", body)
+        self.assertTrue(body.endswith(LF_STORED), body)
+        self.assertNotIn(b"\r", body)
+
     def test_line_too_long(self):
         before = self.queued()
         r = self.raw()
@@ -665,6 +708,50 @@ class Smtpd(unittest.TestCase):
         codes = [r.reply()[0] for _ in range(MAX_RCPTS + 1)]
         self.assertEqual(codes[:MAX_RCPTS], [250] * MAX_RCPTS)
         self.assertEqual(codes[MAX_RCPTS], 452)
+
+    def pipeline_rcpts(self, r, tag, excess, data=False):
+        """Pipeline MAIL, MAX_RCPTS + excess RCPTs (and DATA) in one write;
+        the replies to MAIL and the accepted RCPTs, checked, and the codes
+        of the excess RCPTs' replies read so far (EOF ends the list)."""
+        r.send("MAIL FROM:<many@outside.example>\r\n" +
+               "".join("RCPT TO:<demo+%s%d@example.test>\r\n" % (tag, i)
+                       for i in range(MAX_RCPTS + excess)) +
+               ("DATA\r\n" if data else ""))
+        self.assertEqual(r.reply()[0], 250)
+        codes = [r.reply()[0] for _ in range(MAX_RCPTS)]
+        self.assertEqual(codes, [250] * MAX_RCPTS)
+        return [r.reply()[0] for _ in range(excess)]
+
+    def test_recipient_overshoot_keeps_transaction(self):
+        # More recipients than the limit, pipelined with DATA: 452 for
+        # each excess one, which is no error while within the overshoot
+        # allowance (more than smtpd_max_errors of them here), and the
+        # message goes to the accepted ones (RFC 5321 4.5.3.1.10).
+        self.assertGreater(OVERSHOOT, MAX_ERRORS)
+        r = self.raw()
+        excess = self.pipeline_rcpts(r, "o", OVERSHOOT, data=True)
+        self.assertEqual(excess, [452] * OVERSHOOT)
+        self.assertEqual(r.reply()[0], 354)
+        r.send("Subject: overshoot\r\n\r\nto the first ones\r\n.\r\n")
+        code, text = r.reply()
+        self.assertEqual(code, 250, text)
+        env, body = self.qfile(self.qid_of(text))
+        got = [v.split(" ")[0] for v in env_get(env, "rcpt")]
+        self.assertEqual(got, ["demo+o%d@example.test" % i for i in range(MAX_RCPTS)])
+        self.assertTrue(body.endswith(b"\n\nto the first ones\n"), body)
+        self.assertEqual(r.cmd("NOOP")[0], 250)
+
+    def test_recipient_overshoot_past_allowance_counts(self):
+        # The allowance is per transaction: a second one gets the same
+        # again, and past it every excess RCPT is an error, so the
+        # MAX_ERRORS-th one beyond it ends the session.
+        r = self.raw()
+        self.assertEqual(self.pipeline_rcpts(r, "a", OVERSHOOT), [452] * OVERSHOOT)
+        self.assertEqual(r.cmd("RSET")[0], 250)
+        excess = self.pipeline_rcpts(r, "b", OVERSHOOT + MAX_ERRORS)
+        self.assertEqual(excess, [452] * (OVERSHOOT + MAX_ERRORS))
+        self.assertEqual(r.reply(), (421, "4.7.0 Too many errors, closing connection"))
+        self.assertTrue(r.closed())
 
     def test_disconnect_mid_data_leaves_nothing(self):
         before = self.queued()
@@ -977,6 +1064,155 @@ class DiskFull(unittest.TestCase):
         code, text = self.send(b"Subject: small\r\n\r\nhello\r\n")
         self.assertEqual(code, 250, text)
         self.assertEqual(len(os.listdir(new)), 1)
+
+
+class BareLfTrusted(unittest.TestCase):
+    """A client in mynetworks (127.0.0.1, the default) on port 25 gets
+    smtpd_bare_lf_trusted = normalize: LF-only mail is delivered, and no
+    smuggling variant yields a second message."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Instance(extra_config="auth_fail_delay = 0\n")
+        cls.inst.start()
+        cls.smtp = cls.inst.base + 25
+        cls.maildir_new = os.path.join(cls.inst.dir, "mail", "example.test", "demo", "new")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.inst.stop()
+        finally:
+            cls.inst.cleanup()
+
+    def delivered(self):
+        """{file name: content} of the demo user's new mail."""
+        if not os.path.isdir(self.maildir_new):
+            return {}
+        out = {}
+        for name in os.listdir(self.maildir_new):
+            with open(os.path.join(self.maildir_new, name), "rb") as f:
+                out[name] = f.read()
+        return out
+
+    def wait_delivered(self, qids):
+        """The delivered messages whose Received header names one of qids,
+        once there is one for each."""
+        def find():
+            got = {q: [m for m in self.delivered().values()
+                       if b" id " + q.encode() + b";" in m or
+                       b" id " + q.encode() + b"\n" in m]
+                   for q in qids}
+            return got if all(got.values()) else None
+        return wait_until(find, timeout=15, what="delivery of %s" % qids)
+
+    def test_smtplib_lf_only_delivered(self):
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=IO_TIMEOUT) as c:
+            c.ehlo("cron.example")
+            c.mail("cron@outside.example")
+            c.rcpt(USER)
+            code, text = c.data(LF_MESSAGE)
+            self.assertEqual(code, 250, text)
+        qid = re.search(r"queued as (\w+)", text.decode()).group(1)
+        msgs = self.wait_delivered([qid])[qid]
+        self.assertEqual(len(msgs), 1)
+        self.assertTrue(msgs[0].endswith(b"\nSubject: from cron\nFrom: " + USER.encode() +
+                                         LF_STORED), msgs[0])
+        self.assertNotIn(b"\r", msgs[0])
+
+    def test_smuggling_normalized_is_one_message(self):
+        # Each "." line after (or ended by) a bare line end, then a whole
+        # smuggled transaction: with bare LFs normalized the smuggled
+        # commands are content of the one message; a bare CR still
+        # refuses it.  Never a second message: the reply after the first
+        # is NOOP's.
+        accepted = {}
+        for seq in (b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\n\n.\n\n",
+                    b"\r.\r\n", b"\r\n.\r", b"\r.\n", b"\n.\r"):
+            r = Raw(self.smtp)
+            try:
+                self.assertEqual(r.reply()[0], 220)
+                self.assertEqual(r.cmd("EHLO client.example")[0], 250)
+                self.assertEqual(r.cmd("MAIL FROM:<smuggle@outside.example>")[0], 250)
+                self.assertEqual(r.cmd("RCPT TO:<demo@example.test>")[0], 250)
+                self.assertEqual(r.cmd("DATA")[0], 354)
+                r.send(b"Subject: innocent\r\n\r\nhello" + seq +
+                       b"MAIL FROM:<evil@outside.example>\r\n"
+                       b"RCPT TO:<demo@example.test>\r\nDATA\r\n"
+                       b"Subject: smuggled\r\n\r\nevil\r\n.\r\n")
+                code, text = r.reply()
+                if b"\r" in seq.replace(b"\r\n", b""):
+                    self.assertEqual(code, 554, "sequence %r: %s" % (seq, text))
+                    self.assertTrue(text.startswith("5.6.0"), text)
+                else:
+                    self.assertEqual(code, 250, "sequence %r: %s" % (seq, text))
+                    accepted[seq] = re.search(r"queued as (\w+)", text).group(1)
+                self.assertEqual(r.cmd("NOOP"), (250, "2.0.0 Ok"), "sequence %r" % seq)
+                self.assertEqual(r.cmd("QUIT")[0], 221)
+                self.assertTrue(r.closed())
+            finally:
+                r.close()
+        self.assertEqual(len(accepted), 4)
+        found = self.wait_delivered(list(accepted.values()))
+        for seq, qid in accepted.items():
+            self.assertEqual(len(found[qid]), 1, "sequence %r" % seq)
+            m = found[qid][0]
+            self.assertIn(b"\nhello\n", m)
+            self.assertTrue(m.endswith(b"\nMAIL FROM:<evil@outside.example>\n"
+                                       b"RCPT TO:<demo@example.test>\nDATA\n"
+                                       b"Subject: smuggled\n\nevil\n"), m)
+            self.assertEqual(m.count(b"Subject: "), 2, m)
+        # The one message of each accepted session and nothing else.
+        smuggled = [m for m in self.delivered().values() if b"evil" in m]
+        self.assertEqual(len(smuggled), len(accepted))
+
+
+class BareLfSwapped(unittest.TestCase):
+    """Both settings are read: normalize for strangers, reject for
+    authenticated clients (127.0.0.1 outside mynetworks here)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = without_qmgr(Instance(extra_config=(
+            "mynetworks = 10.255.255.0/24\nauth_fail_delay = 0\n"
+            "smtpd_bare_lf = normalize\nsmtpd_bare_lf_trusted = reject\n")))
+        cls.password = re.search(r"password: (\S+)", cls.inst.init_output).group(1)
+        cls.inst.start()
+        cls.new = os.path.join(cls.inst.dir, "spool", "incoming", "new")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.inst.stop()
+        finally:
+            cls.inst.cleanup()
+
+    def test_stranger_normalized(self):
+        with smtplib.SMTP("127.0.0.1", self.inst.base + 25, timeout=IO_TIMEOUT) as c:
+            c.ehlo("client.example")
+            c.mail("lf@outside.example")
+            c.rcpt(USER)
+            code, text = c.data(LF_MESSAGE)
+            self.assertEqual(code, 250, text)
+        qid = re.search(r"queued as (\w+)", text.decode()).group(1)
+        _, body = parse_qfile(os.path.join(self.new, qid))
+        self.assertTrue(body.endswith(b"\nSubject: from cron\nFrom: " + USER.encode() +
+                                      LF_STORED), body)
+
+    def test_authenticated_rejected(self):
+        before = set(os.listdir(self.new))
+        c = smtplib.SMTP("127.0.0.1", self.inst.base + 87, timeout=IO_TIMEOUT)
+        try:
+            c.ehlo("client.example")
+            c.starttls(context=tls_context())
+            c.ehlo("client.example")
+            c.login(USER, self.password)
+            with self.assertRaises(smtplib.SMTPDataError) as cm:
+                c.sendmail(USER, [USER], LF_MESSAGE)
+            self.assertEqual(cm.exception.smtp_code, 554)
+        finally:
+            c.close()
+        self.assertEqual(set(os.listdir(self.new)), before)
 
 
 class Shutdown(unittest.TestCase):

@@ -19,6 +19,7 @@ UNIT_TESTS = \
 	tests/unit/test_passwd \
 	tests/unit/test_authclient \
 	tests/unit/test_smtp \
+	tests/unit/test_smtpbody \
 	tests/unit/test_pop3 \
 	tests/unit/test_qfile \
 	tests/unit/test_policy \
