@@ -17,8 +17,10 @@
  * Keys are case-insensitive: they are folded to lower case (ASCII) when a
  * map is compiled and when it is looked up.  Values are kept as written.
  * Readers open compiled files read-only and notice when `postern map`
- * has replaced one (checked at most once a second per map), reopening it,
- * so no daemon needs a restart after a map changes.
+ * has replaced one (checked at most once a second per map, and on every
+ * lookup that finds nothing), reopening it, so no daemon needs a restart
+ * after a map changes and a key is found once the command adding it has
+ * returned.
  */
 #ifndef POSTERN_MAP_H
 #define POSTERN_MAP_H
@@ -57,9 +59,10 @@ const char *map_spec(const struct map *m);
 
 /*
  * Look key up (folded to lower case first).  1: found, the value replaces
- * the contents of *value; 0: not found (*value untouched); -1: the map
- * could not be read (*error_r set) -- a temporary failure, never to be
- * taken as "not found".
+ * the contents of *value; 0: not found (*value untouched), and not in the
+ * file as it is at this moment either (a miss rechecks the file); -1: the
+ * map could not be read (*error_r set) -- a temporary failure, never to
+ * be taken as "not found".
  */
 int map_lookup(struct map *m, const char *key, struct buf *value,
     const char **error_r) __attribute__((warn_unused_result));

@@ -673,6 +673,43 @@ START_TEST(test_replace_throttle)
 }
 END_TEST
 
+/*
+ * A miss rechecks the file at once (no test hook, no sleep): a key just
+ * added is found while a hit is still served from the old file; a storm
+ * of misses on an unchanged file reopens nothing.
+ */
+START_TEST(test_replace_miss)
+{
+	const char *type = backends[_i];
+	char *src = tpath("miss");
+	struct map *m;
+
+	ck_assert_int_eq(install(type, src, "a one\n", 6, NULL), 1);
+	m = open_map(type, src);
+	for (int i = 0; i < 10000; i++)
+		ck_get(m, "nobody", NULL);
+	ck_assert_uint_eq(map_reopens(m), 0);
+	ck_assert_int_eq(install(type, src, "a two\nb new\n", 12, NULL), 1);
+	ck_get(m, "a", "one");		/* a hit: throttled as before */
+	ck_get(m, "b", "new");		/* a miss: rechecked, found */
+	ck_get(m, "a", "two");
+	ck_assert_uint_eq(map_reopens(m), 1);
+	for (int i = 0; i < 10000; i++)
+		ck_get(m, "nobody", NULL);
+	ck_assert_uint_eq(map_reopens(m), 1);
+	/* Added and removed again at once: the miss is current too. */
+	ck_assert_int_eq(install(type, src, "a two\nc more\n", 13, NULL), 1);
+	ck_get(m, "c", "more");
+	ck_assert_int_eq(install(type, src, "a two\n", 6, NULL), 1);
+	ck_get(m, "c", "more");		/* a hit, within the second */
+	ck_get(m, "b", NULL);
+	ck_assert_uint_eq(map_reopens(m), 3);
+	ck_get(m, "c", NULL);
+	map_close(&m);
+	free(src);
+}
+END_TEST
+
 /* A compile that fails leaves the old map and no temporary file. */
 START_TEST(test_compile_fails)
 {
@@ -841,6 +878,7 @@ map_suite(void)
 	tcase_add_loop_test(tc, test_missing, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_replace, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_replace_throttle, 0, NBACKENDS);
+	tcase_add_loop_test(tc, test_replace_miss, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_compile_fails, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_compile_mode, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_concurrent, 0, NBACKENDS);
