@@ -89,9 +89,22 @@ int map_parse_text(const char *name, const char *text, size_t len,
  * file beside it, fsync, rename over the old one, fsync the directory.
  * A reader sees the old map or the new, never a part.  1 on success, -1
  * with "PATH:LINE: reason" lines appended to err (the old map is kept).
+ * A key with no value is such an error unless flags has MAP_BARE_KEYS.
  */
-int map_compile(const char *type, const char *path, struct buf *err)
-	__attribute__((warn_unused_result));
+int map_compile(const char *type, const char *path, unsigned flags,
+    struct buf *err) __attribute__((warn_unused_result));
+
+/* For map_compile(): a line holding a key alone is an entry with an
+ * empty value (a list of keys, such as virtual_domains). */
+#define MAP_BARE_KEYS 1u
+
+/* The config keys naming maps whose values are ignored (for messages). */
+#define MAP_BARE_KEY_MAPS "virtual_domains, relay_domains"
+/* The map_compile() flags for the source of the map named by a config
+ * key: MAP_BARE_KEYS for MAP_BARE_KEY_MAPS, else 0. */
+unsigned map_config_flags(const char *config_key);
+/* The config keys that name maps, NULL-terminated. */
+extern const char *const map_config_keys[];
 /* The compiled file of a map of this type built from path (malloc'd):
  * path + ".db", ".lmdb", or path itself for texthash. */
 char *map_file(const char *type, const char *path);

@@ -120,6 +120,56 @@ class Admin(unittest.TestCase):
         self.assertEqual(self.query("postmaster@example.test", "aliases"),
                          "demo@example.test")
 
+    def test_key_without_value_refused(self):
+        aliases = os.path.join(self.maps, "aliases")
+        with open(aliases, "a") as f:
+            f.write("ok@example.test demo@example.test\nbadline-without-value\n")
+        nlines = self.source("aliases").count("\n")
+        p = self.inst.postern("map", aliases, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s:%d: key 'badline-without-value' has no value" %
+                      (aliases, nlines), p.stderr)
+        # Nothing of the source went in: the old map stays.
+        self.assertIsNone(self.query("ok@example.test", "aliases"))
+        self.assertEqual(self.query("postmaster@example.test", "aliases"),
+                         "demo@example.test")
+        # The same for the password map, however it is compiled.
+        passwd = os.path.join(self.maps, "passwd")
+        with open(passwd, "a") as f:
+            f.write("nohash@example.test\n")
+        p = self.inst.postern("map", passwd, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stderr, r"passwd:\d+: key 'nohash@example.test' has no value")
+        p = self.user("add", "other@example.test", password="pw\n", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("'nohash@example.test' has no value", p.stderr)
+        self.assertIsNone(self.query("other@example.test"))
+
+    def test_key_alone_in_a_list_map(self):
+        """virtual_domains (and relay_domains) are lists of keys: a domain
+        alone on its line is what postern domain add writes."""
+        domains = os.path.join(self.maps, "virtual_domains")
+        with open(domains, "a") as f:
+            f.write("third.example\n")
+        self.inst.postern("map", domains)
+        self.assertEqual(self.query("third.example", "virtual_domains"), "")
+        # Named by a relative path from its directory: the same file.
+        with open(domains, "a") as f:
+            f.write("fourth.example\n")
+        p = subprocess.run([self.inst.postern_path, "-c", self.inst.conf, "map",
+                            "virtual_domains"], cwd=self.maps, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.query("fourth.example", "virtual_domains"), "")
+        # A copy the config does not name is held to KEY VALUE.
+        other = os.path.join(self.inst.dir, "domains-copy")
+        with open(other, "w") as f:
+            f.write(self.source("virtual_domains"))
+        p = self.inst.postern("map", other, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stderr, r"domains-copy:\d+: key 'example.test' has no "
+                         r"value .*virtual_domains, relay_domains")
+
 
 class AdminTakesEffect(unittest.TestCase):
     """An edit is in effect when its command returns: no RCPT to a user,
