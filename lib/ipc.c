@@ -665,6 +665,20 @@ ipc_header(unsigned char hdr[IPC_HEADER_SIZE], const struct ipc_msg *m)
 	memcpy(hdr + 8, &m->id, 4);
 }
 
+void
+ipc_msg_encode(const struct ipc_msg *m, struct buf *out)
+{
+	unsigned char hdr[IPC_HEADER_SIZE];
+
+	if (m->nfds > 0 || m->payload.len > IPC_MAX_PAYLOAD)
+		log_panic("event=bug where=ipc_msg_encode nfds=%zu len=%zu",
+		    m->nfds, m->payload.len);
+	ipc_header(hdr, m);
+	if (buf_append(out, hdr, sizeof(hdr)) < 0 || (m->payload.len > 0 &&
+	    buf_append(out, m->payload.data, m->payload.len) < 0))
+		log_panic("event=overflow where=ipc_msg_encode");
+}
+
 /* Attach fds[0..nfds) to msg as SCM_RIGHTS, using cm for the storage. */
 static void
 ipc_attach_fds(struct msghdr *msg, union ipc_cmsg *cm, const int *fds,

@@ -53,6 +53,10 @@ void ipc_put_str(struct ipc_msg *m, const char *s);
 void ipc_put_data(struct ipc_msg *m, const void *p, size_t n);
 /* Attach an fd (panics past IPC_MAX_FDS). */
 void ipc_put_fd(struct ipc_msg *m, int fd);
+/* Append m as a whole frame (header and payload) to out, for a sender
+ * that writes several frames with one call of its own.  m must carry no
+ * fds; a payload past IPC_MAX_PAYLOAD panics. */
+void ipc_msg_encode(const struct ipc_msg *m, struct buf *out);
 
 /* --- Reading a message ----------------------------------------------------- */
 

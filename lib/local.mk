@@ -17,7 +17,7 @@ lib_libpostern_a_SOURCES = \
 	lib/sasl.c lib/sasl.h \
 	lib/authproto.h lib/authclient.c lib/authclient.h \
 	lib/alias.c lib/alias.h \
-	lib/passwd.c lib/passwd.h lib/agentproto.h lib/qmgrproto.h \
+	lib/passwd.c lib/passwd.h lib/agentproto.h lib/qmgrproto.c lib/qmgrproto.h \
 	lib/smtp.c lib/smtp.h \
 	lib/qfile.c lib/qfile.h \
 	lib/policy.c lib/policy.h \

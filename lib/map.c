@@ -1,10 +1,14 @@
 /*
  * map: open a map by its spec, fold keys, dispatch lookups to the
  * backend, and notice when `postern map` has replaced the compiled file:
- * at most once a second per map the file is stat()ed, and if it is
- * another file (inode, device, size or mtime differ) the new one is
- * opened before the old handle is dropped.  If that fails the old handle
- * keeps serving and a warning is logged, once per replacement.
+ * the file is stat()ed at most once a second per map, and again on every
+ * lookup that finds nothing, so a key just added (a user, a domain, an
+ * alias) is found as soon as the command that added it has returned.  If
+ * the file is another one (inode, device, size or mtime differ) the new
+ * one is opened before the old handle is dropped; a miss storm costs one
+ * stat() per miss and reopens nothing while the file stays the same.  If
+ * the reopen fails the old handle keeps serving and a warning is logged,
+ * once per replacement.
  */
 #include "autoconf.h"
 
@@ -35,6 +39,14 @@ struct map {
 	int stat_failed;	/* the last stat() failed (warned once) */
 	int reopen_failed;	/* failed_st could not be opened (warned) */
 	struct stat failed_st;
+	unsigned long reopens;	/* how often the file was switched (tests) */
+};
+
+/* What map_check_file() did. */
+enum map_check {
+	MC_SKIPPED,	/* checked too recently: no stat() */
+	MC_SAME,	/* stat()ed: the same file (or an unusable one) */
+	MC_REOPENED,	/* switched to the new file */
 };
 
 static const struct map_backend *const map_backends[] = {
@@ -135,17 +147,24 @@ map_recheck_now(struct map *m)
 	m->force_check = 1;
 }
 
-/* If the file was replaced, switch to the new one (see the top). */
-static void
-map_check_file(struct map *m)
+unsigned long
+map_reopens(const struct map *m)
+{
+	return m->reopens;
+}
+
+/* If the file was replaced, switch to the new one (see the top); force
+ * skips the once-a-second throttle. */
+static enum map_check
+map_check_file(struct map *m, int force)
 {
 	struct stat st, new_st;
 	const char *error;
 	void *handle;
 	uint64_t now = map_now_ms();
 
-	if (!m->force_check && now - m->checked_ms < MAP_CHECK_MS)
-		return;
+	if (!force && !m->force_check && now - m->checked_ms < MAP_CHECK_MS)
+		return MC_SKIPPED;
 	m->force_check = 0;
 	m->checked_ms = now;
 	if (stat(m->file, &st) < 0) {
@@ -154,25 +173,27 @@ map_check_file(struct map *m)
 			    "action=keep_old", log_safe(m->spec), log_safe(m->file),
 			    strerror(errno));
 		m->stat_failed = 1;
-		return;
+		return MC_SAME;
 	}
 	m->stat_failed = 0;
 	if (map_same_file(&st, &m->st) ||
 	    (m->reopen_failed && map_same_file(&st, &m->failed_st)))
-		return;
+		return MC_SAME;
 	if (m->be->open(m->be->type, m->arg, m->file, &handle, &new_st,
 	    &error) < 0) {
 		log_warn("event=map_reopen_failed map=%s error=%s action=keep_old",
 		    log_safe(m->spec), log_safe(error));
 		m->reopen_failed = 1;
 		m->failed_st = st;
-		return;
+		return MC_SAME;
 	}
 	m->be->close(m->handle);
 	m->handle = handle;
 	m->st = new_st;
 	m->reopen_failed = 0;
+	m->reopens++;
 	log_debug("event=map_reopened map=%s", log_safe(m->spec));
+	return MC_REOPENED;
 }
 
 int
@@ -181,6 +202,8 @@ map_lookup(struct map *m, const char *key, struct buf *value,
 {
 	char folded[MAP_MAX_KEY + 1];
 	size_t klen = strnlen(key, MAP_MAX_KEY + 1);
+	enum map_check checked = MC_SKIPPED;
+	int r;
 
 	/* No key this long (or empty) can be in any map. */
 	if (klen == 0 || klen > MAP_MAX_KEY)
@@ -192,8 +215,16 @@ map_lookup(struct map *m, const char *key, struct buf *value,
 	}
 	folded[klen] = '\0';
 	if (m->file != NULL)
-		map_check_file(m);
-	return m->be->lookup(m->handle, folded, klen, value, error_r);
+		checked = map_check_file(m, 0);
+	r = m->be->lookup(m->handle, folded, klen, value, error_r);
+	/* A miss is never answered from a file older than this instant:
+	 * the key may have been added a moment ago (a stat() from the
+	 * throttled check above, even one this millisecond, may predate
+	 * the rename that put it in place). */
+	if (r == 0 && checked == MC_SKIPPED && m->file != NULL &&
+	    map_check_file(m, 1) == MC_REOPENED)
+		r = m->be->lookup(m->handle, folded, klen, value, error_r);
+	return r;
 }
 
 int

@@ -17,8 +17,10 @@
  * Keys are case-insensitive: they are folded to lower case (ASCII) when a
  * map is compiled and when it is looked up.  Values are kept as written.
  * Readers open compiled files read-only and notice when `postern map`
- * has replaced one (checked at most once a second per map), reopening it,
- * so no daemon needs a restart after a map changes.
+ * has replaced one (checked at most once a second per map, and on every
+ * lookup that finds nothing), reopening it, so no daemon needs a restart
+ * after a map changes and a key is found once the command adding it has
+ * returned.
  */
 #ifndef POSTERN_MAP_H
 #define POSTERN_MAP_H
@@ -57,9 +59,10 @@ const char *map_spec(const struct map *m);
 
 /*
  * Look key up (folded to lower case first).  1: found, the value replaces
- * the contents of *value; 0: not found (*value untouched); -1: the map
- * could not be read (*error_r set) -- a temporary failure, never to be
- * taken as "not found".
+ * the contents of *value; 0: not found (*value untouched), and not in the
+ * file as it is at this moment either (a miss rechecks the file); -1: the
+ * map could not be read (*error_r set) -- a temporary failure, never to
+ * be taken as "not found".
  */
 int map_lookup(struct map *m, const char *key, struct buf *value,
     const char **error_r) __attribute__((warn_unused_result));
@@ -86,9 +89,22 @@ int map_parse_text(const char *name, const char *text, size_t len,
  * file beside it, fsync, rename over the old one, fsync the directory.
  * A reader sees the old map or the new, never a part.  1 on success, -1
  * with "PATH:LINE: reason" lines appended to err (the old map is kept).
+ * A key with no value is such an error unless flags has MAP_BARE_KEYS.
  */
-int map_compile(const char *type, const char *path, struct buf *err)
-	__attribute__((warn_unused_result));
+int map_compile(const char *type, const char *path, unsigned flags,
+    struct buf *err) __attribute__((warn_unused_result));
+
+/* For map_compile(): a line holding a key alone is an entry with an
+ * empty value (a list of keys, such as virtual_domains). */
+#define MAP_BARE_KEYS 1u
+
+/* The config keys naming maps whose values are ignored (for messages). */
+#define MAP_BARE_KEY_MAPS "virtual_domains, relay_domains"
+/* The map_compile() flags for the source of the map named by a config
+ * key: MAP_BARE_KEYS for MAP_BARE_KEY_MAPS, else 0. */
+unsigned map_config_flags(const char *config_key);
+/* The config keys that name maps, NULL-terminated. */
+extern const char *const map_config_keys[];
 /* The compiled file of a map of this type built from path (malloc'd):
  * path + ".db", ".lmdb", or path itself for texthash. */
 char *map_file(const char *type, const char *path);

@@ -103,5 +103,7 @@ int map_set_value(struct buf *value, const void *p, size_t n,
  * replaced, instead of waiting for the once-a-second throttle.
  */
 void map_recheck_now(struct map *m);
+/* For tests: how many times m switched to a replaced file. */
+unsigned long map_reopens(const struct map *m);
 
 #endif

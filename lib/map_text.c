@@ -319,15 +319,29 @@ map_parse_text(const char *name, const char *text, size_t len,
 /* ---------------------------------------------------------------- */
 /* Reading a source into a table                                     */
 
+/* Where table_add_fn puts entries, and what it refuses. */
+struct table_add {
+	struct map_table *t;
+	unsigned flags;		/* MAP_BARE_KEYS */
+};
+
 /* map_entry_fn adding each entry to a struct map_table (duplicates were
- * already refused by the parser). */
+ * already refused by the parser); a key without a value is refused
+ * unless the map is a list of keys. */
 static int
 table_add_fn(void *arg, const char *key, const char *value, size_t line,
     const char **error_r)
 {
+	struct table_add *ta = arg;
 	size_t first;
 
-	if (map_table_add(arg, key, strlen(key), value, strlen(value), line,
+	if (value[0] == '\0' && !(ta->flags & MAP_BARE_KEYS)) {
+		*error_r = err_fmt("key '%s' has no value (write KEY VALUE; a "
+		    "key alone is an entry only in the sources of "
+		    MAP_BARE_KEY_MAPS ")", log_safe(key));
+		return -1;
+	}
+	if (map_table_add(ta->t, key, strlen(key), value, strlen(value), line,
 	    &first) < 0) {
 		*error_r = err_fmt("duplicate key (first at line %zu)", first);
 		return -1;
@@ -341,9 +355,10 @@ table_add_fn(void *arg, const char *key, const char *value, size_t line,
  * missed).  1, or -1 with messages appended to err (t is then emptied).
  */
 static int
-map_load_source(const char *path, struct map_table *t, struct stat *st_r,
-    struct buf *err)
+map_load_source(const char *path, unsigned flags, struct map_table *t,
+    struct stat *st_r, struct buf *err)
 {
+	struct table_add ta = { t, flags };
 	struct buf text = BUF_INIT;
 	const char *error;
 	int ret;
@@ -364,7 +379,7 @@ map_load_source(const char *path, struct map_table *t, struct stat *st_r,
 		return -1;
 	}
 	ret = map_parse_text(path, text.data != NULL ? text.data : "", text.len,
-	    table_add_fn, t, err);
+	    table_add_fn, &ta, err);
 	buf_free(&text);
 	if (ret < 0)
 		map_table_free(t);
@@ -429,7 +444,9 @@ texthash_open(const char *type, const char *arg, const char *file,
 	}
 	h = xcalloc(1, sizeof(*h));
 	h->fd = fd;
-	if (map_load_source(file, &h->t, &st, &err) < 0) {
+	/* A reader does not know which map this is: `postern map` has
+	 * already refused what this map may not hold. */
+	if (map_load_source(file, MAP_BARE_KEYS, &h->t, &st, &err) < 0) {
 		nl = strcspn(buf_cstr(&err), "\n");
 		*error_r = err_fmt("%.*s%s", (int)(nl < 400 ? nl : 400),
 		    buf_cstr(&err), err.len > nl + 1 ? " (and more)" : "");
@@ -677,7 +694,8 @@ map_finish_file(const char *tmp, const struct stat *src, const char **error_r)
 }
 
 int
-map_compile(const char *type, const char *path, struct buf *err)
+map_compile(const char *type, const char *path, unsigned flags,
+    struct buf *err)
 {
 	static unsigned int counter;
 	const struct map_backend *be = map_backend_find(type);
@@ -699,7 +717,7 @@ map_compile(const char *type, const char *path, struct buf *err)
 			    "texthash)", path, log_safe(type));
 		return -1;
 	}
-	if (map_load_source(path, &t, &st, err) < 0)
+	if (map_load_source(path, flags, &t, &st, err) < 0)
 		return -1;
 	if (be->create == NULL) {
 		/* texthash is read as it is: it only needed checking. */

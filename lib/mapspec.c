@@ -1,6 +1,7 @@
 /*
- * mapspec: naming maps.  Splits "type:argument" specs and knows which
- * file each type keeps its data in; opening and reading is map.c's job.
+ * mapspec: naming maps.  Splits "type:argument" specs, knows which file
+ * each type keeps its data in and which config keys name maps whose
+ * sources may list bare keys; opening and reading is map.c's job.
  */
 #include "autoconf.h"
 
@@ -30,6 +31,14 @@ static const struct {
 	{ "static", 0, NULL, 1 },
 	{ "inline", 0, NULL, 1 },
 };
+
+/* The config keys that name maps; the first two are lists of keys whose
+ * values are ignored. */
+const char *const map_config_keys[] = {
+	"virtual_domains", "relay_domains", "virtual_mailboxes", "aliases",
+	"sender_access", "recipient_access", "passwd", NULL,
+};
+#define MAP_LIST_KEYS 2	/* the MAP_BARE_KEY_MAPS */
 
 #ifdef HAVE_BDB
 static const char *default_type = "btree";
@@ -112,4 +121,13 @@ map_file(const char *type, const char *path)
 		if (strcmp(map_types[i].name, type) == 0 && map_types[i].suffix != NULL)
 			return xasprintf("%s%s", path, map_types[i].suffix);
 	return xstrdup(path);
+}
+
+unsigned
+map_config_flags(const char *config_key)
+{
+	for (size_t i = 0; i < MAP_LIST_KEYS; i++)
+		if (strcmp(config_key, map_config_keys[i]) == 0)
+			return MAP_BARE_KEYS;
+	return 0;
 }

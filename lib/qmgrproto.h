@@ -4,7 +4,11 @@
  * run_dir/qmgr      notices that a message was queued (smtpd, sendmail):
  *                   protocol "postern-qmgr-notify/1", frames QMGR_NOTIFY
  *                   (str queue id, of a file in incoming/new or
- *                   maildrop/new).  Best effort: qmgr also scans.
+ *                   maildrop/new).  Best effort: qmgr also scans.  Open
+ *                   to any local user (mode 0666, no peer check): a
+ *                   notice carries no authority, it only makes qmgr scan
+ *                   incoming/new and maildrop/new now rather than at the
+ *                   next periodic scan.
  * run_dir/qmgr.ctl  the administrator's control socket (root, or the
  *                   instance's own user in dev mode; SO_PEERCRED):
  *                   protocol "postern-qmgr-ctl/1", one request, one reply
@@ -55,5 +59,16 @@
 
 #define QMGR_RCPT_PENDING   0
 #define QMGR_RCPT_DEFERRED  1
+
+/*
+ * Tell the qmgr listening at path (run_dir/qmgr) that the messages ids
+ * were queued: connect, write our hello and one QMGR_NOTIFY per id in a
+ * single non-blocking send, close.  Never waits: 1 sent, 0 no qmgr is
+ * listening (no socket, or refused), -1 with *error_r for anything else
+ * (a full backlog, a path too long).  Callers ignore a failure beyond
+ * logging it: the periodic scan finds the mail anyway.
+ */
+int qmgr_notify(const char *path, const char *const *ids, size_t n,
+    const char **error_r) __attribute__((warn_unused_result));
 
 #endif

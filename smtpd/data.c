@@ -27,8 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -573,54 +571,15 @@ bdat_input(struct session *s)
 }
 
 /*
- * Tell qmgr that messages arrived: best effort, never waiting.  qmgr
- * (issue 5) does not exist yet; when its socket is absent or refuses this
- * is a no-op, and qmgr's periodic scan of incoming/new finds the mail
- * anyway, so a lost notice only delays it.  The link is one-way: our
- * hello, one QMGR_NOTIFY frame per queue id, then close.
+ * Tell qmgr that messages arrived: best effort, never waiting.  When its
+ * socket is absent or refuses this is a no-op, and qmgr's periodic scan
+ * of incoming/new finds the mail anyway, so a lost notice only delays it.
  */
 void
 smtpd_notify_qmgr(struct smtpd *sd, const char *const *ids, size_t n)
 {
-	struct sockaddr_un sun;
-	struct buf out = BUF_INIT;
-	int fd;
+	const char *error;
 
-	if (strlen(sd->set.qmgr_socket) >= sizeof(sun.sun_path))
-		return;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, sd->set.qmgr_socket, strlen(sd->set.qmgr_socket));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		if (errno != ENOENT && errno != ECONNREFUSED)
-			log_debug("event=qmgr_notify_failed error=\"%s\"", strerror(errno));
-		close(fd);
-		return;
-	}
-	for (size_t i = 0; i <= n; i++) {
-		struct ipc_msg m;
-		uint32_t hdr[3];
-
-		if (i == 0) {
-			ipc_msg_init(&m, IPC_HELLO, 0);
-			ipc_put_str(&m, QMGR_NOTIFY_PROTO);
-		} else {
-			ipc_msg_init(&m, QMGR_NOTIFY, (uint32_t)i);
-			ipc_put_str(&m, ids[i - 1]);
-		}
-		hdr[0] = m.type;
-		hdr[1] = (uint32_t)m.payload.len;
-		hdr[2] = m.id;
-		if (buf_append(&out, hdr, sizeof(hdr)) < 0 ||
-		    buf_append(&out, m.payload.data, m.payload.len) < 0)
-			log_panic("event=overflow");
-		ipc_msg_free(&m);
-	}
-	if (send(fd, out.data, out.len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		log_debug("event=qmgr_notify_failed error=\"%s\"", strerror(errno));
-	buf_free(&out);
-	close(fd);
+	if (qmgr_notify(sd->set.qmgr_socket, ids, n, &error) < 0)
+		log_debug("event=qmgr_notify_failed error=\"%s\"", error);
 }

@@ -372,7 +372,8 @@ write_maps(const struct init_opts *o, const char *dir, const char *maps)
 				r = -1;
 			}
 		}
-		if (r == 0 && map_compile(map_default_type(), path, &err) < 0) {
+		if (r == 0 && map_compile(map_default_type(), path,
+		    map_config_flags(init_maps[i].name), &err) < 0) {
 			fputs(buf_cstr(&err), stderr);
 			r = -1;
 		}

@@ -8,7 +8,9 @@
  *     Print the value of KEY: exit 0 found, 1 not found, 2 error.
  *
  * TYPE defaults to the config's default_map_type when the config file
- * exists and loads, else to the build's default.
+ * exists and loads, else to the build's default.  A source line holding
+ * a key alone is refused, except in a source the config names only as
+ * a list of keys (virtual_domains, relay_domains: values ignored).
  */
 #include "autoconf.h"
 
@@ -40,30 +42,73 @@ map_usage(void)
 	return EXIT_USAGE;
 }
 
-/* The default type: the config's default_map_type if it loads, else the
- * build's.  Returns a static string. */
-static const char *
-map_type_from_config(const char *path)
+/* The config, if its file exists and loads (NULL otherwise, after saying
+ * so if it exists). */
+static struct config *
+map_load_config(const char *path)
 {
 	struct config *cfg;
 	struct buf err = BUF_INIT;
-	const char *type = map_default_type();
 
 	if (access(path, F_OK) < 0)
-		return type;
+		return NULL;
 	if (config_load(path, &cfg, &err) < 0) {
 		fprintf(stderr, "postern map: %s does not load, using map type "
-		    "%s\n", path, type);
-		buf_free(&err);
-		return type;
+		    "%s and refusing keys without values\n", path,
+		    map_default_type());
+		cfg = NULL;
 	}
 	buf_free(&err);
+	return cfg;
+}
+
+/* The default type: the config's default_map_type, else the build's.
+ * Returns a static string. */
+static const char *
+map_type_from_config(const struct config *cfg)
+{
+	const char *type;
+
+	if (cfg == NULL)
+		return map_default_type();
 	type = cfg_str(config_global(cfg), "default_map_type");
 	for (size_t i = 0; i < sizeof(map_file_types) / sizeof(map_file_types[0]); i++)
 		if (strcmp(type, map_file_types[i]) == 0)
-			type = map_file_types[i];	/* outlives cfg */
-	config_free(&cfg);
-	return type;
+			return map_file_types[i];	/* outlives cfg */
+	return map_default_type();
+}
+
+/*
+ * The map_compile() flags for the source at file: MAP_BARE_KEYS if the
+ * config names it (the same file, by realpath) and only as a list of keys,
+ * else 0 -- a source the config does not name is held to KEY VALUE.
+ */
+static unsigned
+map_flags_from_config(const struct config *cfg, const char *file)
+{
+	char *want, *have;
+	unsigned flags = 0;
+	int named = 0;
+
+	if (cfg == NULL || (want = realpath(file, NULL)) == NULL)
+		return 0;
+	for (size_t i = 0; map_config_keys[i] != NULL; i++) {
+		const char *spec = cfg_str(config_global(cfg), map_config_keys[i]);
+		const char *type, *arg, *error;
+
+		if (spec[0] == '\0' || map_parse_spec(spec, &type, &arg, &error) < 0 ||
+		    (have = realpath(arg, NULL)) == NULL)
+			continue;
+		if (strcmp(have, want) == 0) {
+			if (!named++)
+				flags = map_config_flags(map_config_keys[i]);
+			else
+				flags &= map_config_flags(map_config_keys[i]);
+		}
+		free(have);
+	}
+	free(want);
+	return flags;
 }
 
 /* Look key up in the map of this type built from file and print it. */
@@ -105,6 +150,7 @@ cmd_map(const char *config, int argc, char **argv)
 {
 	const char *type = NULL, *key = NULL;
 	struct buf err = BUF_INIT;
+	struct config *cfg;
 	int i, status = EXIT_OK, known = 0;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -121,16 +167,20 @@ cmd_map(const char *config, int argc, char **argv)
 	}
 	if (i >= argc || (key != NULL && i + 1 != argc))
 		return map_usage();
+	cfg = map_load_config(config);
 	if (type == NULL)
-		type = map_type_from_config(config);
+		type = map_type_from_config(cfg);
 	for (size_t j = 0; j < sizeof(map_file_types) / sizeof(map_file_types[0]); j++)
 		known |= strcmp(type, map_file_types[j]) == 0;
 	if (!known) {
 		fprintf(stderr, "postern map: unknown map type '%s'\n", type);
+		config_free(&cfg);
 		return map_usage();
 	}
-	if (key != NULL)
+	if (key != NULL) {
+		config_free(&cfg);
 		return map_query(type, key, argv[i]);
+	}
 
 	/* As postmap(1): root compiles a user's map source as that user, so
 	 * the compiled map keeps the owner the instance's daemons read it as. */
@@ -144,11 +194,13 @@ cmd_map(const char *config, int argc, char **argv)
 	}
 	for (; i < argc; i++) {
 		buf_reset(&err);
-		if (map_compile(type, argv[i], &err) < 0) {
+		if (map_compile(type, argv[i], map_flags_from_config(cfg, argv[i]),
+		    &err) < 0) {
 			fputs(buf_cstr(&err), stderr);
 			status = EXIT_FAIL;
 		}
 	}
+	config_free(&cfg);
 	buf_free(&err);
 	return status;
 }

@@ -218,7 +218,8 @@ source_update(const struct mapref *r, struct source *s, const char *key,
 		fprintf(stderr, "postern: chown %s: %s\n", r->path, strerror(errno));
 		goto out;
 	}
-	if (map_compile(r->type, r->path, &err) < 0) {
+	if (map_compile(r->type, r->path, map_config_flags(r->key),
+	    &err) < 0) {
 		fputs(buf_cstr(&err), stderr);
 		goto out;
 	}

@@ -3,7 +3,10 @@
  * use to submit mail.  It reads one message on standard input, adds the
  * From:, Date: and Message-ID: headers a local submission may lack,
  * removes Bcc:, and drops the message with its envelope into
- * spool_dir/maildrop as a queue file (lib/qfile), where qmgr picks it up.
+ * spool_dir/maildrop as a queue file (lib/qfile), then tells qmgr over
+ * its notice socket (as smtpd does), so qmgr picks it up at once; if qmgr
+ * is not there the submission still succeeds and its periodic scan finds
+ * the file.
  *
  * Installed set-group-id drop_group (postern-drop) and run by anyone, so
  * it trusts nothing it is handed: the environment is cleared, -C and
@@ -39,6 +42,7 @@
 #include "qctl.h"
 #include "priv.h"
 #include "qfile.h"
+#include "qmgrproto.h"
 #include "smtp.h"
 #include "xalloc.h"
 
@@ -990,6 +994,21 @@ queue_message(struct ctx *c)
 	buf_free(&piece);
 }
 
+/* Tell qmgr the message is in maildrop/new, as the caller (the notice
+ * socket takes anyone's notice: it only wakes a pickup scan).  A failure
+ * is logged and otherwise ignored: the periodic scan finds the mail. */
+static void
+notify_qmgr(struct ctx *c)
+{
+	const char *ids[1] = { c->env.id }, *error;
+	char *path = fs_join(c->run_dir, QMGR_NOTIFY_SOCKET);
+
+	if (qmgr_notify(path, ids, 1, &error) < 0)
+		log_info("event=qmgr_notify_failed id=%s error=\"%s\" "
+		    "action=left_for_scan", c->env.id, error);
+	free(path);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1035,6 +1054,7 @@ main(int argc, char **argv)
 	queue_message(&c);
 	if (c.privileged)
 		drop_group();
+	notify_qmgr(&c);
 
 	r = &c.env.rcpts[0];
 	log_info("event=queued id=%s uid=%u user=%s sender=%s rcpt=%s nrcpt=%zu",

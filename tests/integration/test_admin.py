@@ -2,12 +2,16 @@
 them, on a dev instance, through the real command line."""
 
 import os
+import poplib
+import smtplib
 import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Instance, main  # noqa: E402
+from harness import Instance, main, wait_until  # noqa: E402
+
+IO_TIMEOUT = 10
 
 
 class Admin(unittest.TestCase):
@@ -115,6 +119,142 @@ class Admin(unittest.TestCase):
         self.assertRegex(p.stderr, r"aliases:\d+: duplicate key")
         self.assertEqual(self.query("postmaster@example.test", "aliases"),
                          "demo@example.test")
+
+    def test_key_without_value_refused(self):
+        aliases = os.path.join(self.maps, "aliases")
+        with open(aliases, "a") as f:
+            f.write("ok@example.test demo@example.test\nbadline-without-value\n")
+        nlines = self.source("aliases").count("\n")
+        p = self.inst.postern("map", aliases, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s:%d: key 'badline-without-value' has no value" %
+                      (aliases, nlines), p.stderr)
+        # Nothing of the source went in: the old map stays.
+        self.assertIsNone(self.query("ok@example.test", "aliases"))
+        self.assertEqual(self.query("postmaster@example.test", "aliases"),
+                         "demo@example.test")
+        # The same for the password map, however it is compiled.
+        passwd = os.path.join(self.maps, "passwd")
+        with open(passwd, "a") as f:
+            f.write("nohash@example.test\n")
+        p = self.inst.postern("map", passwd, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stderr, r"passwd:\d+: key 'nohash@example.test' has no value")
+        p = self.user("add", "other@example.test", password="pw\n", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("'nohash@example.test' has no value", p.stderr)
+        self.assertIsNone(self.query("other@example.test"))
+
+    def test_key_alone_in_a_list_map(self):
+        """virtual_domains (and relay_domains) are lists of keys: a domain
+        alone on its line is what postern domain add writes."""
+        domains = os.path.join(self.maps, "virtual_domains")
+        with open(domains, "a") as f:
+            f.write("third.example\n")
+        self.inst.postern("map", domains)
+        self.assertEqual(self.query("third.example", "virtual_domains"), "")
+        # Named by a relative path from its directory: the same file.
+        with open(domains, "a") as f:
+            f.write("fourth.example\n")
+        p = subprocess.run([self.inst.postern_path, "-c", self.inst.conf, "map",
+                            "virtual_domains"], cwd=self.maps, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.query("fourth.example", "virtual_domains"), "")
+        # A copy the config does not name is held to KEY VALUE.
+        other = os.path.join(self.inst.dir, "domains-copy")
+        with open(other, "w") as f:
+            f.write(self.source("virtual_domains"))
+        p = self.inst.postern("map", other, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stderr, r"domains-copy:\d+: key 'example.test' has no "
+                         r"value .*virtual_domains, relay_domains")
+
+
+class AdminTakesEffect(unittest.TestCase):
+    """An edit is in effect when its command returns: no RCPT to a user,
+    domain or alias just added is refused, and a just-added user can log
+    in at once, however soon after the command the client asks (the
+    daemons' maps are rechecked on every miss, not once a second)."""
+
+    ROUNDS = 5
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Instance()
+        cls.maps = os.path.join(cls.inst.dir, "maps")
+        cls.inst.start()
+        cls.smtp_port = cls.inst.base + 25
+        cls.pop3_port = cls.inst.base + 10
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.cleanup()
+
+    def add_user(self, user, password):
+        p = subprocess.run([self.inst.postern_path, "-c", self.inst.conf, "user",
+                            "add", user], input=password + "\n",
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def rcpt(self, smtp, addr):
+        """The RCPT reply code, after a fresh MAIL."""
+        smtp.rset()
+        code, _ = smtp.mail("sender@outside.test")
+        self.assertEqual(code, 250)
+        code, msg = smtp.rcpt(addr)
+        return code, msg
+
+    def maildir_count(self, domain, user):
+        new = os.path.join(self.inst.dir, "mail", domain, user, "new")
+        try:
+            return len(os.listdir(new))
+        except FileNotFoundError:
+            return 0
+
+    def test_new_user_accepted_and_logs_in_at_once(self):
+        # The session is open before the edit, so smtpd, auth and pop3d
+        # all have the old maps open when the new user appears.
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=IO_TIMEOUT) as s:
+            s.ehlo("client.test")
+            for i in range(self.ROUNDS):
+                user = "fresh%d@example.test" % i
+                self.add_user(user, "pw-%d" % i)
+                code, msg = self.rcpt(s, user)
+                self.assertEqual(code, 250, "round %d: %r" % (i, msg))
+                p = poplib.POP3("127.0.0.1", self.pop3_port, timeout=IO_TIMEOUT)
+                try:
+                    p.user(user)
+                    self.assertTrue(p.pass_("pw-%d" % i).startswith(b"+OK"))
+                finally:
+                    p.quit()
+
+    def test_new_domain_and_user_accepted_and_delivered(self):
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=IO_TIMEOUT) as s:
+            s.ehlo("client.test")
+            for i in range(self.ROUNDS):
+                domain = "new%d.example" % i
+                self.inst.postern("domain", "add", domain)
+                self.add_user("someone@" + domain, "pw")
+                code, msg = self.rcpt(s, "someone@" + domain)
+                self.assertEqual(code, 250, "round %d: %r" % (i, msg))
+                code, msg = s.data(b"Subject: round %d\r\n\r\nhello\r\n" % i)
+                self.assertEqual(code, 250, msg)
+                # qmgr routes it as local mail (its domain map too is
+                # current) and local stores it.
+                wait_until(lambda: self.maildir_count(domain, "someone") == 1,
+                           timeout=10, what="delivery to someone@" + domain)
+
+    def test_new_alias_accepted_at_once(self):
+        aliases = os.path.join(self.maps, "aliases")
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=IO_TIMEOUT) as s:
+            s.ehlo("client.test")
+            for i in range(self.ROUNDS):
+                with open(aliases, "a") as f:
+                    f.write("alias%d@example.test demo@example.test\n" % i)
+                self.inst.postern("map", aliases)
+                code, msg = self.rcpt(s, "alias%d@example.test" % i)
+                self.assertEqual(code, 250, "round %d: %r" % (i, msg))
 
 
 if __name__ == "__main__":

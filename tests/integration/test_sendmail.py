@@ -2,15 +2,20 @@
 in spool/maildrop/new with the right envelope and headers; -t, -f, -i and
 the lone-dot rule; an unwritable maildrop is a temporary failure (75) that
 leaves nothing behind; and, as root, the set-group-id install lets any user
-drop mail without being able to list the maildrop."""
+drop mail without being able to list the maildrop.  With qmgr running, a
+submission reaches the Maildir at once: sendmail tells qmgr, as smtpd
+does, instead of leaving the mail for its periodic scan; with qmgr gone
+(a stale socket) it still succeeds."""
 
 import os
 import pwd
 import grp
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 import harness
@@ -195,6 +200,87 @@ class SendmailTest(unittest.TestCase):
         self.assertEqual(os.listdir(os.path.join(other, "new")), [])
 
 
+def wait_for_maildir(new, timeout=10.0):
+    """Poll a Maildir's new/ until a message is there: (seconds waited,
+    its bytes)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            names = os.listdir(new)
+        except FileNotFoundError:
+            names = []
+        if names:
+            with open(os.path.join(new, names[0]), "rb") as f:
+                return time.monotonic() - start, f.read()
+        time.sleep(0.01)
+    raise AssertionError("no message in %s after %.0fs" % (new, timeout))
+
+
+# The old behaviour (qmgr's 5 s periodic scan) took 3-5 s; a notice takes
+# milliseconds.  The bound leaves room for a loaded machine.
+DELIVERY_BOUND = 1.0
+BODY = b"".join(b"line %04d of a sendmail message, intact\n" % i
+                for i in range(200))
+
+
+class SendmailDeliveryTest(unittest.TestCase):
+    """A running dev instance: sendmail's mail is delivered at once."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = harness.Instance(extra_config="hostname = " + HOST)
+        cls.inst.start()
+        cls.maildir = os.path.join(cls.inst.dir, "mail", "example.test", "demo")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.cleanup()
+
+    def test_submission_reaches_maildir_at_once(self):
+        for i in range(3):
+            new = os.path.join(self.maildir, "new")
+            if os.path.isdir(new):
+                for name in os.listdir(new):
+                    os.unlink(os.path.join(new, name))
+            msg = b"Subject: quick %d\n\n" % i + BODY
+            start = time.monotonic()
+            p = subprocess.run([SENDMAIL, "-C", self.inst.conf, "-i",
+                                "demo@example.test"], input=msg,
+                               capture_output=True, timeout=harness.COMMAND_TIMEOUT)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            _, data = wait_for_maildir(new)
+            total = time.monotonic() - start
+            self.assertLess(total, DELIVERY_BOUND,
+                            "round %d: %.2fs to the Maildir" % (i, total))
+            self.assertIn(b"\nSubject: quick %d\n" % i, data)
+            self.assertTrue(data.endswith(b"\n\n" + BODY), data[-200:])
+
+
+class SendmailNoQmgrTest(unittest.TestCase):
+    """qmgr gone but its socket file left behind: the notice is refused
+    and sendmail still queues the message and succeeds at once."""
+
+    def test_stale_socket(self):
+        inst = harness.Instance(extra_config="hostname = " + HOST)
+        self.addCleanup(inst.cleanup)
+        new = os.path.join(inst.dir, "spool", "maildrop", "new")
+        for d in (new, os.path.join(inst.dir, "spool", "maildrop", "tmp")):
+            os.makedirs(d, mode=0o700)
+        run = os.path.join(inst.dir, "run")
+        os.makedirs(run, exist_ok=True)
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(os.path.join(run, "qmgr"))
+        stale.close()          # bound, never listening: ECONNREFUSED
+        start = time.monotonic()
+        p = subprocess.run([SENDMAIL, "-C", inst.conf, "-i", "demo@example.test"],
+                           input=b"Subject: s\n\nhi\n", capture_output=True,
+                           timeout=harness.COMMAND_TIMEOUT)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, b"")
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertEqual(len(os.listdir(new)), 1)
+
+
 def etc_dir():
     """The sysconfdir the build was configured with (sendmail's default
     config is SYSCONFDIR/postern/postern.conf)."""
@@ -281,6 +367,27 @@ class SendmailRootTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(b"ignoring -C", p.stderr)
         self.assertEqual(len(os.listdir(new)), 2)
+
+
+    def test_nobody_submission_reaches_maildir_at_once(self):
+        """The notice socket takes a notice from an ordinary user (it
+        only wakes a maildrop scan); the mail is picked up at once."""
+        self.inst.start()
+        new = os.path.join(self.inst.dir, "mail", "example.test", "demo", "new")
+        self.inst.postern("domain", "add", "example.test")
+        p = subprocess.run([self.inst.postern_path, "-c", self.inst.conf, "user",
+                            "add", "demo@example.test"], input="Pw-demo-1\n",
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        start = time.monotonic()
+        p = self.as_nobody([self.bin, "-i", "demo@example.test"],
+                           b"Subject: from nobody\n\n" + BODY)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        _, data = wait_for_maildir(new)
+        total = time.monotonic() - start
+        self.assertLess(total, DELIVERY_BOUND, "%.2fs to the Maildir" % total)
+        self.assertTrue(data.endswith(b"\n\n" + BODY), data[-200:])
+        self.assertIn(b"\nFrom: ", data)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 /*
  * Unit tests for lib/ipc: the read cursor and the stream decoder driven from
  * memory (table-driven), then links over socketpair() inside an event loop,
- * and the blocking helpers.  Every loop test runs under a timer that fails
- * it rather than letting it hang.
+ * the blocking helpers, and the qmgr notice client (lib/qmgrproto.c) that
+ * writes its frames with ipc_msg_encode().  Every loop test runs under a
+ * timer that fails it rather than letting it hang.
  */
 #include "autoconf.h"
 
@@ -25,6 +26,7 @@
 #include "ev.h"
 #include "ipc.h"
 #include "log.h"
+#include "qmgrproto.h"
 #include "xalloc.h"
 
 #define TEST_TIMEOUT_MS 5000
@@ -1260,6 +1262,76 @@ START_TEST(test_connect)
 }
 END_TEST
 
+/* Read one frame of type from fd and return its str field (malloc'd). */
+static char *
+notice_str(int fd, uint32_t type, uint32_t id)
+{
+	struct ipc_msg f;
+	struct ipc_cursor c;
+	const char *error = NULL, *str;
+	char *out;
+
+	ck_assert_int_eq(ipc_recv_blocking(fd, &f, TEST_TIMEOUT_MS, &error), 1);
+	ck_assert_uint_eq(f.type, type);
+	ck_assert_uint_eq(f.id, id);
+	ipc_cursor_init(&c, &f);
+	ck_assert_int_eq(ipc_get_str(&c, &str), 0);
+	ck_assert_int_eq(ipc_get_end(&c), 0);
+	out = xstrdup(str);
+	ipc_frame_free(&f);
+	return out;
+}
+
+/* qmgr_notify: the hello and one QMGR_NOTIFY per id, then EOF; no qmgr
+ * (no socket, or a socket nobody listens on) is 0, not an error. */
+START_TEST(test_qmgr_notify)
+{
+	char dir[] = "/tmp/test_ipc.XXXXXX", *path, *str, *longp;
+	const char *ids[2] = { "id-one", "id-two" }, *error = NULL;
+	struct sockaddr_un sun;
+	struct ipc_msg f;
+	int lfd, fd;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	path = xasprintf("%s/qmgr", dir);
+	ck_assert_int_eq(qmgr_notify(path, ids, 2, &error), 0);
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(qmgr_notify(path, ids, 2, &error), 0);	/* refused */
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(qmgr_notify(path, ids, 2, &error), 1);
+	fd = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(fd, 0);
+	str = notice_str(fd, IPC_HELLO, 0);
+	ck_assert_str_eq(str, QMGR_NOTIFY_PROTO);
+	free(str);
+	str = notice_str(fd, QMGR_NOTIFY, 1);
+	ck_assert_str_eq(str, "id-one");
+	free(str);
+	str = notice_str(fd, QMGR_NOTIFY, 2);
+	ck_assert_str_eq(str, "id-two");
+	free(str);
+	ck_assert_int_eq(ipc_recv_blocking(fd, &f, TEST_TIMEOUT_MS, &error), 0);
+	close(fd);
+	close(lfd);
+
+	longp = xmalloc(sizeof(sun.sun_path) + 1);
+	memset(longp, 'x', sizeof(sun.sun_path));
+	longp[sizeof(sun.sun_path)] = '\0';
+	ck_assert_int_eq(qmgr_notify(longp, ids, 1, &error), -1);
+	ck_assert_str_eq(error, "socket path too long");
+	free(longp);
+	unlink(path);
+	rmdir(dir);
+	free(path);
+}
+END_TEST
+
 static Suite *
 ipc_suite(void)
 {
@@ -1298,6 +1370,7 @@ ipc_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_blocking_roundtrip);
 	tcase_add_test(tc, test_connect);
+	tcase_add_test(tc, test_qmgr_notify);
 	suite_add_tcase(s, tc);
 	return s;
 }

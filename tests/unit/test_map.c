@@ -93,19 +93,27 @@ write_source(const char *path, const char *text, size_t len)
 		ck_abort_msg("write %s: %s", path, error);
 }
 
-/* Write the source and compile it; returns map_compile()'s result with
- * its messages in err (which may be NULL). */
+/* Write the source and compile it with flags; returns map_compile()'s
+ * result with its messages in err (which may be NULL). */
 static int
-install(const char *type, const char *path, const char *text, size_t len,
-    struct buf *err)
+install_flags(const char *type, const char *path, const char *text,
+    size_t len, unsigned flags, struct buf *err)
 {
 	struct buf e = BUF_INIT;
 	int ret;
 
 	write_source(path, text, len);
-	ret = map_compile(type, path, err != NULL ? err : &e);
+	ret = map_compile(type, path, flags, err != NULL ? err : &e);
 	buf_free(&e);
 	return ret;
+}
+
+/* install_flags() for a map of KEY VALUE lines. */
+static int
+install(const char *type, const char *path, const char *text, size_t len,
+    struct buf *err)
+{
+	return install_flags(type, path, text, len, 0, err);
 }
 
 /* Open type:path, failing the test if that fails. */
@@ -378,14 +386,14 @@ START_TEST(test_compile_bad_type)
 	char *src = tpath("src");
 
 	write_source(src, "a b\n", 4);
-	ck_assert_int_eq(map_compile("static", src, &err), -1);
+	ck_assert_int_eq(map_compile("static", src, 0, &err), -1);
 	ck_assert_ptr_nonnull(strstr(buf_cstr(&err), "no source file"));
 	buf_reset(&err);
-	ck_assert_int_eq(map_compile("nosuch", src, &err), -1);
+	ck_assert_int_eq(map_compile("nosuch", src, 0, &err), -1);
 	ck_assert_ptr_nonnull(strstr(buf_cstr(&err), "unknown map type"));
 #ifndef HAVE_BDB
 	buf_reset(&err);
-	ck_assert_int_eq(map_compile("btree", src, &err), -1);
+	ck_assert_int_eq(map_compile("btree", src, 0, &err), -1);
 	ck_assert_ptr_nonnull(strstr(buf_cstr(&err), "--without-bdb"));
 #endif
 	buf_free(&err);
@@ -439,7 +447,8 @@ START_TEST(test_format)
 	char *src = tpath("format");
 	struct map *m;
 
-	ck_assert_int_eq(install(type, src, text, sizeof(text) - 1, NULL), 1);
+	ck_assert_int_eq(install_flags(type, src, text, sizeof(text) - 1,
+	    MAP_BARE_KEYS, NULL), 1);
 	m = open_map(type, src);
 	ck_get(m, "alpha", "one");
 	ck_get(m, "beta", "two\twords continued here more");
@@ -456,6 +465,69 @@ START_TEST(test_format)
 	ck_get(m, "ALPHA", "one");
 	map_close(&m);
 	free(src);
+}
+END_TEST
+
+/*
+ * A key alone on its line: refused with FILE:LINE (the old map kept)
+ * unless the map is a list of keys; a value on a continuation line is a
+ * value.
+ */
+START_TEST(test_bare_keys)
+{
+	static const char text[] =
+	    "good value\n"
+	    "badline-without-value\n"
+	    "spaces-only   \t\n"
+	    "continued\n"
+	    "  on the next line\n";
+	const char *type = backends[_i];
+	char *src = tpath("bare"), *want;
+	struct buf err = BUF_INIT;
+	struct map *m;
+
+	ck_assert_int_eq(install(type, src, "good old\n", 9, NULL), 1);
+	m = open_map(type, src);
+	ck_assert_int_eq(install(type, src, text, sizeof(text) - 1, &err), -1);
+	want = xasprintf(
+	    "%s:2: key 'badline-without-value' has no value (write KEY VALUE; "
+	    "a key alone is an entry only in the sources of virtual_domains, "
+	    "relay_domains)\n"
+	    "%s:3: key 'spaces-only' has no value (write KEY VALUE; a key "
+	    "alone is an entry only in the sources of virtual_domains, "
+	    "relay_domains)\n", src, src);
+	ck_assert_str_eq(buf_cstr(&err), want);
+	free(want);
+	/* The compiled map stays (a texthash source is the map itself, read
+	 * by daemons as written: checking it is postern map's job). */
+	if (strcmp(type, "texthash") != 0) {
+		map_recheck_now(m);
+		ck_get(m, "good", "old");
+	}
+	assert_no_tmp();
+	/* A list of keys takes them. */
+	ck_assert_int_eq(install_flags(type, src, text, sizeof(text) - 1,
+	    MAP_BARE_KEYS, NULL), 1);
+	map_recheck_now(m);
+	ck_get(m, "good", "value");
+	ck_get(m, "badline-without-value", "");
+	ck_get(m, "spaces-only", "");
+	ck_get(m, "continued", "on the next line");
+	map_close(&m);
+	buf_free(&err);
+	free(src);
+}
+END_TEST
+
+/* Which config keys name lists of keys. */
+START_TEST(test_config_flags)
+{
+	ck_assert_uint_eq(map_config_flags("virtual_domains"), MAP_BARE_KEYS);
+	ck_assert_uint_eq(map_config_flags("relay_domains"), MAP_BARE_KEYS);
+	for (size_t i = 2; map_config_keys[i] != NULL; i++)
+		ck_assert_uint_eq(map_config_flags(map_config_keys[i]), 0);
+	ck_assert_uint_eq(map_config_flags("aliases"), 0);
+	ck_assert_uint_eq(map_config_flags("nosuch"), 0);
 }
 END_TEST
 
@@ -601,7 +673,7 @@ START_TEST(test_missing)
 	ck_assert_int_eq(map_open(spec, &m, &error), -1);
 	ck_assert_ptr_nonnull(error);
 	ck_assert_msg(strstr(error, src) != NULL, "error: %s", error);
-	ck_assert_int_eq(map_compile(type, src, &err), -1);
+	ck_assert_int_eq(map_compile(type, src, 0, &err), -1);
 	ck_assert_msg(strstr(buf_cstr(&err), src) != NULL, "%s", buf_cstr(&err));
 	/* A file that is not a map of this type. */
 	if (strcmp(type, "texthash") != 0) {
@@ -673,6 +745,43 @@ START_TEST(test_replace_throttle)
 }
 END_TEST
 
+/*
+ * A miss rechecks the file at once (no test hook, no sleep): a key just
+ * added is found while a hit is still served from the old file; a storm
+ * of misses on an unchanged file reopens nothing.
+ */
+START_TEST(test_replace_miss)
+{
+	const char *type = backends[_i];
+	char *src = tpath("miss");
+	struct map *m;
+
+	ck_assert_int_eq(install(type, src, "a one\n", 6, NULL), 1);
+	m = open_map(type, src);
+	for (int i = 0; i < 10000; i++)
+		ck_get(m, "nobody", NULL);
+	ck_assert_uint_eq(map_reopens(m), 0);
+	ck_assert_int_eq(install(type, src, "a two\nb new\n", 12, NULL), 1);
+	ck_get(m, "a", "one");		/* a hit: throttled as before */
+	ck_get(m, "b", "new");		/* a miss: rechecked, found */
+	ck_get(m, "a", "two");
+	ck_assert_uint_eq(map_reopens(m), 1);
+	for (int i = 0; i < 10000; i++)
+		ck_get(m, "nobody", NULL);
+	ck_assert_uint_eq(map_reopens(m), 1);
+	/* Added and removed again at once: the miss is current too. */
+	ck_assert_int_eq(install(type, src, "a two\nc more\n", 13, NULL), 1);
+	ck_get(m, "c", "more");
+	ck_assert_int_eq(install(type, src, "a two\n", 6, NULL), 1);
+	ck_get(m, "c", "more");		/* a hit, within the second */
+	ck_get(m, "b", NULL);
+	ck_assert_uint_eq(map_reopens(m), 3);
+	ck_get(m, "c", NULL);
+	map_close(&m);
+	free(src);
+}
+END_TEST
+
 /* A compile that fails leaves the old map and no temporary file. */
 START_TEST(test_compile_fails)
 {
@@ -722,7 +831,7 @@ START_TEST(test_compile_mode)
 
 	write_source(src, "a b\n", 4);
 	ck_assert_int_eq(chmod(src, 0640), 0);
-	ck_assert_int_eq(map_compile(type, src, &err), 1);
+	ck_assert_int_eq(map_compile(type, src, 0, &err), 1);
 	ck_assert_int_eq(stat(file, &st), 0);
 	ck_assert_int_eq(st.st_mode & 07777, 0640);
 	buf_free(&err);
@@ -827,6 +936,7 @@ map_suite(void)
 	tcase_add_test(tc, test_bad_specs);
 	tcase_add_test(tc, test_static_inline);
 	tcase_add_test(tc, test_compile_bad_type);
+	tcase_add_test(tc, test_config_flags);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("backends");
@@ -834,6 +944,7 @@ map_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_empty, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_format, 0, NBACKENDS);
+	tcase_add_loop_test(tc, test_bare_keys, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_duplicate, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_limits, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_binary, 0, NBACKENDS);
@@ -841,6 +952,7 @@ map_suite(void)
 	tcase_add_loop_test(tc, test_missing, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_replace, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_replace_throttle, 0, NBACKENDS);
+	tcase_add_loop_test(tc, test_replace_miss, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_compile_fails, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_compile_mode, 0, NBACKENDS);
 	tcase_add_loop_test(tc, test_concurrent, 0, NBACKENDS);
