@@ -84,7 +84,8 @@ body_write(struct session *s, const void *p, size_t n)
 	if (b->err != BODY_OK || b->discard || b->w == NULL || n == 0)
 		return;
 	if (qfile_write(b->w, p, n) < 0) {
-		log_error("event=spool_write_failed session=%llu id=%s",
+		(void)log_limited(&s->sd->loglimit, LOG_LEVEL_ERROR, NULL,
+		    "event=spool_write_failed session=%llu id=%s",
 		    (unsigned long long)s->id, s->env.id);
 		body_error(s, BODY_IO);
 	}
@@ -362,7 +363,8 @@ data_begin(struct session *s, int bdat, struct smtp_reply *r)
 	if (b->discard) {
 		qfile_new_id(e->id);
 	} else if (qfile_begin(s->sd->set.incoming, e, &b->w, &error) < 0) {
-		log_error("event=spool_open_failed session=%llu error=\"%s\"",
+		(void)log_limited(&s->sd->loglimit, LOG_LEVEL_ERROR, error,
+		    "event=spool_open_failed session=%llu error=\"%s\"",
 		    (unsigned long long)s->id, error);
 		r->code = 451;
 		r->esc = "4.3.0";
@@ -435,7 +437,9 @@ batch_done(const int *results, size_t n, const char *error, void *arg)
 			s->nmsgs++;
 			s->nrcpts_total += (unsigned)s->env.nrcpts;
 		} else {
-			log_error("event=commit_failed session=%llu id=%s error=\"%s\"",
+			/* The reason names the queue file: limited per site. */
+			(void)log_limited(&sd->loglimit, LOG_LEVEL_ERROR, NULL,
+			    "event=commit_failed session=%llu id=%s error=\"%s\"",
 			    (unsigned long long)s->id, s->env.id, error ? error : "unknown");
 			session_reply(s, 451, "4.3.0",
 			    "Error: queue file write error, try again later");

@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "ev.h"
 #include "ipc.h"
+#include "log.h"
 #include "qfile.h"
 #include "smtp.h"
 
@@ -79,6 +80,9 @@ struct smtpd {
 	struct session **inflight;
 	char (*inflight_ids)[QFILE_ID_MAX];
 	size_t ninflight;
+	/* Spool errors repeat for every message while the disk is full:
+	 * one line per kind and interval (lib/log.h). */
+	struct log_limit loglimit;
 };
 
 /* Where a session is in the protocol. */

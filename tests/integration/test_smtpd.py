@@ -970,6 +970,13 @@ class DiskFull(unittest.TestCase):
         self.assertTrue(text.startswith(b"4.3.0"), text)
         self.assertEqual(os.listdir(new), [])
         self.assertEqual(os.listdir(os.path.join(self.incoming, "tmp")), [])
+        # The same failure again: refused the same way, logged only once
+        # (lib/log.h's rate limit).
+        code, text = self.send(big)
+        self.assertEqual(code, 451, text)
+        failed = [line for line in self.inst.read_log().splitlines()
+                  if "event=spool_write_failed" in line]
+        self.assertEqual(len(failed), 1, failed)
         # The space of the refused message is free again: mail flows.
         code, text = self.send(b"Subject: small\r\n\r\nhello\r\n")
         self.assertEqual(code, 250, text)
