@@ -446,8 +446,11 @@ class PickupDiskFull(unittest.TestCase):
                            what="the second pickup failure line")
         lines = self.failures()
         self.assertEqual(len(lines), 2, lines[:4])
+        # The failures in between were counted: the first scan's other
+        # two files and three for each later scan (notices close together
+        # share a scan, so not one per notice under load).
         n = int(lines[1].rsplit("suppressed=", 1)[1].split()[0])
-        self.assertGreaterEqual(n, 3 * 30 - 1)
+        self.assertGreaterEqual(n, 2 + 3 * 5)
 
         # Space again: the next scan moves all three on, nothing is lost.
         for path in made:
