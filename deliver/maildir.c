@@ -67,6 +67,9 @@ struct maildir_store {
 	size_t nbuckets;
 	struct mdir *lru_head, *lru_tail;
 	uint64_t hits, walks;
+	/* Write errors repeat for every delivery while the store's disk is
+	 * full: one line per kind and interval (lib/log.h). */
+	struct log_limit loglimit;
 };
 
 /* Set *res. */
@@ -456,6 +459,7 @@ static void quota_add(int dirfd, uint64_t size);
 
 /* A written message awaiting maildir_commit(). */
 struct maildir_pending {
+	struct maildir_store *st;	/* for its log limit */
 	int fd;			/* the file in tmp/, written, not yet synced */
 	struct mdir *dir;	/* its Maildir or folder (a reference) */
 	struct mdir *top;	/* the Maildir for maildirsize; NULL: no quota */
@@ -629,7 +633,8 @@ maildir_finish(struct maildir_pending **pp, struct maildir_result *res)
 		pending_fail(p, "delivery abandoned", ECANCELED);
 	}
 	if (p->failed) {
-		log_error("event=maildir_write_failed mailbox=%s error=\"%s\"",
+		(void)log_limited(&p->st->loglimit, LOG_LEVEL_ERROR, p->error,
+		    "event=maildir_write_failed mailbox=%s error=\"%s\"",
 		    log_safe(p->mailbox), p->error);
 		result(res, AGENT_TEMP, "4.3.0", err_fmt("mail store write failed: %s",
 		    p->error));
@@ -1169,7 +1174,8 @@ maildir_prepare(struct maildir_store *st, const char *mailbox,
 	maildir_unique_name(st, &name);
 	for (int walk = 0; walk < 2; walk++) {
 		if (target_open(st, mailbox, tag, walk, &top, &dst, &hit, &error) < 0) {
-			log_error("event=mailbox_unusable mailbox=%s error=\"%s\"",
+			(void)log_limited(&st->loglimit, LOG_LEVEL_ERROR, error,
+			    "event=mailbox_unusable mailbox=%s error=\"%s\"",
 			    log_safe(mailbox), error);
 			result(res, AGENT_TEMP, "4.3.0", err_fmt("mailbox unusable: %s",
 			    error));
@@ -1178,7 +1184,8 @@ maildir_prepare(struct maildir_store *st, const char *mailbox,
 		if (quota > 0 && walk == 0) {
 			if (maildir_quota_usage(st, top->fd, quota, &used, &count,
 			    &error) < 0) {
-				log_error("event=quota_failed mailbox=%s error=\"%s\"",
+				(void)log_limited(&st->loglimit, LOG_LEVEL_ERROR, error,
+				    "event=quota_failed mailbox=%s error=\"%s\"",
 				    log_safe(mailbox), error);
 				result(res, AGENT_TEMP, "4.3.0", err_fmt("quota check "
 				    "failed: %s", error));
@@ -1203,12 +1210,16 @@ maildir_prepare(struct maildir_store *st, const char *mailbox,
 			mdir_unref(&dst);
 			continue;
 		}
-		log_error("event=maildir_write_failed mailbox=%s error=\"%s\"",
+		/* The text names the file: the errno is the kind. */
+		(void)log_limited(&st->loglimit, LOG_LEVEL_ERROR,
+		    err != 0 ? strerror(err) : error,
+		    "event=maildir_write_failed mailbox=%s error=\"%s\"",
 		    log_safe(mailbox), error);
 		result(res, AGENT_TEMP, "4.3.0", err_fmt("mail store write failed: %s",
 		    error));
 		goto out;
 	}
+	p->st = st;
 	p->folder = dst != top ? xstrdup(tag) : NULL;
 	p->mailbox = xstrdup(mailbox);
 	if (quota > 0) {

@@ -117,6 +117,7 @@ struct maildir_pending;
  * into tmp/ without fsync.  A failure fills *res (never AGENT_OK) with
  * *p_r NULL; otherwise *p_r is set (res says AGENT_OK provisionally) and
  * the delivery is not done until maildir_commit() and maildir_finish().
+ * *p_r refers to st (its log limit), which must outlive it.
  */
 void maildir_prepare(struct maildir_store *st, const char *mailbox,
     const char *tag, uint64_t quota, const struct maildir_msg *m,

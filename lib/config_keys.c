@@ -388,6 +388,13 @@ const struct cfg_key config_global_keys[] = {
 	    "The most concurrent POP3 connections from one client address "
 	    "(for IPv6, from one /64 prefix); 0: no limit.",
 	    NULL },
+	{ "queue_minfree", CFG_SIZE, "0", 0, 65536LL * 1024 * 1024 * 1024, NULL,
+	    "The free space the spool's file system keeps: while less is "
+	    "free, or fewer than 1000 inodes, smtpd answers MAIL with 452 "
+	    "4.3.1 and sendmail(1) refuses the message, and so they do for "
+	    "a message whose declared SIZE would leave less. 0: the larger "
+	    "of 100m and 1.5 times smtpd_max_message_size.",
+	    NULL },
 	{ "queue_retry_min", CFG_TIME, "5m", 1 * SEC_MS, 24 * HOUR_MS, NULL,
 	    "How long qmgr waits before it retries a recipient that failed "
 	    "temporarily for the first time; each further failure doubles "

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -181,5 +182,22 @@ fs_read_file(const char *path, size_t max, struct buf *out, const char **error_r
 		}
 	}
 	close(fd);
+	return 0;
+}
+
+int
+fs_space(const char *path, uint64_t *bytes_r, uint64_t *inodes_r, const char **error_r)
+{
+	struct statvfs sv;
+	uint64_t unit;
+
+	if (statvfs(path, &sv) < 0) {
+		*error_r = err_fmt("statvfs %s: %s", path, strerror(errno));
+		return -1;
+	}
+	unit = sv.f_frsize != 0 ? sv.f_frsize : sv.f_bsize;
+	*bytes_r = (uint64_t)sv.f_bavail > UINT64_MAX / (unit ? unit : 1) ?
+	    UINT64_MAX : (uint64_t)sv.f_bavail * unit;
+	*inodes_r = sv.f_files == 0 ? UINT64_MAX : (uint64_t)sv.f_favail;
 	return 0;
 }

@@ -1,11 +1,12 @@
 /*
  * fsutil: directories with the right owner and mode, durable file writes,
- * bounded file reads.
+ * bounded file reads, free space.
  */
 #ifndef POSTERN_FSUTIL_H
 #define POSTERN_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "buf.h"
@@ -31,6 +32,14 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
  * 0, or -1 with *error_r. */
 int fs_read_file(const char *path, size_t max, struct buf *out, const char **error_r)
 	__attribute__((warn_unused_result));
+/*
+ * The free space and inodes of the file system holding path, as an
+ * unprivileged writer may use them (statvfs f_bavail, f_favail);
+ * *inodes_r is UINT64_MAX for a file system without an inode limit
+ * (btrfs reports none).  0, or -1 with *error_r and nothing set.
+ */
+int fs_space(const char *path, uint64_t *bytes_r, uint64_t *inodes_r,
+    const char **error_r) __attribute__((warn_unused_result));
 /* path joined with name by one '/' (malloc'd). */
 char *fs_join(const char *dir, const char *name);
 

@@ -6,6 +6,9 @@
  * "ident[pid]" part is cached per thread (invalidated in a fork()ed child
  * and by log_init()), and so is the date and time to the second, so a line
  * costs no getpid() and one strftime() per second at most.
+ *
+ * The rate limiter (log_limited) keeps a 64-bit hash of each kind of line
+ * and when it was last written, never the text.
  */
 #include "autoconf.h"
 
@@ -294,4 +297,105 @@ err_fmt(const char *fmt, ...)
 		snprintf(out, sizeof(slots[0]), "(unformattable error)");
 	va_end(ap);
 	return out;
+}
+
+/* FNV-1a over a string and a separator, continuing from h. */
+static uint64_t
+limit_hash(uint64_t h, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	h ^= 0xff;		/* no byte of a C string: "ab"+"c" != "a"+"bc" */
+	return h * 0x100000001b3ULL;
+}
+
+/* The slot for key: its own, else a free one, else the least recently
+ * written (whose count is dropped). */
+static size_t
+limit_slot(struct log_limit *ll, uint64_t key, int *found_r)
+{
+	size_t i, pick = 0;
+
+	for (i = 0; i < LOG_LIMIT_SLOTS; i++) {
+		if (ll->slot[i].key == key) {
+			*found_r = 1;
+			return i;
+		}
+	}
+	*found_r = 0;
+	for (i = 0; i < LOG_LIMIT_SLOTS; i++) {
+		if (ll->slot[i].key == 0)
+			return i;
+		if (ll->slot[i].written_ms < ll->slot[pick].written_ms)
+			pick = i;
+	}
+	return pick;
+}
+
+/* log_limited_at() with its arguments in a va_list. */
+static int
+log_vlimited(struct log_limit *ll, uint64_t now_ms, enum log_level level,
+    const char *reason, const char *fmt, va_list ap)
+{
+	uint64_t interval = ll->interval_ms != 0 ? ll->interval_ms : LOG_LIMIT_MS;
+	uint64_t key;
+	unsigned long n;
+	char line[LOG_LINE_MAX + 1 - 32];	/* room left for the count */
+	size_t i;
+	int found;
+
+	if (!log_enabled(level))
+		return 0;
+	key = limit_hash(limit_hash(0xcbf29ce484222325ULL, fmt),
+	    reason != NULL ? reason : "");
+	if (key == 0)
+		key = 1;
+	i = limit_slot(ll, key, &found);
+	if (found && now_ms - ll->slot[i].written_ms < interval) {
+		ll->slot[i].suppressed++;
+		return 0;
+	}
+	n = found ? ll->slot[i].suppressed : 0;
+	ll->slot[i].key = key;
+	ll->slot[i].written_ms = now_ms;
+	ll->slot[i].suppressed = 0;
+	if (n == 0) {
+		log_vmsg(level, fmt, ap);
+		return 1;
+	}
+	if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
+		snprintf(line, sizeof(line), "event=log_format_error");
+	log_msg(level, "%s suppressed=%lu", line, n);
+	return 1;
+}
+
+int
+log_limited_at(struct log_limit *ll, uint64_t now_ms, enum log_level level,
+    const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = log_vlimited(ll, now_ms, level, reason, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int
+log_limited(struct log_limit *ll, enum log_level level, const char *reason,
+    const char *fmt, ...)
+{
+	struct timespec ts;
+	va_list ap;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	va_start(ap, fmt);
+	r = log_vlimited(ll, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
+	    level, reason, fmt, ap);
+	va_end(ap);
+	return r;
 }

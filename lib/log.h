@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level {
 	LOG_LEVEL_DEBUG,
@@ -69,6 +70,38 @@ const char *log_safe_n(const void *p, size_t n);
  * a reason stays valid across a few further calls in the same thread.
  */
 const char *err_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A rate limit for error lines that can repeat once per message (a full
+ * disk fails every pickup, every queue file write, every delivery).  A
+ * line is "identical" to an earlier one when it comes from the same format
+ * string with the same reason (the rest, such as a queue id, may differ):
+ * the first is written, identical ones within the interval are only
+ * counted, and the next one written after the interval carries
+ * " suppressed=N".  A count not yet written is lost if its slot is reused
+ * (LOG_LIMIT_SLOTS kinds at once, the least recently written goes first).
+ * Zero-initialised it uses LOG_LIMIT_MS.  Not locked: one per thread.
+ */
+#define LOG_LIMIT_MS	10000
+#define LOG_LIMIT_SLOTS	16
+struct log_limit {
+	uint64_t interval_ms;		/* 0: LOG_LIMIT_MS */
+	struct {
+		uint64_t key;		/* hash of format and reason; 0: free */
+		uint64_t written_ms;	/* when its last line was written */
+		unsigned long suppressed;	/* counted since */
+	} slot[LOG_LIMIT_SLOTS];
+};
+
+/* Log fmt at level unless an identical line (same fmt, same reason, NULL
+ * counting as "") was written less than the interval ago.  Returns 1 if
+ * the line was written, 0 if it was only counted (or the level is off). */
+int log_limited(struct log_limit *ll, enum log_level level, const char *reason,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same at a given time (milliseconds on any monotonic scale), for
+ * tests; log_limited() uses CLOCK_MONOTONIC. */
+int log_limited_at(struct log_limit *ll, uint64_t now_ms, enum log_level level,
+    const char *reason, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* For tests: send lines to this callback instead of stderr/syslog
  * (NULL restores normal output). */

@@ -1045,3 +1045,33 @@ qfile_read_envelope(int fd, struct envelope *e_r, off_t *body_offset_r,
 	free(r.buf);
 	return ret;
 }
+
+uint64_t
+qfile_reserve(uint64_t minfree, uint64_t max_size)
+{
+	uint64_t half = max_size / 2;
+	uint64_t scaled = max_size > UINT64_MAX - half ? UINT64_MAX : max_size + half;
+
+	if (minfree != 0)
+		return minfree;
+	return scaled > QFILE_RESERVE_FLOOR ? scaled : QFILE_RESERVE_FLOOR;
+}
+
+int
+qfile_room(uint64_t bytes, uint64_t inodes, uint64_t reserve, uint64_t size,
+    const char **why_r)
+{
+	if (inodes < QFILE_MIN_INODES) {
+		*why_r = "too few free inodes";
+		return 0;
+	}
+	if (bytes < reserve) {
+		*why_r = "free space below queue_minfree";
+		return 0;
+	}
+	if (size > bytes - reserve) {
+		*why_r = "declared size does not fit above queue_minfree";
+		return 0;
+	}
+	return 1;
+}

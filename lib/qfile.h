@@ -113,6 +113,24 @@ void qfile_commit(struct qfile_writer **ws, size_t n, int *results, const char *
 int qfile_read_envelope(int fd, struct envelope *e_r, off_t *body_offset_r,
     const char **error_r) __attribute__((warn_unused_result));
 
+/*
+ * The spool's free-space reserve (queue_minfree, as Postfix's): a writer
+ * takes no new message while less than the reserve is free on the
+ * spool's file system, or fewer than QFILE_MIN_INODES inodes, and none
+ * whose declared size would leave less than the reserve.  So the queue
+ * never fills the disk to the last block, and a client hears 452 4.3.1
+ * before it sends the content rather than 451 after.
+ */
+#define QFILE_MIN_INODES	1000
+#define QFILE_RESERVE_FLOOR	(100ULL * 1024 * 1024)
+/* The reserve for queue_minfree = minfree: minfree itself, or for 0 the
+ * larger of QFILE_RESERVE_FLOOR and 1.5 times the size limit. */
+uint64_t qfile_reserve(uint64_t minfree, uint64_t max_size);
+/* Whether a message of size bytes (0: not declared) may be taken with
+ * bytes and inodes free: 1, or 0 with *why_r (static text). */
+int qfile_room(uint64_t bytes, uint64_t inodes, uint64_t reserve, uint64_t size,
+    const char **why_r) __attribute__((warn_unused_result));
+
 /* For tests: 1 makes qfile_begin() use the tmp/ + rename path that
  * filesystems without O_TMPFILE get; 0 restores the normal choice. */
 void qfile_set_force_tmp(int on);

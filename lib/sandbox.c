@@ -92,6 +92,7 @@ static const char *const base_calls[] = {
 static const char *const smtpd_calls[] = {
 	"access", "fchmod", "fsync", "fdatasync", "sync_file_range",
 	"linkat", "renameat2", "unlinkat",
+	"statfs",		/* queue_minfree: the spool's free space */
 	NULL
 };
 /* qmgr: moves, links and removes queue files, scans directories, writes

@@ -21,6 +21,7 @@
 
 #include "ev.h"
 #include "ipc.h"
+#include "log.h"
 #include "map.h"
 #include "qfile.h"
 
@@ -173,6 +174,9 @@ struct qmgr {
 	int scan_pending, dispatch_pending;
 	unsigned links;			/* notice and control links open */
 	uid_t self_uid;
+	/* Pickup errors repeat at every scan for every file (a full disk):
+	 * one line per kind and interval (lib/log.h). */
+	struct log_limit loglimit;
 };
 
 /* --- state.c ---------------------------------------------------------- */

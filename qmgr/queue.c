@@ -529,7 +529,7 @@ pickup_one(struct qmgr *q, int dirfd, const char *name, int maildrop)
 	struct envelope e;
 	struct stat st;
 	off_t body;
-	const char *error;
+	const char *error, *why;
 	struct qmsg *m;
 	long owner = -1;
 	int fd;
@@ -540,10 +540,12 @@ pickup_one(struct qmgr *q, int dirfd, const char *name, int maildrop)
 	}
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
+		why = strerror(errno);
 		if (errno == ELOOP)
 			to_corrupt(q, dirfd, name, "symbolic link");
 		else if (errno != ENOENT)
-			log_error("event=pickup_open_failed name=%s error=\"%s\"", name, strerror(errno));
+			(void)log_limited(&q->loglimit, LOG_LEVEL_ERROR, why,
+			    "event=pickup_open_failed name=%s error=\"%s\"", name, why);
 		return;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
@@ -564,7 +566,11 @@ pickup_one(struct qmgr *q, int dirfd, const char *name, int maildrop)
 	if (maildrop)
 		owner = (long)st.st_uid;
 	if (renameat(dirfd, name, q->queue_fd, name) < 0) {
-		log_error("event=pickup_failed id=%s error=\"%s\"", name, strerror(errno));
+		/* Left in place for the next scan, which fails the same way
+		 * while the disk is full: rate-limited. */
+		why = strerror(errno);
+		(void)log_limited(&q->loglimit, LOG_LEVEL_ERROR, why,
+		    "event=pickup_failed id=%s error=\"%s\"", name, why);
 		envelope_free(&e);
 		return;
 	}
@@ -596,8 +602,10 @@ scan_pickup(void *arg)
 		struct dirent *de;
 
 		if (d == NULL) {
-			log_warn("event=scan_failed dir=%s error=\"%s\"", q->pickup_dirs[i],
-			    strerror(errno));
+			const char *why = strerror(errno);
+
+			(void)log_limited(&q->loglimit, LOG_LEVEL_WARN, why,
+			    "event=scan_failed dir=%s error=\"%s\"", q->pickup_dirs[i], why);
 			continue;
 		}
 		while ((de = readdir(d)) != NULL)

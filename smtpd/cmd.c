@@ -197,14 +197,23 @@ mail_answer(struct session *s, const struct policy_result *pr)
 	memset(m, 0, sizeof(*m));
 }
 
-/* MAIL: the policy decides about the sender at once (its sender rules
- * need no lookup), so a pipelined group goes on without a wait. */
+/* MAIL: a spool short of space (queue_minfree, and the SIZE= declared)
+ * refuses first, before the client sends anything more; then the policy
+ * decides about the sender at once (its sender rules need no lookup), so
+ * a pipelined group goes on without a wait. */
 static void
 proceed_mail(struct session *s, struct cmd_arg *a)
 {
 	struct policy_client c;
 	struct policy_result pr;
+	struct smtp_reply r;
 
+	if (data_spool_room(s, a->mail.size, &r) < 0) {
+		smtp_mail_free(&a->mail);
+		memset(&a->mail, 0, sizeof(a->mail));
+		session_refuse(s, &r, 0);	/* our trouble, not the client's */
+		return;
+	}
 	s->pending_mail = a->mail;
 	memset(&a->mail, 0, sizeof(a->mail));
 	session_policy_client(s, &c);

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "ios.h"
 #include "ipc.h"
 #include "log.h"
@@ -85,7 +86,8 @@ body_write(struct session *s, const void *p, size_t n)
 	if (b->err != BODY_OK || b->discard || b->w == NULL || n == 0)
 		return;
 	if (qfile_write(b->w, p, n) < 0) {
-		log_error("event=spool_write_failed session=%llu id=%s",
+		(void)log_limited(&s->sd->loglimit, LOG_LEVEL_ERROR, NULL,
+		    "event=spool_write_failed session=%llu id=%s",
 		    (unsigned long long)s->id, s->env.id);
 		body_error(s, BODY_IO);
 	}
@@ -293,7 +295,8 @@ data_begin(struct session *s, int bdat, struct smtp_reply *r)
 	if (b->discard) {
 		qfile_new_id(e->id);
 	} else if (qfile_begin(s->sd->set.incoming, e, &b->w, &error) < 0) {
-		log_error("event=spool_open_failed session=%llu error=\"%s\"",
+		(void)log_limited(&s->sd->loglimit, LOG_LEVEL_ERROR, error,
+		    "event=spool_open_failed session=%llu error=\"%s\"",
 		    (unsigned long long)s->id, error);
 		r->code = 451;
 		r->esc = "4.3.0";
@@ -305,6 +308,42 @@ data_begin(struct session *s, int bdat, struct smtp_reply *r)
 	free(received);
 	log_debug("event=data_begin session=%llu id=%s bdat=%d",
 	    (unsigned long long)s->id, e->id, bdat);
+	return 0;
+}
+
+/* How long a reading of the spool's free space is used (loop time). */
+#define SPACE_CACHE_MS 1000
+
+int
+data_spool_room(struct session *s, uint64_t size, struct smtp_reply *r)
+{
+	struct smtpd *sd = s->sd;
+	uint64_t now = ev_now(sd->d->loop);
+	const char *error, *why;
+
+	if (!sd->space_known || now - sd->space_ms >= SPACE_CACHE_MS) {
+		if (fs_space(sd->set.incoming, &sd->space_bytes, &sd->space_inodes,
+		    &error) < 0) {
+			sd->space_known = 0;
+			(void)log_limited(&sd->loglimit, LOG_LEVEL_ERROR, error,
+			    "event=spool_space_failed error=\"%s\"", error);
+			*r = (struct smtp_reply){ 451, "4.3.0",
+			    "Error: cannot check the spool's free space, try again later" };
+			return -1;
+		}
+		sd->space_known = 1;
+		sd->space_ms = now;
+	}
+	if (!qfile_room(sd->space_bytes, sd->space_inodes, sd->set.reserve, size, &why)) {
+		(void)log_limited(&sd->loglimit, LOG_LEVEL_WARN, why,
+		    "event=spool_full session=%llu free=%llu inodes=%llu "
+		    "queue_minfree=%llu size=%llu reason=\"%s\"",
+		    (unsigned long long)s->id, (unsigned long long)sd->space_bytes,
+		    (unsigned long long)sd->space_inodes,
+		    (unsigned long long)sd->set.reserve, (unsigned long long)size, why);
+		*r = (struct smtp_reply){ 452, "4.3.1", "Insufficient system storage" };
+		return -1;
+	}
 	return 0;
 }
 
@@ -366,7 +405,9 @@ batch_done(const int *results, size_t n, const char *error, void *arg)
 			s->nmsgs++;
 			s->nrcpts_total += (unsigned)s->env.nrcpts;
 		} else {
-			log_error("event=commit_failed session=%llu id=%s error=\"%s\"",
+			/* The reason names the queue file: limited per site. */
+			(void)log_limited(&sd->loglimit, LOG_LEVEL_ERROR, NULL,
+			    "event=commit_failed session=%llu id=%s error=\"%s\"",
 			    (unsigned long long)s->id, s->env.id, error ? error : "unknown");
 			session_reply(s, 451, "4.3.0",
 			    "Error: queue file write error, try again later");

@@ -56,6 +56,7 @@ load_settings(struct daemon *d, struct smtpd_settings *set)
 	set->incoming = fs_join(cfg_str(g, "spool_dir"), "incoming");
 	set->qmgr_socket = fs_join(cfg_str(g, "run_dir"), "qmgr");
 	set->max_size = cfg_size(g, "smtpd_max_message_size");
+	set->reserve = qfile_reserve(cfg_size(g, "queue_minfree"), set->max_size);
 	set->max_envelope = cfg_size(g, "smtpd_max_envelope_size");
 	set->max_rcpts = (unsigned)cfg_int(g, "smtpd_max_recipients");
 	set->rcpt_overshoot = (unsigned)cfg_int(g, "smtpd_recipient_overshoot_limit");

@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "ev.h"
 #include "ipc.h"
+#include "log.h"
 #include "qfile.h"
 #include "smtp.h"
 
@@ -49,6 +50,7 @@ struct smtpd_settings {
 	char *incoming;		/* spool_dir/incoming */
 	char *qmgr_socket;	/* run_dir/qmgr */
 	uint64_t max_size;	/* SIZE, bytes */
+	uint64_t reserve;	/* queue_minfree in effect, bytes */
 	uint64_t max_envelope;	/* envelope bytes per transaction */
 	unsigned max_rcpts;
 	unsigned rcpt_overshoot;	/* excess RCPTs before they count as errors */
@@ -83,6 +85,13 @@ struct smtpd {
 	struct session **inflight;
 	char (*inflight_ids)[QFILE_ID_MAX];
 	size_t ninflight;
+	/* The spool's free space (bytes, inodes) as read at space_ms (loop
+	 * time): at most once a second, not at every MAIL. */
+	uint64_t space_bytes, space_inodes, space_ms;
+	int space_known;
+	/* Spool errors repeat for every message while the disk is full:
+	 * one line per kind and interval (lib/log.h). */
+	struct log_limit loglimit;
 };
 
 /* Where a session is in the protocol. */
@@ -204,6 +213,10 @@ void cmd_cancel_pending(struct session *s);
 
 /* --- data.c --------------------------------------------------------------- */
 
+/* Whether the spool keeps queue_minfree free with a message of size bytes
+ * (0: not declared) more: 0, or -1 with *r (452 4.3.1; 451 4.3.0 if the
+ * free space cannot be read).  The space is read at most once a second. */
+int data_spool_room(struct session *s, uint64_t size, struct smtp_reply *r);
 /* Start a message after DATA (bdat 0) or the first BDAT (bdat 1): open the
  * queue file and write the Received header.  0, or -1 with *r set. */
 int data_begin(struct session *s, int bdat, struct smtp_reply *r);

@@ -98,6 +98,7 @@ struct ctx {
 	char *run_dir;		/* for -bp */
 	char *pid_file;
 	uint64_t max_size;
+	uint64_t reserve;	/* queue_minfree in effect */
 	struct envelope env;
 	struct buf head;	/* the header section, LF line endings */
 	struct header *hdrs;
@@ -325,6 +326,7 @@ load_config(struct ctx *c)
 			break;
 		}
 	}
+	c->reserve = qfile_reserve(cfg_size(g, "queue_minfree"), c->max_size);
 	if (cfg_str(g, "hostname")[0] != '\0')
 		c->hostname = xstrdup(cfg_str(g, "hostname"));
 	else {
@@ -969,9 +971,19 @@ queue_message(struct ctx *c)
 	struct qfile_writer *w = NULL;
 	struct buf extra = BUF_INIT, piece = BUF_INIT;
 	const char *err = NULL;
+	uint64_t bytes, inodes;
 	size_t i;
 	int result, start;
 
+	/* As smtpd at MAIL: a spool short of space takes nothing, so the
+	 * caller keeps the message and tries again. */
+	if (fs_space(c->spool, &bytes, &inodes, &err) < 0)
+		die(EX_TEMPFAIL, "cannot queue the message: %s", err);
+	if (!qfile_room(bytes, inodes, c->reserve, 0, &err))
+		die(EX_TEMPFAIL, "the mail queue is short of space (%s: %llu bytes "
+		    "and %llu inodes free, queue_minfree is %llu bytes); try again later",
+		    err, (unsigned long long)bytes, (unsigned long long)inodes,
+		    (unsigned long long)c->reserve);
 	if (qfile_begin(c->spool, &c->env, &w, &err) < 0)
 		die(EX_TEMPFAIL, "cannot queue the message: %s%s", err,
 		    c->root_mode && !c->privileged && getuid() != 0 ?

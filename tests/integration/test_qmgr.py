@@ -4,9 +4,11 @@ the spool empty; remote recipients stay deferred (relay agent not
 available), never bounced; a recipient unknown at delivery time gets a
 RFC 3464 bounce; a temporary local failure is retried and delivered once
 fixed; the control socket lists, holds, releases and deletes; and kill -9
-of qmgr and local during a 500-message stream loses nothing."""
+of qmgr and local during a 500-message stream loses nothing; and while a
+full disk fails every pickup, qmgr logs the failure once per interval."""
 
 import email
+import errno
 import os
 import signal
 import smtplib
@@ -318,6 +320,147 @@ class Qmgr(unittest.TestCase):
         dups = sum(n - 1 for n in counts().values())
         self.assertLessEqual(dups, kills)
         harness.wait_until(self.spool_empty, timeout=20, what="empty spool")
+
+
+LOG_LIMIT_S = 10        # lib/log.h LOG_LIMIT_MS
+
+
+@unittest.skipUnless(os.geteuid() == 0, "mounting a file system needs root")
+class PickupDiskFull(unittest.TestCase):
+    """A spool whose disk is full: messages in incoming/new cannot be moved
+    into queue/ (the directory needs a block it cannot get), every scan
+    fails for every file, and qmgr logs that once per interval, then with
+    the count of lines left out; once there is space, the mail moves on."""
+
+    def setUp(self):
+        # A reserve the small disk can keep, so smtpd takes the messages.
+        self.inst = harness.Instance(extra_config=CONFIG + "queue_minfree = 16k\n")
+        self.spool = os.path.join(self.inst.dir, "spool")
+        self.image = os.path.join(self.inst.dir, "spool.img")
+        self.mounted = False
+        self.addCleanup(self.inst.cleanup)
+        os.makedirs(self.spool, exist_ok=True)
+        with open(self.image, "wb") as f:
+            f.truncate(3 << 20)
+        for cmd in (["mkfs.ext4", "-q", "-F", "-b", "1024", "-m", "0", "-N", "2048",
+                     self.image],
+                    ["mount", "-o", "loop", self.image, self.spool]):
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            if p.returncode != 0:
+                self.skipTest("cannot make a small ext4 here: " + p.stderr.strip())
+        self.mounted = True
+        self.addCleanup(self.umount)
+        self.set_qmgr(False)
+        self.inst.start()
+        self.addCleanup(self.inst.stop)
+
+    def umount(self):
+        subprocess.run(["umount", "-l", self.spool], timeout=30)
+
+    def set_qmgr(self, enable):
+        with open(self.inst.conf) as f:
+            text = f.read()
+        off = "service qmgr {\n    enable = no\n"
+        on = "service qmgr {\n"
+        with open(self.inst.conf, "w") as f:
+            f.write(text.replace(off, on, 1) if enable else text.replace(on, off, 1))
+
+    def fill(self):
+        """Use every block, then fill queue/'s directory blocks with
+        entries (empty files need inodes only), so that a rename into it
+        fails with ENOSPC.  Returns what to remove to free the space."""
+        filler = os.path.join(self.spool, "filler")
+        fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o600)
+        try:
+            for chunk in (64 << 10, 1 << 10):
+                try:
+                    while True:
+                        os.write(fd, b"x" * chunk)
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.ENOSPC)
+        finally:
+            os.close(fd)
+        made = [filler]
+        queue = os.path.join(self.spool, "queue")
+        for i in range(100000):
+            path = os.path.join(queue, ".fill%05d" % i)
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as e:
+                self.assertEqual(e.errno, errno.ENOSPC)
+                break
+            made.append(path)
+        # The setup works: a rename into queue/ fails as qmgr's will.
+        probe = os.path.join(self.spool, "incoming", "tmp", "probe")
+        os.close(os.open(probe, os.O_CREAT | os.O_WRONLY, 0o600))
+        with self.assertRaises(OSError) as cm:
+            os.rename(probe, os.path.join(queue, "probe"))
+        self.assertEqual(cm.exception.errno, errno.ENOSPC)
+        os.unlink(probe)
+        return made
+
+    def notify(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(os.path.join(self.inst.dir, "run", "qmgr"))
+        finally:
+            s.close()
+
+    def failures(self):
+        return [line for line in self.inst.read_log().splitlines()
+                if "event=pickup_failed" in line]
+
+    def test_pickup_failures_are_rate_limited(self):
+        port = self.inst.base + 25
+        for i in range(3):
+            c = smtplib.SMTP("127.0.0.1", port, timeout=20)
+            try:
+                c.sendmail("sender@remote.test", ["demo@example.test"],
+                           b"Subject: %d\r\n\r\nbody\r\n" % i)
+            finally:
+                c.quit()
+        new = os.path.join(self.spool, "incoming", "new")
+        self.assertEqual(len(os.listdir(new)), 3)
+        made = self.fill()
+
+        self.set_qmgr(True)
+        self.inst.postern("reload")
+        harness.wait_until(lambda: self.inst.service_pids("qmgr"), timeout=15,
+                           what="qmgr running")
+        harness.wait_until(self.failures, timeout=10, what="a pickup failure logged")
+        started = time.monotonic()
+        for _ in range(30):         # each notice is a scan: 3 failures each
+            self.notify()
+            time.sleep(0.02)
+        time.sleep(0.5)             # the last scans run
+        lines = self.failures()
+        self.assertEqual(len(lines), 1, lines[:4])
+        self.assertIn("No space left on device", lines[0])
+        self.assertNotIn("suppressed=", lines[0])
+        self.assertEqual(len(os.listdir(new)), 3)
+
+        # After the interval, the next failure is logged with the count.
+        time.sleep(max(0, LOG_LIMIT_S + 0.5 - (time.monotonic() - started)))
+        self.notify()
+        harness.wait_until(lambda: len(self.failures()) >= 2, timeout=10,
+                           what="the second pickup failure line")
+        lines = self.failures()
+        self.assertEqual(len(lines), 2, lines[:4])
+        # The failures in between were counted: the first scan's other
+        # two files and three for each later scan (notices close together
+        # share a scan, so not one per notice under load).
+        n = int(lines[1].rsplit("suppressed=", 1)[1].split()[0])
+        self.assertGreaterEqual(n, 2 + 3 * 5)
+
+        # Space again: the next scan moves all three on, nothing is lost.
+        for path in made:
+            os.unlink(path)
+        self.notify()
+        harness.wait_until(lambda: os.listdir(new) == [], timeout=15,
+                           what="incoming/new emptied")
+        maildir = os.path.join(self.inst.dir, "mail", "example.test", "demo", "new")
+        harness.wait_until(lambda: os.path.isdir(maildir) and len(os.listdir(maildir)) == 3,
+                           timeout=20, what="three messages delivered")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,28 @@ class SendmailTest(unittest.TestCase):
         self.assertEqual(len(names), n, names)
         return [read_queue_file(os.path.join(self.new, x)) + (x,) for x in names]
 
+    def test_spool_short_of_space(self):
+        """queue_minfree above the spool's free space: EX_TEMPFAIL with a
+        clear message, nothing written; lowered, the message is queued."""
+        with open(self.inst.conf, "a") as f:
+            f.write("\nqueue_minfree = 1024g\n")
+        msg = b"Subject: no room\n\nhello\n"
+        p = self.sendmail(["-i", "rcpt@example.test"], msg)
+        self.assertEqual(p.returncode, 75, p.stderr)        # EX_TEMPFAIL
+        self.assertIn(b"the mail queue is short of space (free space below "
+                      b"queue_minfree", p.stderr)
+        self.assertIn(b"queue_minfree is 1099511627776 bytes); try again later",
+                      p.stderr)
+        self.assertEqual(os.listdir(self.new), [])
+        self.assertEqual(os.listdir(self.tmp), [])
+        with open(self.inst.conf) as f:
+            text = f.read()
+        with open(self.inst.conf, "w") as f:
+            f.write(text.replace("queue_minfree = 1024g", "queue_minfree = 1m"))
+        p = self.sendmail(["-i", "rcpt@example.test"], msg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.queued()
+
     def test_basic(self):
         msg = b"Subject: hello\r\n\r\nline one\r\n.\r\nline three\r\n"
         p = self.sendmail(["-i", "rcpt@example.test"], msg)

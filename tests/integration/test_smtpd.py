@@ -1023,7 +1023,9 @@ class DiskFull(unittest.TestCase):
     """A full spool answers 451 4.3.0, keeps nothing, and recovers."""
 
     def setUp(self):
-        self.inst = without_qmgr(Instance())
+        # A reserve below the tmpfs's size, so MAIL passes and the write
+        # itself fails (SpoolReserve tests the reserve).
+        self.inst = without_qmgr(Instance(extra_config="queue_minfree = 16k\n"))
         self.incoming = os.path.join(self.inst.dir, "spool", "incoming")
         self.inst.makedirs(self.incoming)
         uid, gid = self.inst.owner()
@@ -1060,6 +1062,17 @@ class DiskFull(unittest.TestCase):
         self.assertTrue(text.startswith(b"4.3.0"), text)
         self.assertEqual(os.listdir(new), [])
         self.assertEqual(os.listdir(os.path.join(self.incoming, "tmp")), [])
+        # The same failure again, once more than there are smtpd
+        # processes: refused the same way, logged once per process (each
+        # has its lib/log.h rate limit), so some process was quiet.
+        nprocs = len(self.inst.service_pids("smtpd"))
+        for _ in range(nprocs):
+            code, text = self.send(big)
+            self.assertEqual(code, 451, text)
+        failed = [re.search(r"smtpd\[(\d+)\]", line).group(1)
+                  for line in self.inst.read_log().splitlines()
+                  if "event=spool_write_failed" in line]
+        self.assertEqual(len(failed), len(set(failed)), failed)
         # The space of the refused message is free again: mail flows.
         code, text = self.send(b"Subject: small\r\n\r\nhello\r\n")
         self.assertEqual(code, 250, text)
@@ -1213,6 +1226,145 @@ class BareLfSwapped(unittest.TestCase):
         finally:
             c.close()
         self.assertEqual(set(os.listdir(self.new)), before)
+class SpoolReserve(unittest.TestCase):
+    """queue_minfree: MAIL gets 452 4.3.1 before any content while the
+    spool's free space is below the reserve, a SIZE= that does not fit
+    above it gets 452 too (552 above the absolute limit, as before), and
+    mail flows again once there is space or the reserve is lowered."""
+
+    def setUp(self):
+        self.inst = None
+        self.incoming = None
+
+    def tearDown(self):
+        if self.inst is None:
+            return
+        try:
+            self.inst.stop()
+        finally:
+            if self.incoming is not None:
+                subprocess.run(["umount", "-l", self.incoming], timeout=30)
+            self.inst.cleanup()
+
+    def mount_tmpfs(self, options, config):
+        """An instance whose spool/incoming is a tmpfs with these options."""
+        if os.geteuid() != 0:
+            self.skipTest("mounting a small tmpfs needs root")
+        self.inst = without_qmgr(Instance(extra_config=config))
+        incoming = os.path.join(self.inst.dir, "spool", "incoming")
+        os.makedirs(incoming)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", incoming],
+                           capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            self.skipTest("cannot mount a tmpfs here: " + p.stderr.strip())
+        self.incoming = incoming
+        self.inst.start()
+
+    def session(self):
+        r = Raw(self.inst.base + 25)
+        self.addCleanup(r.close)
+        self.assertEqual(r.reply()[0], 220)
+        self.assertEqual(r.cmd("EHLO client.example")[0], 250)
+        return r
+
+    def mail(self, r, params=""):
+        code, text = r.cmd("MAIL FROM:<sender@outside.example>" + params)
+        if code == 250:
+            self.assertEqual(r.cmd("RSET")[0], 250)
+        return code, text
+
+    def new_files(self):
+        return os.listdir(os.path.join(self.inst.dir, "spool", "incoming", "new"))
+
+    def send_one(self, r):
+        self.assertEqual(r.cmd("MAIL FROM:<sender@outside.example> SIZE=100")[0], 250)
+        self.assertEqual(r.cmd("RCPT TO:<%s>" % USER)[0], 250)
+        self.assertEqual(r.cmd("DATA")[0], 354)
+        r.send(b"Subject: fits\r\n\r\nhello\r\n.\r\n")
+        return r.reply()
+
+    def test_reserve_above_free_space_then_reload(self):
+        # 1024g is more than this machine's spool has free.
+        self.inst = without_qmgr(Instance(extra_config="queue_minfree = 1024g\n"))
+        self.inst.start()
+        r = self.session()
+        code, text = r.cmd("MAIL FROM:<sender@outside.example>")
+        self.assertEqual((code, text), (452, "4.3.1 Insufficient system storage"))
+        # No transaction: RCPT and DATA are refused, nothing is written.
+        self.assertEqual(r.cmd("RCPT TO:<%s>" % USER)[0], 503)
+        self.assertEqual(r.cmd("DATA")[0], 503)
+        # The refusal does not count toward smtpd_max_errors (10).
+        for _ in range(12):
+            self.assertEqual(self.mail(r)[0], 452)
+        self.assertEqual(self.new_files(), [])
+        log = self.inst.read_log()
+        self.assertIn("event=spool_full", log)
+        self.assertEqual(log.count("event=spool_full"), 1, "rate-limited")
+        # The reserve lowered and reloaded: mail is accepted again.
+        with open(self.inst.conf) as f:
+            text = f.read()
+        with open(self.inst.conf, "w") as f:
+            f.write(text.replace("queue_minfree = 1024g", "queue_minfree = 1m"))
+        self.inst.postern("reload")
+        def new_process_accepts():
+            c = self.session()
+            if self.mail(c)[0] == 250:
+                return c
+            c.close()
+            return None
+        r2 = wait_until(new_process_accepts, timeout=10,
+                        what="MAIL accepted after the reload")
+        code, text = self.send_one(r2)
+        self.assertEqual(code, 250, text)
+        self.assertEqual(len(self.new_files()), 1)
+
+    def test_declared_size_against_free_space(self):
+        self.mount_tmpfs("size=4m", "queue_minfree = 1m\n")
+        r = self.session()
+        self.assertEqual(self.mail(r)[0], 250)
+        self.assertEqual(self.mail(r, " SIZE=100000")[0], 250)
+        # 3.5 MB + the 1 MB reserve do not fit in 4 MB.
+        self.assertEqual(self.mail(r, " SIZE=3500000"),
+                         (452, "4.3.1 Insufficient system storage"))
+        # Above smtpd_max_message_size (25m): 552 as before.
+        code, text = self.mail(r, " SIZE=30000000")
+        self.assertEqual(code, 552, text)
+        self.assertTrue(text.startswith("5.3.4"), text)
+        code, text = self.send_one(r)
+        self.assertEqual(code, 250, text)
+
+    def test_free_space_comes_back(self):
+        self.mount_tmpfs("size=4m", "queue_minfree = 1m\n")
+        r = self.session()
+        self.assertEqual(self.mail(r)[0], 250)
+        # Leave less than the reserve free.
+        filler = os.path.join(self.incoming, "filler")
+        free = os.statvfs(self.incoming).f_bavail * os.statvfs(self.incoming).f_frsize
+        with open(filler, "wb") as f:
+            f.write(b"x" * (free - (512 << 10)))
+        # The free space is read at most once a second.
+        wait_until(lambda: self.mail(r)[0] == 452, timeout=5,
+                           what="MAIL refused on a full spool")
+        code, text = r.cmd("MAIL FROM:<sender@outside.example>")
+        self.assertEqual((code, text), (452, "4.3.1 Insufficient system storage"))
+        self.assertEqual(self.new_files(), [])
+        os.unlink(filler)
+        wait_until(lambda: self.mail(r)[0] == 250, timeout=5,
+                           what="MAIL accepted once space is back")
+        code, text = self.send_one(r)
+        self.assertEqual(code, 250, text)
+
+    def test_too_few_inodes(self):
+        # Fewer than 1000 free inodes: refused, whatever the bytes.
+        self.mount_tmpfs("size=64m,nr_inodes=600", "queue_minfree = 1m\n")
+        r = self.session()
+        self.assertEqual(r.cmd("MAIL FROM:<sender@outside.example>"),
+                         (452, "4.3.1 Insufficient system storage"))
+        self.assertIn('reason="too few free inodes"', self.inst.read_log())
+        subprocess.run(["mount", "-o", "remount,nr_inodes=5000", self.incoming],
+                       check=True, timeout=30)
+        wait_until(lambda: self.mail(r)[0] == 250, timeout=5,
+                           what="MAIL accepted with inodes to spare")
 
 
 class Shutdown(unittest.TestCase):

@@ -1,6 +1,6 @@
 /*
  * Unit tests for lib/log.c: levels, the line format, newline injection,
- * the sanitizer, and err_fmt.
+ * the sanitizer, err_fmt, and the rate limiter.
  */
 #include "autoconf.h"
 
@@ -252,6 +252,131 @@ START_TEST(test_panic_aborts)
 }
 END_TEST
 
+/* Identical lines (same format, same reason) within the interval are
+ * counted, and the next one written says how many were left out. */
+START_TEST(test_limited_repeats)
+{
+	struct log_limit ll = { 0 };
+
+	ck_assert_int_eq(log_limited_at(&ll, 1000, LOG_LEVEL_ERROR, "No space left on device",
+	    "event=pickup_failed id=%s error=\"%s\"", "A1", "No space left on device"), 1);
+	ck_assert_str_eq(last, "event=pickup_failed id=A1 error=\"No space left on device\"");
+	for (int i = 0; i < 687; i++)
+		ck_assert_int_eq(log_limited_at(&ll, 1000 + (uint64_t)i * 10, LOG_LEVEL_ERROR,
+		    "No space left on device", "event=pickup_failed id=%s error=\"%s\"",
+		    "A2", "No space left on device"), 0);
+	ck_assert_int_eq(lines, 1);
+	/* LOG_LIMIT_MS after the first line: written, with the count. */
+	ck_assert_int_eq(log_limited_at(&ll, 1000 + LOG_LIMIT_MS, LOG_LEVEL_ERROR,
+	    "No space left on device", "event=pickup_failed id=%s error=\"%s\"", "A3",
+	    "No space left on device"), 1);
+	ck_assert_str_eq(last, "event=pickup_failed id=A3 error=\"No space left on device\" "
+	    "suppressed=687");
+	ck_assert_int_eq(last_level, LOG_LEVEL_ERROR);
+	/* The count starts again from that line. */
+	ck_assert_int_eq(log_limited_at(&ll, 1001 + LOG_LIMIT_MS, LOG_LEVEL_ERROR,
+	    "No space left on device", "event=pickup_failed id=%s error=\"%s\"", "A4",
+	    "No space left on device"), 0);
+	ck_assert_int_eq(log_limited_at(&ll, 1000 + 2 * LOG_LIMIT_MS, LOG_LEVEL_ERROR,
+	    "No space left on device", "event=pickup_failed id=%s error=\"%s\"", "A5",
+	    "No space left on device"), 1);
+	ck_assert_str_eq(last, "event=pickup_failed id=A5 error=\"No space left on device\" "
+	    "suppressed=1");
+	/* Quiet for an interval: the next one has nothing to report. */
+	ck_assert_int_eq(log_limited_at(&ll, 1000 + 4 * LOG_LIMIT_MS, LOG_LEVEL_ERROR,
+	    "No space left on device", "event=pickup_failed id=%s error=\"%s\"", "A6",
+	    "No space left on device"), 1);
+	ck_assert_str_eq(last, "event=pickup_failed id=A6 error=\"No space left on device\"");
+	ck_assert_int_eq(lines, 4);
+}
+END_TEST
+
+/* Another reason or another format is another kind of line. */
+START_TEST(test_limited_kinds)
+{
+	struct log_limit ll = { .interval_ms = 500 };
+
+	ck_assert_int_eq(log_limited_at(&ll, 0, LOG_LEVEL_ERROR, "ENOSPC", "event=a"), 1);
+	ck_assert_int_eq(log_limited_at(&ll, 1, LOG_LEVEL_ERROR, "EIO", "event=a"), 1);
+	ck_assert_int_eq(log_limited_at(&ll, 2, LOG_LEVEL_ERROR, "ENOSPC", "event=b"), 1);
+	ck_assert_int_eq(log_limited_at(&ll, 3, LOG_LEVEL_ERROR, NULL, "event=b"), 1);
+	ck_assert_int_eq(log_limited_at(&ll, 4, LOG_LEVEL_ERROR, "", "event=b"), 0);
+	/* The hash separates the two strings: "event=a"+"b" is not "event=ab"+"". */
+	ck_assert_int_eq(log_limited_at(&ll, 5, LOG_LEVEL_ERROR, "", "event=ab"), 1);
+	ck_assert_int_eq(log_limited_at(&ll, 6, LOG_LEVEL_ERROR, "b", "event=a"), 1);
+	ck_assert_int_eq(lines, 6);
+	/* The interval given is used: 499 ms later is still within it. */
+	ck_assert_int_eq(log_limited_at(&ll, 499, LOG_LEVEL_ERROR, "ENOSPC", "event=a"), 0);
+	ck_assert_int_eq(log_limited_at(&ll, 500, LOG_LEVEL_ERROR, "ENOSPC", "event=a"), 1);
+	ck_assert_str_eq(last, "event=a suppressed=1");
+}
+END_TEST
+
+/* A level that is off is neither written nor counted. */
+START_TEST(test_limited_level_off)
+{
+	struct log_limit ll = { 0 };
+
+	ck_assert_int_eq(log_limited_at(&ll, 0, LOG_LEVEL_DEBUG, "x", "event=d"), 0);
+	ck_assert_int_eq(lines, 0);
+	log_init("test", LOG_TARGET_STDERR, LOG_LEVEL_DEBUG);
+	ck_assert_int_eq(log_limited_at(&ll, 1, LOG_LEVEL_DEBUG, "x", "event=d"), 1);
+	ck_assert_str_eq(last, "event=d");
+}
+END_TEST
+
+/* More kinds than slots: the least recently written kind gives way, and
+ * the others keep being limited. */
+START_TEST(test_limited_slots)
+{
+	struct log_limit ll = { 0 };
+	char reason[16];
+
+	for (int i = 0; i <= LOG_LIMIT_SLOTS; i++) {
+		snprintf(reason, sizeof(reason), "r%d", i);
+		ck_assert_int_eq(log_limited_at(&ll, (uint64_t)i, LOG_LEVEL_WARN, reason,
+		    "event=e error=%s", reason), 1);
+	}
+	ck_assert_int_eq(lines, LOG_LIMIT_SLOTS + 1);
+	/* r0 was the oldest: its slot went to the last kind. */
+	ck_assert_int_eq(log_limited_at(&ll, 100, LOG_LEVEL_WARN, "r0", "event=e error=%s",
+	    "r0"), 1);
+	for (int i = 2; i <= LOG_LIMIT_SLOTS; i++) {
+		snprintf(reason, sizeof(reason), "r%d", i);
+		ck_assert_int_eq(log_limited_at(&ll, 101, LOG_LEVEL_WARN, reason,
+		    "event=e error=%s", reason), 0);
+	}
+}
+END_TEST
+
+/* A line as long as a line can be still ends with its count. */
+START_TEST(test_limited_long_line)
+{
+	struct log_limit ll = { 0 };
+	static char big[5000];
+
+	memset(big, 'x', sizeof(big) - 1);
+	ck_assert_int_eq(log_limited_at(&ll, 0, LOG_LEVEL_ERROR, "r", "event=long %s", big), 1);
+	ck_assert_int_eq(log_limited_at(&ll, 1, LOG_LEVEL_ERROR, "r", "event=long %s", big), 0);
+	ck_assert_int_eq(log_limited_at(&ll, LOG_LIMIT_MS, LOG_LEVEL_ERROR, "r",
+	    "event=long %s", big), 1);
+	ck_assert_ptr_nonnull(strstr(last, "xxx suppressed=1"));
+	ck_assert_uint_le(strlen(last), 2047);
+}
+END_TEST
+
+/* log_limited() reads the monotonic clock: two calls at once are within
+ * the interval. */
+START_TEST(test_limited_clock)
+{
+	struct log_limit ll = { 0 };
+
+	ck_assert_int_eq(log_limited(&ll, LOG_LEVEL_ERROR, "r", "event=now"), 1);
+	ck_assert_int_eq(log_limited(&ll, LOG_LEVEL_ERROR, "r", "event=now"), 0);
+	ck_assert_int_eq(lines, 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -267,6 +392,12 @@ main(void)
 	tcase_add_loop_test(tc, test_safe, 0, sizeof(safe_cases) / sizeof(safe_cases[0]));
 	tcase_add_test(tc, test_safe_cap_and_slots);
 	tcase_add_test(tc, test_err_fmt);
+	tcase_add_test(tc, test_limited_repeats);
+	tcase_add_test(tc, test_limited_kinds);
+	tcase_add_test(tc, test_limited_level_off);
+	tcase_add_test(tc, test_limited_slots);
+	tcase_add_test(tc, test_limited_long_line);
+	tcase_add_test(tc, test_limited_clock);
 	tcase_add_exit_test(tc, test_fatal_exits_1, 1);
 	tcase_add_test_raise_signal(tc, test_panic_aborts, SIGABRT);
 	suite_add_tcase(s, tc);

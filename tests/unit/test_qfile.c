@@ -814,6 +814,43 @@ START_TEST(test_no_replace)
 }
 END_TEST
 
+/* queue_minfree: the reserve in effect, and what fits above it. */
+#define MB (1024ULL * 1024)
+static const struct {
+	uint64_t minfree, max_size;	/* the settings */
+	uint64_t bytes, inodes, size;	/* free, and the message */
+	uint64_t want_reserve;
+	int want_room;
+	const char *want_why;
+} room_cases[] = {
+	{ 0, 25 * MB, 200 * MB, 5000, 0, 100 * MB, 1, NULL },	/* floor: 100m */
+	{ 0, 200 * MB, 200 * MB, 5000, 0, 300 * MB, 0,
+	    "free space below queue_minfree" },		/* 1.5 x the limit */
+	{ 0, UINT64_MAX, UINT64_MAX, UINT64_MAX, 0, UINT64_MAX, 1, NULL },	/* no overflow */
+	{ 1 * MB, 25 * MB, 1 * MB, 5000, 0, 1 * MB, 1, NULL },	/* given: as is */
+	{ 1 * MB, 25 * MB, 1 * MB - 1, 5000, 0, 1 * MB, 0,
+	    "free space below queue_minfree" },
+	{ 1 * MB, 25 * MB, 4 * MB, 5000, 3 * MB, 1 * MB, 1, NULL },	/* just fits */
+	{ 1 * MB, 25 * MB, 4 * MB, 5000, 3 * MB + 1, 1 * MB, 0,
+	    "declared size does not fit above queue_minfree" },
+	{ 1 * MB, 25 * MB, 4 * MB, 999, 0, 1 * MB, 0, "too few free inodes" },
+	{ 1 * MB, 25 * MB, 4 * MB, 1000, 0, 1 * MB, 1, NULL },
+	{ 1 * MB, 25 * MB, 4 * MB, UINT64_MAX, 0, 1 * MB, 1, NULL },	/* no limit */
+};
+
+START_TEST(test_room)
+{
+	const char *why = NULL;
+	uint64_t reserve = qfile_reserve(room_cases[_i].minfree, room_cases[_i].max_size);
+
+	ck_assert_uint_eq(reserve, room_cases[_i].want_reserve);
+	ck_assert_int_eq(qfile_room(room_cases[_i].bytes, room_cases[_i].inodes, reserve,
+	    room_cases[_i].size, &why), room_cases[_i].want_room);
+	if (room_cases[_i].want_why != NULL)
+		ck_assert_str_eq(why, room_cases[_i].want_why);
+}
+END_TEST
+
 static Suite *
 qfile_suite(void)
 {
@@ -841,6 +878,8 @@ qfile_suite(void)
 	tcase_add_test(tc, test_reader_limits);
 	tcase_add_test(tc, test_fallback);
 	tcase_add_test(tc, test_no_replace);
+	tcase_add_loop_test(tc, test_room, 0,
+	    (int)(sizeof(room_cases) / sizeof(room_cases[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }
