@@ -370,6 +370,11 @@ def auth_lines(log, client):
             " client=%s " % client in line]
 
 
+# Wall times are only lower bounds, with this much slack: the service's
+# timers run on its loop's clock, read once per batch of events.
+SLACK = 0.06
+
+
 class Delays(AuthTest):
     """auth_fail_delay 200 ms on every failure; a penalty of 300 ms doubling
     per recent failure of the client address, capped at 1 s, on every
@@ -401,12 +406,12 @@ class Delays(AuthTest):
         for i, (line, (penalty, delay), t) in enumerate(zip(lines, want, times)):
             self.assertIn("failures=%d " % (i + 1), line)
             self.assertIn("penalty_ms=%d delay_ms=%d" % (penalty, delay), line)
-            self.assertGreaterEqual(t, delay / 1000.0 - 0.01, line)
+            self.assertGreaterEqual(t, delay / 1000.0 - SLACK, line)
         # The right password from there waits the penalty as well, so a
         # guesser that hangs up when no quick answer comes learns nothing.
         ans, t = c.auth("alice@example.test", "right", client=atk)
         self.assertEqual(ans[0], "OK")
-        self.assertGreaterEqual(t, 0.99)
+        self.assertGreaterEqual(t, 0.99 - SLACK)
         self.assertIn("delay_ms=1000", self.wait_lines(atk, 7)[6])
         # That forgave the three guesses at alice; the three against bob
         # and nobody still count: bob's right password waits 300 ms *
@@ -421,7 +426,7 @@ class Delays(AuthTest):
         c.close()
         c2 = self.connect()
         _, t = c2.auth("alice@example.test", "guess", client=atk)
-        self.assertGreaterEqual(t, 0.49)
+        self.assertGreaterEqual(t, 0.49 - SLACK)
         self.assertIn("penalty_ms=300 delay_ms=500", self.wait_lines(atk, 10)[9])
 
     def test_no_lockout_from_elsewhere(self):
@@ -446,7 +451,7 @@ class Delays(AuthTest):
         # Her next try waits her own typo's penalty, and then clears it.
         ans, t = home.auth("alice@example.test", "right", client="198.51.100.7")
         self.assertEqual(ans[0], "OK")
-        self.assertGreaterEqual(t, 0.29)
+        self.assertGreaterEqual(t, 0.29 - SLACK)
         self.assertIn("delay_ms=300", self.wait_lines("198.51.100.7", 3)[2])
         ans, t = home.auth("alice@example.test", "right", client="198.51.100.7")
         self.assertIn("delay_ms=0", self.wait_lines("198.51.100.7", 4)[3])
@@ -458,16 +463,16 @@ class Delays(AuthTest):
                       self.wait_lines("203.0.113.66", 8)[7])
         ans, t = atk.auth("alice@example.test", "right", client="203.0.113.66")
         self.assertEqual(ans[0], "OK")
-        self.assertGreaterEqual(t, 0.99)
+        self.assertGreaterEqual(t, 0.99 - SLACK)
 
     def test_ipv6_prefix_shares_a_count(self):
         c = self.connect()
         _, t1 = c.auth("bob@example.test", "wrong", client="2001:db8:1:2::1")
-        self.assertGreaterEqual(t1, 0.2)
+        self.assertGreaterEqual(t1, 0.2 - SLACK)
         # Another address in the same /64, another user: held.
         ans, t2 = c.auth("alice@example.test", "right", client="2001:db8:1:2::99")
         self.assertEqual(ans[0], "OK")
-        self.assertGreaterEqual(t2, 0.29)
+        self.assertGreaterEqual(t2, 0.29 - SLACK)
         self.assertIn("delay_ms=300", self.wait_lines("2001:db8:1:2::99", 1)[0])
         # Another /64 starts afresh.
         ans, t3 = c.auth("alice@example.test", "right", client="2001:db8:1:3::1")

@@ -339,7 +339,7 @@ class PickupDiskFull(unittest.TestCase):
         self.image = os.path.join(self.inst.dir, "spool.img")
         self.mounted = False
         self.addCleanup(self.inst.cleanup)
-        os.makedirs(self.spool, exist_ok=True)
+        self.inst.makedirs(self.spool)
         with open(self.image, "wb") as f:
             f.truncate(3 << 20)
         for cmd in (["mkfs.ext4", "-q", "-F", "-b", "1024", "-m", "0", "-N", "2048",
@@ -350,6 +350,7 @@ class PickupDiskFull(unittest.TestCase):
                 self.skipTest("cannot make a small ext4 here: " + p.stderr.strip())
         self.mounted = True
         self.addCleanup(self.umount)
+        self.inst.own(self.spool)           # the new file system's root
         self.set_qmgr(False)
         self.inst.start()
         self.addCleanup(self.inst.stop)

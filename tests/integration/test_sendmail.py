@@ -287,11 +287,12 @@ class SendmailNoQmgrTest(unittest.TestCase):
         self.addCleanup(inst.cleanup)
         new = os.path.join(inst.dir, "spool", "maildrop", "new")
         for d in (new, os.path.join(inst.dir, "spool", "maildrop", "tmp")):
-            os.makedirs(d, mode=0o700)
+            inst.makedirs(d)
         run = os.path.join(inst.dir, "run")
-        os.makedirs(run, exist_ok=True)
+        inst.makedirs(run)
         stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         stale.bind(os.path.join(run, "qmgr"))
+        os.chmod(os.path.join(run, "qmgr"), 0o666)
         stale.close()          # bound, never listening: ECONNREFUSED
         start = time.monotonic()
         p = subprocess.run([SENDMAIL, "-C", inst.conf, "-i", "demo@example.test"],

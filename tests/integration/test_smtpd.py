@@ -1252,7 +1252,8 @@ class SpoolReserve(unittest.TestCase):
             self.skipTest("mounting a small tmpfs needs root")
         self.inst = without_qmgr(Instance(extra_config=config))
         incoming = os.path.join(self.inst.dir, "spool", "incoming")
-        os.makedirs(incoming)
+        self.inst.makedirs(incoming)
+        options += ",uid=%d,gid=%d,mode=0700" % self.inst.owner()
         p = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", incoming],
                            capture_output=True, text=True, timeout=30)
         if p.returncode != 0:
