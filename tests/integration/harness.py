@@ -271,6 +271,14 @@ class Instance:
     def stop(self):
         return self.postern("stop")
 
+    def close(self):
+        """Stop the instance, then clean up even if the stop failed (a
+        test class's tearDownClass)."""
+        try:
+            self.stop()
+        finally:
+            self.cleanup()
+
     def cleanup(self):
         """Kill anything of ours still alive, then remove the directory."""
         master = self.master_pid()

@@ -259,10 +259,7 @@ class Pop3d(Base):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.inst.stop()
-        finally:
-            cls.inst.cleanup()
+        cls.inst.close()
 
     # --- logins and TLS ----------------------------------------------------
 
@@ -1082,10 +1079,7 @@ class Strict(Base):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.inst.stop()
-        finally:
-            cls.inst.cleanup()
+        cls.inst.close()
 
     def test_plaintext_login_refused(self):
         p = self.pop()
@@ -1138,10 +1132,7 @@ class ErrorLimit(Base):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.inst.stop()
-        finally:
-            cls.inst.cleanup()
+        cls.inst.close()
 
     def test_errors_between_good_commands_do_not_close(self):
         self.place("errs", "%d.Me.host" % int(time.time()), b"Subject: e\n\ne\n")
@@ -1245,10 +1236,7 @@ class Jobs(Base):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.inst.stop()
-        finally:
-            cls.inst.cleanup()
+        cls.inst.close()
 
     def fill_big(self, user, sub="new", flags=""):
         """BIG files straight into new/ (or cur/), no ",W=" in the names."""

@@ -127,10 +127,7 @@ class Qmgr(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.inst.stop()
-        finally:
-            cls.inst.cleanup()
+        cls.inst.close()
 
     def ctl(self):
         c = Ctl(os.path.join(self.inst.dir, "run", "qmgr.ctl"))

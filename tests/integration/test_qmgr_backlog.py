@@ -108,10 +108,7 @@ def measure(n, say=None):
             "sanitized": sanitized,
         }
     finally:
-        try:
-            inst.stop()
-        finally:
-            inst.cleanup()
+        inst.close()
 
 
 class QmgrBacklog(unittest.TestCase):

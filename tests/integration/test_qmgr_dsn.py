@@ -72,10 +72,7 @@ class QmgrReports(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.inst.stop()
-        finally:
-            cls.inst.cleanup()
+        cls.inst.close()
 
     def files(self):
         if not os.path.isdir(self.maildir):

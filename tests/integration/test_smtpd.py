@@ -159,10 +159,7 @@ class Smtpd(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.inst.stop()
-        finally:
-            cls.inst.cleanup()
+        cls.inst.close()
 
     def setUp(self):
         self.raws = []
@@ -1093,10 +1090,7 @@ class BareLfTrusted(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.inst.stop()
-        finally:
-            cls.inst.cleanup()
+        cls.inst.close()
 
     def delivered(self):
         """{file name: content} of the demo user's new mail."""
@@ -1195,10 +1189,7 @@ class BareLfSwapped(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.inst.stop()
-        finally:
-            cls.inst.cleanup()
+        cls.inst.close()
 
     def test_stranger_normalized(self):
         with smtplib.SMTP("127.0.0.1", self.inst.base + 25, timeout=IO_TIMEOUT) as c:
