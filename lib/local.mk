@@ -20,7 +20,6 @@ lib_libpostern_a_SOURCES = \
 	lib/passwd.c lib/passwd.h lib/agentproto.h lib/qmgrproto.c lib/qmgrproto.h \
 	lib/smtp.c lib/smtp.h \
 	lib/qfile.c lib/qfile.h \
-	lib/policy.c lib/policy.h \
 	lib/connlimit.c lib/connlimit.h \
 	lib/worker.c lib/worker.h \
 	lib/sandbox.c lib/sandbox.h \
