@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "agentproto.h"
+#include "fsutil.h"
 #include "log.h"
 #include "maildir.h"
 #include "mstore.h"
@@ -50,6 +51,7 @@ struct mdir {
 	int fd, tmp, new;
 	dev_t new_dev;		/* new/'s identity */
 	ino_t new_ino;
+	struct fs_caps caps;	/* of new/'s file system */
 	unsigned refs;		/* the cache's and each pending delivery's */
 	uint32_t hash;
 	struct mdir *hnext;	/* hash chain */
@@ -530,30 +532,14 @@ write_message(struct mdir *d, const char *base, const struct buf *prefix,
 }
 
 /* Move p's file from tmp/ into new/ under its final name, never replacing
- * a file.  0, or -1 with errno. */
+ * a file (lib/fsutil: RENAME_NOREPLACE, or check + rename where the file
+ * system refuses it -- the name is unique).  0, or -1 with errno. */
 static int
 move_into_new(struct maildir_pending *p)
 {
-	int tmp = p->dir->tmp, new = p->dir->new;
-
-	if (renameat2(tmp, p->tmpname, new, p->name, RENAME_NOREPLACE) == 0) {
-		p->in_tmp = 0;
-		return 0;
-	}
-	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+	if (fs_rename_unique(&p->dir->caps, p->dir->tmp, p->tmpname, p->dir->new, p->name) < 0)
 		return -1;
-	/* No RENAME_NOREPLACE on this file system: link (never replaces). */
-	if (linkat(tmp, p->tmpname, new, p->name, 0) < 0) {
-		if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS)
-			return -1;
-		/* No hard links either: rename (the name is unique). */
-		if (renameat(tmp, p->tmpname, new, p->name) < 0)
-			return -1;
-		p->in_tmp = 0;
-		return 0;
-	}
-	if (unlinkat(tmp, p->tmpname, 0) == 0)
-		p->in_tmp = 0;
+	p->in_tmp = 0;
 	return 0;
 }
 
@@ -1026,6 +1012,10 @@ mdir_from_fd(int fd, struct mdir **d_r, const char **error_r)
 	d->new = m.new;
 	d->new_dev = sb.st_dev;
 	d->new_ino = sb.st_ino;
+	d->caps = fs_caps(m.new, "(a maildir's new/)");
+	/* Opened once per cache lifetime: a good moment to drop what a
+	 * killed delivery left in tmp/ long ago. */
+	(void)fs_sweep_old(m.tmp, FS_TMP_MAX_AGE, "(a maildir's tmp/)");
 	d->refs = 1;
 	*d_r = d;
 	return 0;

@@ -1,15 +1,21 @@
 /*
- * fsutil: directory set-up and durable, atomic file replacement.
+ * fsutil: directory set-up, durable, atomic file replacement, and the
+ * probe of each file system's fast paths.
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <sys/random.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -200,4 +206,152 @@ fs_space(const char *path, uint64_t *bytes_r, uint64_t *inodes_r, const char **e
 	    UINT64_MAX : (uint64_t)sv.f_bavail * unit;
 	*inodes_r = sv.f_files == 0 ? UINT64_MAX : (uint64_t)sv.f_favail;
 	return 0;
+}
+
+/* --- file-system capabilities ------------------------------------------ */
+
+#define CAPS_MAX 32		/* file systems remembered per process */
+
+static struct {
+	dev_t dev;
+	struct fs_caps caps;
+} caps_tab[CAPS_MAX];
+static size_t caps_n;
+static pthread_mutex_t caps_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Whether errno says "this file system does not offer that". */
+static int
+unsupported(int e)
+{
+	return e == EINVAL || e == EOPNOTSUPP || e == ENOSYS || e == EISDIR;
+}
+
+/* Probe dirfd's file system with throw-away files (dot names, which no
+ * scan takes).  What cannot be tried (no write access) counts as absent. */
+static struct fs_caps
+caps_probe(int dirfd, const char *label)
+{
+	struct fs_caps c = { 0, 0 };
+	struct stat st;
+	char a[64], b[64];
+	unsigned int r = 0;
+	int fd, e = 0;
+
+	fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		int proc;
+
+		/* Naming it takes linkat() through /proc/self/fd. */
+		(void)close(fd);
+		proc = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		c.tmpfile = proc >= 0;
+		if (proc >= 0)
+			(void)close(proc);
+	}
+	(void)getrandom(&r, sizeof(r), GRND_NONBLOCK);
+	snprintf(a, sizeof(a), ".fsprobe.%ld.%08x.a", (long)getpid(), r);
+	snprintf(b, sizeof(b), ".fsprobe.%ld.%08x.b", (long)getpid(), r);
+	fd = openat(dirfd, a, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		(void)close(fd);
+		if (renameat2(dirfd, a, dirfd, b, RENAME_NOREPLACE) == 0) {
+			c.noreplace = 1;
+			(void)unlinkat(dirfd, b, 0);
+		} else {
+			e = errno;
+			(void)unlinkat(dirfd, a, 0);
+		}
+	} else
+		e = errno;
+	if (fstat(dirfd, &st) < 0)
+		st.st_dev = 0;
+	log_info("event=fs_probe dir=%s dev=%u:%u tmpfile=%s noreplace=%s%s%s%s",
+	    log_safe(label), major(st.st_dev), minor(st.st_dev),
+	    c.tmpfile ? "yes" : "no", c.noreplace ? "yes" : "no",
+	    e != 0 && !unsupported(e) ? " error=\"" : "",
+	    e != 0 && !unsupported(e) ? strerror(e) : "",
+	    e != 0 && !unsupported(e) ? "\"" : "");
+	return c;
+}
+
+struct fs_caps
+fs_caps(int dirfd, const char *label)
+{
+	struct fs_caps c = { 0, 0 };
+	struct stat st;
+	size_t i;
+
+	if (fstat(dirfd, &st) < 0)
+		return c;
+	pthread_mutex_lock(&caps_lock);
+	for (i = 0; i < caps_n; i++)
+		if (caps_tab[i].dev == st.st_dev) {
+			c = caps_tab[i].caps;
+			pthread_mutex_unlock(&caps_lock);
+			return c;
+		}
+	c = caps_probe(dirfd, label);
+	if (caps_n < CAPS_MAX) {
+		caps_tab[caps_n].dev = st.st_dev;
+		caps_tab[caps_n].caps = c;
+		caps_n++;
+	}
+	pthread_mutex_unlock(&caps_lock);
+	return c;
+}
+
+int
+fs_rename_unique(const struct fs_caps *c, int olddirfd, const char *oldname,
+    int newdirfd, const char *newname)
+{
+	struct stat st;
+
+	if (c->noreplace) {
+		if (renameat2(olddirfd, oldname, newdirfd, newname,
+		    RENAME_NOREPLACE) == 0)
+			return 0;
+		if (!unsupported(errno))
+			return -1;
+		/* Probed yes, refused now (a different mount over the same
+		 * device number?): the fallback below, for this call. */
+	}
+	if (fstatat(newdirfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	return renameat(olddirfd, oldname, newdirfd, newname);
+}
+
+unsigned long
+fs_sweep_old(int dirfd, time_t max_age, const char *label)
+{
+	time_t now = time(NULL);
+	unsigned long n = 0;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int fd;
+
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return 0;
+	if ((d = fdopendir(fd)) == NULL) {
+		(void)close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    S_ISDIR(st.st_mode) || st.st_mtime + max_age > now)
+			continue;
+		if (unlinkat(fd, de->d_name, 0) == 0) {
+			n++;
+			log_info("event=tmp_swept dir=%s name=%s size=%lld age=%llds",
+			    log_safe(label), log_safe(de->d_name), (long long)st.st_size,
+			    (long long)(now - st.st_mtime));
+		}
+	}
+	(void)closedir(d);
+	return n;
 }

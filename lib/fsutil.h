@@ -1,6 +1,7 @@
 /*
  * fsutil: directories with the right owner and mode, durable file writes,
- * bounded file reads, free space.
+ * bounded file reads, free space, and what each file system under the
+ * spool and the mail store can do (probed once, used by every writer).
  */
 #ifndef POSTERN_FSUTIL_H
 #define POSTERN_FSUTIL_H
@@ -8,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "buf.h"
 
@@ -40,6 +42,43 @@ int fs_read_file(const char *path, size_t max, struct buf *out, const char **err
  */
 int fs_space(const char *path, uint64_t *bytes_r, uint64_t *inodes_r,
     const char **error_r) __attribute__((warn_unused_result));
+/*
+ * What the file system holding a directory offers postern's writers:
+ * O_TMPFILE (an anonymous file linked in once it is durable) and
+ * renameat2(RENAME_NOREPLACE).  Probed once per file system (st_dev) by
+ * fs_caps(), with throw-away dot files in that directory, and logged
+ * once (event=fs_probe); FUSE, many NFS and overlay set-ups and older
+ * kernels have neither.
+ */
+struct fs_caps {
+	int tmpfile;		/* O_TMPFILE + linkat works */
+	int noreplace;		/* RENAME_NOREPLACE works */
+};
+/* The capabilities of dirfd's file system (label names it in the log).
+ * Thread-safe; never fails (what cannot be probed counts as missing). */
+struct fs_caps fs_caps(int dirfd, const char *label);
+/*
+ * Move olddirfd/oldname to newdirfd/newname, never replacing a file.
+ * With RENAME_NOREPLACE where the file system has it (c, from fs_caps()); elsewhere: check
+ * that the new name is free, then rename(2).  That fallback is only for
+ * names that are unique by construction and written by one process
+ * (queue ids, Maildir unique names), so nothing can take the name between
+ * the check and the rename; it never links and unlinks, which would give
+ * the file two names for a moment -- and for as long as a FUSE or NFS
+ * client caches its link count.  0, or -1 with errno (EEXIST if the
+ * name is taken).
+ */
+int fs_rename_unique(const struct fs_caps *c, int olddirfd, const char *oldname,
+    int newdirfd, const char *newname) __attribute__((warn_unused_result));
+/*
+ * Remove the files in directory dirfd (a tmp/ of the spool or of a
+ * Maildir) not modified for max_age seconds: what a writer killed between
+ * creating and naming a message left (RFC-less Maildir convention: 36
+ * hours).  Dot names (the probe's) are skipped, as are subdirectories.
+ * Each removal is logged with label.  Returns how many were removed.
+ */
+unsigned long fs_sweep_old(int dirfd, time_t max_age, const char *label);
+#define FS_TMP_MAX_AGE (36 * 3600)
 /* path joined with name by one '/' (malloc'd). */
 char *fs_join(const char *dir, const char *name);
 

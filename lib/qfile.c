@@ -5,7 +5,9 @@
  * batch durable with group commit (start write-back of every file, fsync
  * each, link each into new/ under its queue id, fsync new/ once).
  * Filesystems without O_TMPFILE (or a process without /proc) get the
- * classic tmp/ID + fsync + rename into new/.  Reading: a strict parser
+ * classic tmp/ID + fsync + rename into new/ (lib/fsutil's
+ * fs_rename_unique: never two names for one file).  Which one is probed
+ * once per file system (fs_caps).  Reading: a strict parser
  * of the envelope through a bounded buffer, because qmgr trusts neither
  * smtpd nor local users.  The format is described in qfile.h and
  * docs/design.md ("Queue files").
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "log.h"
 #include "qfile.h"
 #include "smtp.h"
@@ -50,12 +53,11 @@ static const char *const rets[] = { "NONE", "FULL", "HDRS" };
 
 /* Tests only: always take the tmp/ path. */
 static int force_tmp;
-/* Whether /proc/self/fd works here (0 not yet known, 1 yes, -1 no). */
-static int proc_fd_ok;
 
 struct qfile_writer {
 	int fd;			/* the message file */
 	int newfd;		/* DIR/new: O_RDONLY, or O_PATH if unreadable */
+	struct fs_caps caps;	/* of new/'s file system */
 	int newfd_readable;	/* newfd can be fsync'd */
 	int tmpfd;		/* DIR/tmp on the fallback path, else -1 */
 	dev_t dev;		/* new/'s identity, to sync each directory once */
@@ -399,15 +401,6 @@ out:
 	return r;
 }
 
-/* Whether linkat() through /proc/self/fd can work in this process. */
-static int
-proc_fd_usable(void)
-{
-	if (proc_fd_ok == 0)
-		proc_fd_ok = access("/proc/self/fd", X_OK) == 0 ? 1 : -1;
-	return proc_fd_ok > 0;
-}
-
 int
 qfile_begin(const char *dir, struct envelope *env, struct qfile_writer **w_r,
     const char **error_r)
@@ -450,7 +443,8 @@ qfile_begin(const char *dir, struct envelope *env, struct qfile_writer **w_r,
 	mode = (st.st_mode & S_ISGID) ? 0640 : 0644;
 	qfile_new_id(env->id);
 	memcpy(w->id, env->id, sizeof(w->id));
-	if (!force_tmp && proc_fd_usable()) {
+	w->caps = fs_caps(w->newfd, dir);
+	if (!force_tmp && w->caps.tmpfile) {
 		w->fd = openat(w->newfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
 		if (w->fd < 0 && errno != EOPNOTSUPP && errno != EISDIR &&
 		    errno != EINVAL) {
@@ -531,18 +525,9 @@ writer_link(struct qfile_writer *w)
 			writer_fail(w, "link into new/", errno);
 			return -1;
 		}
-	} else if (renameat2(w->tmpfd, w->id, w->newfd, w->id,
-	    RENAME_NOREPLACE) < 0) {
-		if (errno != EINVAL) {
-			writer_fail(w, "rename into new/", errno);
-			return -1;
-		}
-		/* No RENAME_NOREPLACE here: link (never replaces), unlink. */
-		if (linkat(w->tmpfd, w->id, w->newfd, w->id, 0) < 0) {
-			writer_fail(w, "link into new/", errno);
-			return -1;
-		}
-		(void)unlinkat(w->tmpfd, w->id, 0);
+	} else if (fs_rename_unique(&w->caps, w->tmpfd, w->id, w->newfd, w->id) < 0) {
+		writer_fail(w, "rename into new/", errno);
+		return -1;
 	}
 	w->linked = 1;
 	return 0;

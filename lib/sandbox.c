@@ -87,11 +87,12 @@ static const char *const base_calls[] = {
 };
 
 /* smtpd: queue files in spool/incoming (lib/qfile: O_TMPFILE + linkat
- * through /proc/self/fd, or the tmp/ + renameat2 fallback), fsync'd by
+ * through /proc/self/fd, or the tmp/ + renameat2 fallback, or tmp/ +
+ * renameat where the file system refuses RENAME_NOREPLACE), fsync'd by
  * its worker thread in groups. */
 static const char *const smtpd_calls[] = {
 	"access", "fchmod", "fsync", "fdatasync", "sync_file_range",
-	"linkat", "renameat2", "unlinkat",
+	"linkat", "renameat", "renameat2", "unlinkat",
 	"statfs",		/* queue_minfree: the spool's free space */
 	NULL
 };

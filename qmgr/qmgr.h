@@ -170,7 +170,9 @@ struct qmgr {
 	struct agent local, relay;
 	struct dest **dests;		/* destination hash */
 	size_t dests_size, ndests;
-	struct ev_timer *tick, *scan_timer;
+	struct ev_timer *tick;
+	struct ev_timer *rescan;	/* a pickup file in transition: look again */
+	time_t tmp_swept;		/* last sweep of the pickup tmp/ dirs */
 	int scan_pending, dispatch_pending;
 	unsigned links;			/* notice and control links open */
 	uid_t self_uid;

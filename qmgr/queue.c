@@ -497,29 +497,97 @@ qmgr_msg_delete(struct qmgr *q, struct qmsg *m)
 		msg_remove(q, m);
 }
 
-/* Move a bad file from dirfd/name into spool/corrupt. */
+/* Append what a quarantined file looks like to out: its type, size,
+ * links and age, and its first bytes (escaped). */
+static void
+corrupt_evidence(int dirfd, const char *name, struct buf *out)
+{
+	unsigned char head[48];
+	struct buf text = BUF_INIT;
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (buf_printf(out, " stat_error=\"%s\"", strerror(errno)) < 0)
+			log_error("event=corrupt_evidence_lost");
+		return;
+	}
+	if (S_ISREG(st.st_mode) &&
+	    (fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+		n = read(fd, head, sizeof(head));
+		close(fd);
+	}
+	if (n >= 0)
+		buf_put_safe(&text, head, (size_t)n, sizeof(head));
+	if (buf_printf(out, " type=%s size=%lld links=%lu age=%llds%s%s%s",
+	    S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" :
+	    S_ISLNK(st.st_mode) ? "symlink" : "other", (long long)st.st_size,
+	    (unsigned long)st.st_nlink, (long long)(time(NULL) - st.st_ctime),
+	    n >= 0 ? " head=\"" : "", buf_cstr(&text), n >= 0 ? "\"" : "") < 0)
+		log_error("event=corrupt_evidence_lost");
+	buf_free(&text);
+}
+
+/* Move a bad file from dirfd/name into spool/corrupt, logging why and
+ * the evidence. */
 static void
 to_corrupt(struct qmgr *q, int dirfd, const char *name, const char *why)
 {
+	struct buf ev = BUF_INIT;
 	const char *error;
 	char *dst;
 
+	corrupt_evidence(dirfd, name, &ev);
 	/* Created on first use: master may not have made it. */
 	if (fs_ensure_dir(q->corrupt_dir, 0700, (uid_t)-1, (gid_t)-1, &error) < 0) {
-		log_error("event=corrupt name=%s reason=%s kept_in_place=1 error=\"%s\"",
-		    log_safe(name), log_safe(why), error);
+		log_error("event=corrupt name=%s reason=%s%s kept_in_place=1 "
+		    "error=\"%s\"", log_safe(name), log_safe(why), buf_cstr(&ev), error);
+		buf_free(&ev);
 		return;
 	}
 	dst = valid_id(name) ? xasprintf("%s/%s", q->corrupt_dir, name) :
 	    xasprintf("%s/bad.%lld.%d", q->corrupt_dir, (long long)time(NULL), rand());
 
 	if (renameat(dirfd, name, AT_FDCWD, dst) < 0)
-		log_error("event=corrupt_move_failed name=%s error=\"%s\"", log_safe(name),
-		    strerror(errno));
+		log_error("event=corrupt_move_failed name=%s reason=%s%s error=\"%s\"",
+		    log_safe(name), log_safe(why), buf_cstr(&ev), strerror(errno));
 	else
-		log_error("event=corrupt name=%s reason=%s moved_to=%s", log_safe(name),
-		    log_safe(why), dst);
+		log_error("event=corrupt name=%s reason=%s%s moved_to=%s",
+		    log_safe(name), log_safe(why), buf_cstr(&ev), dst);
+	buf_free(&ev);
 	free(dst);
+}
+
+/*
+ * Whether a pickup file with more than one link is still in transition
+ * rather than damaged: an older postern (or another writer) that moved it
+ * by link + unlink, or a FUSE or NFS client whose cached attributes still
+ * show the link count from before the unlink.  Such a file is looked at
+ * again shortly; only one that keeps its extra link for a long time is
+ * quarantined.
+ */
+#define PICKUP_LINK_GRACE 120	/* seconds */
+#define PICKUP_RESCAN_MS 200
+
+static int
+in_transition(const struct stat *st)
+{
+	time_t now = time(NULL);
+
+	return S_ISREG(st->st_mode) && st->st_nlink == 2 &&
+	    st->st_ctime + PICKUP_LINK_GRACE > now;
+}
+
+/* A later scan, soon, for files in transition. */
+static void
+rescan_due(struct ev_timer *t, void *arg)
+{
+	struct qmgr *q = arg;
+
+	(void)t;
+	ev_timer_del(&q->rescan);
+	qmgr_scan_soon(q);
 }
 
 /* Pick up one file from a pickup directory (maildrop: untrusted). */
@@ -548,18 +616,29 @@ pickup_one(struct qmgr *q, int dirfd, const char *name, int maildrop)
 			    "event=pickup_open_failed name=%s error=\"%s\"", name, why);
 		return;
 	}
+	if (fstat(fd, &st) == 0 && in_transition(&st)) {
+		close(fd);
+		(void)log_limited(&q->loglimit, LOG_LEVEL_INFO, "pickup_wait",
+		    "event=pickup_wait name=%s links=%lu", name,
+		    (unsigned long)st.st_nlink);
+		if (q->rescan == NULL)
+			q->rescan = ev_timer_add(q->loop, PICKUP_RESCAN_MS, 0,
+			    rescan_due, q);
+		return;
+	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		close(fd);
 		to_corrupt(q, dirfd, name, "not a plain file");
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	if (qfile_read_envelope(fd, &e, &body, &error) < 0 || strcmp(e.id, name) != 0 ||
-	    qmgr_find(q, name) != NULL) {
+	why = qfile_read_envelope(fd, &e, &body, &error) < 0 ? error :
+	    strcmp(e.id, name) != 0 ? "id does not match" :
+	    qmgr_find(q, name) != NULL ? "duplicate id" : NULL;
+	if (why != NULL) {
 		close(fd);
+		to_corrupt(q, dirfd, name, why);
 		envelope_free(&e);
-		to_corrupt(q, dirfd, name, strcmp(e.id, name) != 0 ? "id does not match" :
-		    qmgr_find(q, name) != NULL ? "duplicate id" : error);
 		return;
 	}
 	close(fd);
@@ -590,6 +669,32 @@ pickup_one(struct qmgr *q, int dirfd, const char *name, int maildrop)
 	qmgr_ready_add(q, m);
 }
 
+/* Now and then (at start, then hourly), remove what killed writers left
+ * in incoming/tmp and maildrop/tmp (never acknowledged: a message is
+ * acknowledged only once named in new/). */
+#define TMP_SWEEP_EVERY 3600
+
+static void
+sweep_tmp(struct qmgr *q)
+{
+	time_t now = time(NULL);
+
+	if (q->tmp_swept != 0 && q->tmp_swept + TMP_SWEEP_EVERY > now)
+		return;
+	q->tmp_swept = now;
+	for (int i = 0; i < 2; i++) {
+		char *tmp = xasprintf("%.*s/tmp", (int)(strrchr(q->pickup_dirs[i], '/') -
+		    q->pickup_dirs[i]), q->pickup_dirs[i]);
+		int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd >= 0) {
+			(void)fs_sweep_old(fd, FS_TMP_MAX_AGE, tmp);
+			(void)close(fd);
+		}
+		free(tmp);
+	}
+}
+
 /* Scan incoming/new and maildrop/new. */
 static void
 scan_pickup(void *arg)
@@ -597,6 +702,7 @@ scan_pickup(void *arg)
 	struct qmgr *q = arg;
 
 	q->scan_pending = 0;
+	sweep_tmp(q);
 	for (int i = 0; i < 2; i++) {
 		DIR *d = opendir(q->pickup_dirs[i]);
 		struct dirent *de;
@@ -744,6 +850,8 @@ qmgr_free(struct qmgr **qp)
 		return;
 	sched_free(q);
 	ev_defer_cancel(q->loop, scan_pickup, q);
+	if (q->rescan != NULL)
+		ev_timer_del(&q->rescan);
 	while (q->head != NULL)
 		msg_free(q, q->head);
 	if (q->domains != NULL)

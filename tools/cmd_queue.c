@@ -3,15 +3,20 @@
  * does; `postern queue delete|hold|release|requeue ID...|ALL` and
  * `postern flush` ask qmgr to act.  All of it goes through qmgr's control
  * socket (tools/qctl): nothing here touches the spool behind its back.
+ * The list ends with the number of files qmgr has quarantined in
+ * spool/corrupt, which it only counts (reading the directory).
  */
 #include "autoconf.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "config.h"
+#include "fsutil.h"
 #include "postern.h"
 #include "qctl.h"
 #include "qfile.h"
@@ -31,9 +36,10 @@ static const struct queue_action queue_actions[] = {
 	{ "requeue", QMGR_REQUEUE, "requeued" },
 };
 
-/* Load the config and connect to qmgr.  0, or -1 after printing why. */
+/* Load the config and connect to qmgr; *corrupt_r (unless NULL) gets
+ * spool_dir/corrupt.  0, or -1 after printing why. */
 static int
-queue_open(const char *config, const char *prog, struct qctl *q)
+queue_open(const char *config, const char *prog, struct qctl *q, char **corrupt_r)
 {
 	const struct cfg_section *g;
 	struct qctl_where w;
@@ -47,8 +53,35 @@ queue_open(const char *config, const char *prog, struct qctl *q)
 	w.pid_file = cfg_str(g, "pid_file");
 	w.root_mode = strcmp(cfg_str(g, "mode"), "root") == 0;
 	r = qctl_open(q, prog, &w);
+	if (r == 0 && corrupt_r != NULL)
+		*corrupt_r = fs_join(cfg_str(g, "spool_dir"), "corrupt");
 	config_free(&cfg);
 	return r;
+}
+
+/* Say how many files spool/corrupt holds, if any.  0, or -1 after
+ * printing why it could not be read. */
+static int
+print_quarantined(const char *dir, FILE *out)
+{
+	struct dirent *de;
+	unsigned long n = 0;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL) {
+		if (errno == ENOENT)
+			return 0;	/* nothing was ever quarantined */
+		fprintf(stderr, "postern queue: %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	if (n > 0)
+		fprintf(out, "-- %lu file%s quarantined in %s (qmgr logged each: "
+		    "event=corrupt)\n", n, n == 1 ? "" : "s", dir);
+	return 0;
 }
 
 /* Whether s can be a queue id (lib/qfile: letters and digits). */
@@ -98,7 +131,7 @@ queue_act(const char *config, const struct queue_action *a, int argc, char **arg
 		}
 	}
 	if (buf_printf(&prog, "postern queue %s", a->name) < 0 ||
-	    queue_open(config, buf_cstr(&prog), &q) < 0) {
+	    queue_open(config, buf_cstr(&prog), &q, NULL) < 0) {
 		buf_free(&prog);
 		return EXIT_FAIL;
 	}
@@ -129,10 +162,15 @@ cmd_queue(const char *config, int argc, char **argv)
 	int r;
 
 	if (argc == 1 || (argc == 2 && strcmp(argv[1], "list") == 0)) {
-		if (queue_open(config, "postern queue", &q) < 0)
+		char *corrupt = NULL;
+
+		if (queue_open(config, "postern queue", &q, &corrupt) < 0)
 			return EXIT_FAIL;
 		r = qctl_list(&q, stdout);
 		qctl_close(&q);
+		if (r == 0 && print_quarantined(corrupt, stdout) < 0)
+			r = -1;
+		free(corrupt);
 		return r < 0 ? EXIT_FAIL : EXIT_OK;
 	}
 	for (i = 0; i < sizeof(queue_actions) / sizeof(queue_actions[0]); i++) {
@@ -162,7 +200,7 @@ cmd_flush(const char *config, int argc, char **argv)
 		fprintf(stderr, "usage: postern flush\n");
 		return EXIT_USAGE;
 	}
-	if (queue_open(config, "postern flush", &q) < 0)
+	if (queue_open(config, "postern flush", &q, NULL) < 0)
 		return EXIT_FAIL;
 	r = qctl_request(&q, QMGR_FLUSH, NULL, &affected, &text);
 	qctl_close(&q);
