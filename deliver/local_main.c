@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "local.h"
 #include "log.h"
+#include "net.h"
 #include "priv.h"
 #include "xalloc.h"
 
@@ -59,12 +60,7 @@ post_drop(struct daemon *d, const char **error_r)
 	char host[256];
 	struct local_settings s;
 
-	if (hostname[0] == '\0') {
-		if (gethostname(host, sizeof(host)) < 0)
-			host[0] = '\0';
-		host[sizeof(host) - 1] = '\0';
-		hostname = host[0] != '\0' ? host : "localhost";
-	}
+	hostname = net_hostname(hostname, host, sizeof(host));
 	ld->auth_socket = xasprintf("%s/auth", cfg_str(d->global, "run_dir"));
 	s = (struct local_settings){
 		.mail_dir = cfg_str(d->global, "mail_dir"),

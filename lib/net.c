@@ -452,3 +452,35 @@ net_cidr_match(const struct net_cidr *c, const struct sockaddr *addr)
 	}
 	return 1;
 }
+
+/* Whether sa is a loopback address (v4, v6 or IPv4-mapped v4). */
+int
+net_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
+		    in6->sin6_addr.s6_addr[12] == 127;
+	}
+	return 0;
+}
+
+/* The configured host name, else the system's, else "localhost". */
+const char *
+net_hostname(const char *configured, char *buf, size_t len)
+{
+	if (configured != NULL && configured[0] != '\0')
+		return configured;
+	if (len < 2 || gethostname(buf, len - 1) < 0)
+		return "localhost";
+	buf[len - 1] = '\0';
+	return buf[0] != '\0' ? buf : "localhost";
+}

@@ -63,5 +63,12 @@ int net_cidr_match(const struct net_cidr *c, const struct sockaddr *addr);
 
 /* The text form of a socket address ("127.0.0.1", "::1"), into out. */
 void net_addr_text(const struct sockaddr *sa, char *out, size_t outlen);
+/* 1 if sa is a loopback address (127.0.0.0/8, ::1, or IPv4-mapped
+ * 127.0.0.0/8), else 0. */
+int net_is_loopback(const struct sockaddr *sa);
+/* The host name to use: configured when it is non-empty, else the
+ * system's (gethostname, into buf of len bytes), else "localhost".  The
+ * result is configured, buf or a constant; never NULL. */
+const char *net_hostname(const char *configured, char *buf, size_t len);
 
 #endif

@@ -67,27 +67,6 @@ session_tls_text(struct session *s)
 	return text;
 }
 
-/* Whether the peer is a loopback address (127.0.0.0/8, ::1, or an
- * IPv4-mapped loopback address). */
-static int
-is_loopback(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-
-		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-		const uint8_t *a = in6->sin6_addr.s6_addr;
-
-		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
-			return 1;
-		return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && a[12] == 127;
-	}
-	return 0;
-}
-
 void
 session_view(const struct session *s, struct pop3_view *v)
 {
@@ -567,7 +546,7 @@ pop3d_accept(struct pop3d *pd, const struct daemon_listener *l, int fd,
 	s->id = ++pd->next_id;
 	s->implicit_tls = strcmp(l->tag, "pop3s") == 0;
 	s->peer = *peer;
-	s->loopback = is_loopback(peer);
+	s->loopback = net_is_loopback((const struct sockaddr *)peer);
 	s->snd.fd = -1;
 	s->pstate = POP3_AUTHORIZATION;
 	net_addr_text((const struct sockaddr *)peer, s->addr, sizeof(s->addr));

@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "net.h"
 #include "qmgr.h"
 #include "qmgrproto.h"
 #include "xalloc.h"
@@ -56,12 +57,7 @@ post_drop(struct daemon *d, const char **error_r)
 	struct qmgr_settings s;
 
 	d->ctx = qd;
-	if (hostname[0] == '\0') {
-		if (gethostname(qd->host, sizeof(qd->host)) < 0)
-			qd->host[0] = '\0';
-		qd->host[sizeof(qd->host) - 1] = '\0';
-		hostname = qd->host[0] != '\0' ? qd->host : "localhost";
-	}
+	hostname = net_hostname(hostname, qd->host, sizeof(qd->host));
 	s = (struct qmgr_settings){
 		.spool_dir = cfg_str(d->global, "spool_dir"),
 		.run_dir = cfg_str(d->global, "run_dir"),

@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "fsutil.h"
 #include "log.h"
+#include "net.h"
 #include "policy.h"
 #include "commit.h"
 #include "smtpd.h"
@@ -29,15 +30,9 @@
 static char *
 resolve_hostname(const struct cfg_section *global)
 {
-	const char *h = cfg_str(global, "hostname");
 	char name[256];
 
-	if (h[0] != '\0')
-		return xstrdup(h);
-	if (gethostname(name, sizeof(name) - 1) < 0)
-		return xstrdup("localhost");
-	name[sizeof(name) - 1] = '\0';
-	return xstrdup(name);
+	return xstrdup(net_hostname(cfg_str(global, "hostname"), name, sizeof(name)));
 }
 
 /* Read the settings (the banner gets the host name in front when

@@ -751,12 +751,7 @@ postmaster_domain(const struct cfg_section *global)
 	}
 	if (d != NULL)
 		return d;
-	if (host[0] != '\0')
-		return xstrdup(host);
-	if (gethostname(name, sizeof(name)) < 0 || name[0] == '\0')
-		return xstrdup("localhost");
-	name[sizeof(name) - 1] = '\0';
-	return xstrdup(name);
+	return xstrdup(net_hostname(host, name, sizeof(name)));
 }
 
 int

@@ -39,6 +39,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "net.h"
 #include "qctl.h"
 #include "priv.h"
 #include "qfile.h"
@@ -327,14 +328,7 @@ load_config(struct ctx *c)
 		}
 	}
 	c->reserve = qfile_reserve(cfg_size(g, "queue_minfree"), c->max_size);
-	if (cfg_str(g, "hostname")[0] != '\0')
-		c->hostname = xstrdup(cfg_str(g, "hostname"));
-	else {
-		if (gethostname(host, sizeof(host)) < 0)
-			die(EX_OSERR, "gethostname: %s", strerror(errno));
-		host[sizeof(host) - 1] = '\0';
-		c->hostname = xstrdup(host);
-	}
+	c->hostname = xstrdup(net_hostname(cfg_str(g, "hostname"), host, sizeof(host)));
 	config_free(&cfg);
 }
 

@@ -384,6 +384,54 @@ START_TEST(test_cidr)
 }
 END_TEST
 
+/* Loopback or not, by address text: {address, want}. */
+static const struct {
+	const char *addr;
+	int want;
+} loopback_cases[] = {
+	{ "127.0.0.1", 1 }, { "127.255.1.2", 1 }, { "128.0.0.1", 0 },
+	{ "10.0.0.1", 0 }, { "::1", 1 }, { "::2", 0 }, { "::ffff:127.0.0.9", 1 },
+	{ "::ffff:10.0.0.1", 0 }, { "2001:db8::1", 0 },
+};
+
+START_TEST(test_is_loopback)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(loopback_cases[_i].addr, ':') != NULL) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		in6->sin6_family = AF_INET6;
+		ck_assert_int_eq(inet_pton(AF_INET6, loopback_cases[_i].addr,
+		    &in6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		in->sin_family = AF_INET;
+		ck_assert_int_eq(inet_pton(AF_INET, loopback_cases[_i].addr,
+		    &in->sin_addr), 1);
+	}
+	ck_assert_int_eq(net_is_loopback((struct sockaddr *)&ss),
+	    loopback_cases[_i].want);
+}
+END_TEST
+
+/* The configured name wins; else the system's, NUL-terminated in buf. */
+START_TEST(test_hostname)
+{
+	char buf[256], sys[256];
+	const char *h;
+
+	ck_assert_str_eq(net_hostname("mx.example", buf, sizeof(buf)), "mx.example");
+	ck_assert_int_eq(gethostname(sys, sizeof(sys) - 1), 0);
+	sys[sizeof(sys) - 1] = '\0';
+	h = net_hostname("", buf, sizeof(buf));
+	ck_assert_str_eq(h, sys[0] != '\0' ? sys : "localhost");
+	ck_assert_str_eq(net_hostname(NULL, buf, 1), "localhost");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -401,6 +449,9 @@ main(void)
 	tcase_add_test(tc, test_write_all);
 	tcase_add_loop_test(tc, test_cidr, 0,
 	    sizeof(cidr_cases) / sizeof(cidr_cases[0]));
+	tcase_add_loop_test(tc, test_is_loopback, 0,
+	    sizeof(loopback_cases) / sizeof(loopback_cases[0]));
+	tcase_add_test(tc, test_hostname);
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);
 }
