@@ -36,24 +36,9 @@
 #include "buf.h"
 #include "ev.h"
 #include "ipc.h"
+#include "ipc_impl.h"
 #include "log.h"
 #include "xalloc.h"
-
-#define IPC_NAME_MAX 255		/* longest protocol name in a hello */
-#define IPC_HELLO_MIN_LEN (4 + 1 + 1)	/* u32 length, a byte, the NUL */
-#define IPC_HELLO_MAX_LEN (4 + IPC_NAME_MAX + 1)
-#define IPC_BACKLOG_MAX (8 * 1024 * 1024)	/* queued output bytes per link */
-#define IPC_BACKLOG_FDS 256		/* queued output fds per link */
-#define IPC_READ_CHUNK 65536		/* largest single read */
-#define IPC_READ_BUDGET 64		/* reads per readiness callback */
-#define IPC_WRITE_IOV 16		/* frames gathered per sendmsg */
-#define IPC_CONNECT_TIMEOUT_MS 10000	/* ipc_connect: connect + hellos */
-
-/* Room for the most fds a frame may carry, in a control message. */
-union ipc_cmsg {
-	struct cmsghdr hdr;
-	char buf[CMSG_SPACE(sizeof(int) * IPC_MAX_FDS)];
-};
 
 /* Close the fds in fds[0..n) that are still open (>= 0), marking them -1. */
 static void
@@ -70,7 +55,7 @@ ipc_close_fds(int *fds, size_t n)
 }
 
 /* The monotonic clock in milliseconds. */
-static uint64_t
+uint64_t
 ipc_now_ms(void)
 {
 	struct timespec ts;
@@ -81,7 +66,7 @@ ipc_now_ms(void)
 }
 
 /* Milliseconds left until deadline as a poll() timeout (-1: no deadline). */
-static int
+int
 ipc_poll_timeout(uint64_t deadline)
 {
 	uint64_t now;
@@ -95,7 +80,7 @@ ipc_poll_timeout(uint64_t deadline)
 }
 
 /* The deadline timeout_ms from now (UINT64_MAX for a negative timeout). */
-static uint64_t
+uint64_t
 ipc_deadline(int timeout_ms)
 {
 	return timeout_ms < 0 ? UINT64_MAX : ipc_now_ms() + (uint64_t)timeout_ms;
@@ -329,20 +314,6 @@ ipc_frame_free(struct ipc_msg *frame)
 }
 
 /* --- Decoding a byte stream ------------------------------------------------- */
-
-struct ipc_decoder {
-	const struct ipc_proto *proto;	/* NULL: generic (blocking reads) */
-	int hello_seen;			/* the peer's hello has arrived */
-	int complete;			/* a frame awaits ipc_decoder_next */
-	const char *error;		/* set once the stream is invalid */
-	unsigned char hdr[IPC_HEADER_SIZE];
-	size_t hdr_len;			/* header bytes so far */
-	uint32_t type, len, id;		/* valid once hdr_len is complete */
-	struct buf payload;		/* capped at IPC_MAX_PAYLOAD */
-	int fds[IPC_MAX_FDS];		/* owned; -1 once taken or closed */
-	size_t nfds;
-	struct buf peer_name;		/* the peer's hello, for log lines */
-};
 
 /* Panic unless proto's type table is well formed. */
 static void
@@ -592,7 +563,7 @@ ipc_decoder_next(struct ipc_decoder *d, struct ipc_cursor *c,
  * (> 0) with *nfds_r set, 0 at EOF, or -1 with errno set: EAGAIN when there
  * is nothing to read, else *error_r says why (fds already closed).
  */
-static ssize_t
+ssize_t
 ipc_recv_some(int fd, void *p, size_t n, int *fds, size_t *nfds_r,
     const char **error_r)
 {
@@ -655,7 +626,7 @@ ipc_recv_some(int fd, void *p, size_t n, int *fds, size_t *nfds_r,
 }
 
 /* Fill hdr with a frame header for m. */
-static void
+void
 ipc_header(unsigned char hdr[IPC_HEADER_SIZE], const struct ipc_msg *m)
 {
 	uint32_t len = (uint32_t)m->payload.len;
@@ -680,7 +651,7 @@ ipc_msg_encode(const struct ipc_msg *m, struct buf *out)
 }
 
 /* Attach fds[0..nfds) to msg as SCM_RIGHTS, using cm for the storage. */
-static void
+void
 ipc_attach_fds(struct msghdr *msg, union ipc_cmsg *cm, const int *fds,
     size_t nfds)
 {
@@ -1163,198 +1134,3 @@ ipc_link_peer(struct ipc_link *l, pid_t *pid_r, uid_t *uid_r, gid_t *gid_r)
 	return 0;
 }
 
-/* --- Blocking helpers ----------------------------------------------------------- */
-
-/* Wait until fd is ready for events or deadline passes.  1 ready, 0 timed
- * out, -1 error. */
-static int
-ipc_wait(int fd, short events, uint64_t deadline)
-{
-	struct pollfd pfd;
-	int r;
-
-	pfd.fd = fd;
-	pfd.events = events;
-	do {
-		pfd.revents = 0;
-		r = poll(&pfd, 1, ipc_poll_timeout(deadline));
-	} while (r < 0 && errno == EINTR);
-	return r < 0 ? -1 : r;
-}
-
-int
-ipc_send_blocking(int fd, const struct ipc_msg *m)
-{
-	unsigned char hdr[IPC_HEADER_SIZE];
-	size_t total, sent = 0;
-	union ipc_cmsg cm;
-
-	if (m->payload.len > IPC_MAX_PAYLOAD) {
-		errno = EMSGSIZE;
-		return -1;
-	}
-	ipc_header(hdr, m);
-	total = IPC_HEADER_SIZE + m->payload.len;
-	while (sent < total) {
-		struct iovec iov[2];
-		struct msghdr msg;
-		size_t niov = 0;
-		ssize_t r;
-
-		memset(&msg, 0, sizeof(msg));
-		if (sent < IPC_HEADER_SIZE) {
-			iov[niov].iov_base = hdr + sent;
-			iov[niov].iov_len = IPC_HEADER_SIZE - sent;
-			niov++;
-		}
-		if (m->payload.len > 0) {
-			size_t poff = sent > IPC_HEADER_SIZE ?
-			    sent - IPC_HEADER_SIZE : 0;
-
-			iov[niov].iov_base = m->payload.data + poff;
-			iov[niov].iov_len = m->payload.len - poff;
-			niov++;
-		}
-		msg.msg_iov = iov;
-		msg.msg_iovlen = niov;
-		if (sent == 0 && m->nfds > 0)
-			ipc_attach_fds(&msg, &cm, m->fds, m->nfds);
-		r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-			    ipc_wait(fd, POLLOUT, UINT64_MAX) > 0)
-				continue;
-			return -1;
-		}
-		sent += (size_t)r;
-	}
-	return 0;
-}
-
-int
-ipc_recv_blocking(int fd, struct ipc_msg *frame, int timeout_ms,
-    const char **error_r)
-{
-	uint64_t deadline = ipc_deadline(timeout_ms);
-	struct ipc_decoder *d = ipc_decoder_new(NULL);
-	unsigned char *chunk = xmalloc(IPC_READ_CHUNK);
-	int fds[IPC_MAX_FDS];
-	const char *why = NULL;
-	size_t want, nfds;
-	ssize_t n;
-	int r;
-
-	for (;;) {
-		want = ipc_decoder_want(d);
-		if (want > IPC_READ_CHUNK)
-			want = IPC_READ_CHUNK;
-		n = ipc_recv_some(fd, chunk, want, fds, &nfds, &why);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int w = ipc_wait(fd, POLLIN, deadline);
-
-			if (w > 0)
-				continue;
-			why = w == 0 ? "timeout" : "poll_error";
-			r = -1;
-		} else if (n < 0) {
-			r = -1;
-		} else if (n == 0) {
-			why = "eof_mid_frame";
-			r = d->hdr_len > 0 ? -1 : 0;
-		} else if ((r = ipc_decoder_feed(d, chunk, (size_t)n, fds, nfds,
-		    &why)) == 0) {
-			continue;
-		}
-		break;
-	}
-	if (r == 1) {
-		/* Move the payload and fds out of the decoder. */
-		frame->type = d->type;
-		frame->id = d->id;
-		frame->payload = d->payload;
-		buf_init(&d->payload, 0);
-		memcpy(frame->fds, d->fds, sizeof(frame->fds));
-		frame->nfds = d->nfds;
-		d->nfds = 0;
-	} else if (r < 0) {
-		*error_r = why;
-	}
-	free(chunk);
-	ipc_decoder_free(&d);
-	return r;
-}
-
-int
-ipc_connect(const char *path, const char *protocol, const char **error_r)
-{
-	uint64_t deadline = ipc_now_ms() + IPC_CONNECT_TIMEOUT_MS;
-	struct sockaddr_un sun;
-	struct ipc_cursor c;
-	struct ipc_msg m;
-	const char *name, *why;
-	int fd, fl, r;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		*error_r = "socket path too long";
-		return -1;
-	}
-	if (strlen(protocol) > IPC_NAME_MAX || protocol[0] == '\0') {
-		*error_r = "bad protocol name";
-		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		*error_r = "socket failed";
-		return -1;
-	}
-	/* A full listen backlog gives EAGAIN: retry until the deadline. */
-	while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN && ipc_poll_timeout(deadline) > 0) {
-			(void)poll(NULL, 0, 10);
-			continue;
-		}
-		*error_r = errno == EAGAIN ? "connect timed out" : "connect failed";
-		goto fail;
-	}
-	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
-	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-		*error_r = "fcntl failed";
-		goto fail;
-	}
-	ipc_msg_init(&m, IPC_HELLO, 0);
-	ipc_put_str(&m, protocol);
-	r = ipc_send_blocking(fd, &m);
-	ipc_msg_free(&m);
-	if (r < 0) {
-		*error_r = "sending hello failed";
-		goto fail;
-	}
-	r = ipc_recv_blocking(fd, &m, ipc_poll_timeout(deadline), &why);
-	if (r <= 0) {
-		*error_r = r == 0 ? "closed before hello" :
-		    strcmp(why, "timeout") == 0 ? "hello timed out" :
-		    "receiving hello failed";
-		goto fail;
-	}
-	ipc_cursor_init(&c, &m);
-	if (m.type != IPC_HELLO || ipc_get_str(&c, &name) < 0 ||
-	    ipc_get_end(&c) < 0 || name == NULL) {
-		*error_r = "malformed hello";
-	} else if (strcmp(name, protocol) != 0) {
-		*error_r = "protocol mismatch";
-	} else {
-		ipc_frame_free(&m);
-		return fd;
-	}
-	ipc_frame_free(&m);
-fail:
-	(void)close(fd);
-	return -1;
-}

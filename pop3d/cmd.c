@@ -192,107 +192,59 @@ proceed_pass(struct session *s, const struct pop3_cmd *c)
 	auth_submit(s, s->user, c->arg, strlen(c->arg));
 }
 
-/* End an AUTH exchange with a refusal. */
+/* Act on one step of the SASL exchange: prompt, submit, or refuse. */
 static void
-auth_refuse(struct session *s, const char *text)
+auth_step(struct session *s, enum sasl_step step)
 {
-	const struct pop3_refusal r = { POP3_CODE_NONE, text, 1 };
+	struct pop3_refusal r = { POP3_CODE_NONE, "Invalid PLAIN authentication message", 1 };
 
+	switch (step) {
+	case SASL_CHALLENGE:
+		s->state = ST_AUTH;
+		(void)ios_printf(s->ios, "+ %s\r\n", buf_cstr(&s->sasl.challenge));
+		return;
+	case SASL_DONE:
+		auth_submit(s, s->sasl.user, s->sasl.secret, s->sasl.secret_len);
+		sasl_server_end(&s->sasl);
+		return;
+	case SASL_FAILED:
+		break;
+	}
 	s->state = ST_CMD;
 	xfree(&s->user);
+	if (s->sasl.failure == SASL_FAIL_CANCELLED) {
+		sasl_server_end(&s->sasl);
+		session_err(s, POP3_CODE_NONE, "Authentication cancelled");
+		return;
+	}
+	if (s->sasl.failure == SASL_FAIL_BASE64)
+		r.text = "Cannot decode base64 response";
+	else if (s->sasl.failure == SASL_FAIL_MECHANISM)
+		r.text = "Unsupported authentication mechanism";
+	sasl_server_end(&s->sasl);
 	session_refuse(s, &r);
 }
 
-/* Decode a PLAIN message and submit it. */
-static void
-auth_plain(struct session *s, struct buf *msg)
-{
-	const char *user, *password, *error;
-	size_t len;
-
-	if (sasl_plain_split(msg, &user, &password, &len, &error) < 0) {
-		auth_refuse(s, "Invalid PLAIN authentication message");
-		return;
-	}
-	auth_submit(s, user, password, len);
-}
-
-/* Decode one base64 response into out; on failure refuse and end AUTH. */
-static int
-auth_decode(struct session *s, const char *text, size_t len, struct buf *out)
-{
-	if (len == 1 && text[0] == '=')
-		len = 0;	/* RFC 5034: "=" is an empty initial response */
-	if (base64_decode(text, len, out) < 0) {
-		auth_refuse(s, "Cannot decode base64 response");
-		return -1;
-	}
-	return 0;
-}
-
-/* AUTH (RFC 5034): without a mechanism, list them; else take the initial
- * response or ask for it with "+ ". */
+/* AUTH (RFC 5034): without a mechanism, list them; else start the
+ * exchange with the initial response, if any. */
 static void
 proceed_auth(struct session *s, const struct pop3_cmd *c)
 {
-	struct buf dec;
-
 	if (c->mech[0] == '\0') {
-		static const char list[] = "+OK Mechanisms follow\r\nPLAIN\r\nLOGIN\r\n.\r\n";
-
-		session_write(s, list, sizeof(list) - 1);
+		session_ok(s, "Mechanisms follow");
+		for (size_t i = 0; sasl_mech_name(i) != NULL; i++)
+			(void)ios_printf(s->ios, "%s\r\n", sasl_mech_name(i));
+		(void)ios_printf(s->ios, ".\r\n");
 		return;
 	}
-	buf_init(&dec, POP3_MAX_LINE);
 	snprintf(s->mech, sizeof(s->mech), "%s", c->mech);
-	if (strcmp(c->mech, "PLAIN") == 0) {
-		if (c->initial == NULL) {
-			s->state = ST_AUTH_PLAIN;
-			session_write(s, "+ \r\n", 4);
-		} else if (auth_decode(s, c->initial, strlen(c->initial), &dec) == 0) {
-			auth_plain(s, &dec);
-		}
-	} else if (c->initial == NULL) {
-		s->state = ST_AUTH_USER;
-		session_write(s, "+ VXNlcm5hbWU6\r\n", 16);	/* Username: */
-	} else if (auth_decode(s, c->initial, strlen(c->initial), &dec) == 0) {
-		free(s->user);
-		s->user = xstrndup(buf_cstr(&dec), dec.len);
-		s->state = ST_AUTH_PASS;
-		session_write(s, "+ UGFzc3dvcmQ6\r\n", 16);	/* Password: */
-	}
-	buf_wipe(&dec);
+	auth_step(s, sasl_server_start(&s->sasl, c->mech, c->initial, POP3_MAX_LINE));
 }
 
 void
 cmd_auth_continue(struct session *s, const char *line, size_t len)
 {
-	struct buf dec;
-
-	if (len == 1 && line[0] == '*') {
-		s->state = ST_CMD;
-		xfree(&s->user);
-		session_err(s, POP3_CODE_NONE, "Authentication cancelled");
-		return;
-	}
-	buf_init(&dec, POP3_MAX_LINE);
-	if (auth_decode(s, line, len, &dec) == 0) {
-		switch (s->state) {
-		case ST_AUTH_PLAIN:
-			auth_plain(s, &dec);
-			break;
-		case ST_AUTH_USER:
-			free(s->user);
-			s->user = xstrndup(buf_cstr(&dec), dec.len);
-			s->state = ST_AUTH_PASS;
-			session_write(s, "+ UGFzc3dvcmQ6\r\n", 16);
-			break;
-		default:
-			auth_submit(s, s->user, buf_cstr(&dec), dec.len);
-			break;
-		}
-	}
-	buf_wipe(&dec);
+	auth_step(s, sasl_server_continue(&s->sasl, line, len));
 }
 
 void
@@ -302,6 +254,7 @@ cmd_cancel_pending(struct session *s)
 		auth_client_cancel(s->pd->auth, s->ap);
 		s->ap = NULL;
 	}
+	sasl_server_end(&s->sasl);
 }
 
 /* --- TRANSACTION ------------------------------------------------------------ */

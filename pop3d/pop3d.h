@@ -25,6 +25,7 @@
 #include "ev.h"
 #include "mailbox.h"
 #include "pop3proto.h"
+#include "sasl.h"
 
 struct ios;
 struct connlimit;
@@ -89,9 +90,7 @@ struct pop3d {
 enum sstate {
 	ST_TLS_WAIT,		/* pop3s, or after STLS: handshake */
 	ST_CMD,			/* reading commands */
-	ST_AUTH_PLAIN,		/* AUTH PLAIN: waiting for the response */
-	ST_AUTH_USER,		/* AUTH LOGIN: waiting for the user name */
-	ST_AUTH_PASS,		/* AUTH LOGIN: waiting for the password */
+	ST_AUTH,		/* AUTH: waiting for a SASL response */
 	ST_SENDING,		/* RETR/TOP/LIST/UIDL: streaming a response */
 	ST_CLOSING,		/* last reply queued; closing */
 };
@@ -124,7 +123,8 @@ struct session {
 	int greeted;
 
 	/* AUTHORIZATION (reset by STLS). */
-	char *user;			/* USER's argument, or LOGIN's name */
+	char *user;			/* USER's argument, or the user being verified */
+	struct sasl_server sasl;	/* the AUTH exchange under way */
 	char mech[POP3_MECH_MAX + 1];	/* "USER", "PLAIN", "LOGIN" */
 	struct auth_pending *ap;
 	unsigned errors;		/* refusals since the last good command */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pop3proto.h"
+#include "sasl.h"
 
 struct verb_def {
 	enum pop3_verb verb;
@@ -275,7 +276,7 @@ pop3_check(const struct pop3_view *v, const struct pop3_cmd *c, struct pop3_refu
 	case POP3_AUTH:
 		if (c->mech[0] == '\0')
 			return 0;
-		if (strcmp(c->mech, "PLAIN") != 0 && strcmp(c->mech, "LOGIN") != 0)
+		if (!sasl_mech_known(c->mech))
 			return refuse(r, POP3_CODE_NONE, "Unsupported authentication mechanism", 1);
 		if (!v->plaintext_ok)
 			return refuse(r, POP3_CODE_AUTH, "Plaintext authentication "

@@ -130,8 +130,12 @@ proceed_ehlo(struct session *s, struct cmd_arg *a)
 	(void)ios_printf(io, "250-DSN\r\n");
 	if (s->sd->tls != NULL && !tls)
 		(void)ios_printf(io, "250-STARTTLS\r\n");
-	if (tls)
-		(void)ios_printf(io, "250-AUTH PLAIN LOGIN\r\n");
+	if (tls) {
+		(void)ios_printf(io, "250-AUTH");
+		for (size_t i = 0; sasl_mech_name(i) != NULL; i++)
+			(void)ios_printf(io, " %s", sasl_mech_name(i));
+		(void)ios_printf(io, "\r\n");
+	}
 	(void)ios_printf(io, "250 CHUNKING\r\n");
 }
 
@@ -549,7 +553,7 @@ check_auth(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 		    "Encryption required for requested authentication mechanism");
 	if (smtp_parse_auth(a->raw, a->mech, &a->initial, r) < 0)
 		return -1;
-	if (strcmp(a->mech, "PLAIN") != 0 && strcmp(a->mech, "LOGIN") != 0)
+	if (!sasl_mech_known(a->mech))
 		return refuse(r, 504, "5.5.4", "Unrecognized authentication type");
 	return 0;
 }
@@ -619,98 +623,64 @@ auth_submit(struct session *s, const char *user, const char *password, size_t le
 	    auth_done, s);
 }
 
-/* Decode a PLAIN message and submit it. */
+/* Act on one step of the SASL exchange: prompt, submit, or refuse. */
 static void
-auth_plain(struct session *s, struct buf *msg)
+auth_step(struct session *s, enum sasl_step step)
 {
-	static const struct smtp_reply bad =
-	    { 501, "5.5.2", "Invalid PLAIN authentication message" };
-	const char *user, *password, *error;
-	size_t len;
-
-	if (sasl_plain_split(msg, &user, &password, &len, &error) < 0) {
-		s->state = ST_CMD;
-		session_refuse(s, &bad, 1);
-		return;
-	}
-	auth_submit(s, user, password, len);
-}
-
-/* Decode one base64 response into out; on failure refuse and end AUTH. */
-static int
-auth_decode(struct session *s, const char *text, size_t len, struct buf *out)
-{
-	static const struct smtp_reply bad =
+	static const struct smtp_reply bad64 =
 	    { 501, "5.5.2", "Cannot decode base64 response" };
+	static const struct smtp_reply badmsg =
+	    { 501, "5.5.2", "Invalid PLAIN authentication message" };
+	static const struct smtp_reply cancelled =
+	    { 501, "5.0.0", "Authentication cancelled" };
+	static const struct smtp_reply badmech =
+	    { 504, "5.5.4", "Unrecognized authentication type" };
+	const struct smtp_reply *r;
 
-	if (len == 1 && text[0] == '=')
-		len = 0;	/* RFC 4954: "=" is an empty initial response */
-	if (base64_decode(text, len, out) < 0) {
-		s->state = ST_CMD;
-		session_refuse(s, &bad, 1);
-		return -1;
+	switch (step) {
+	case SASL_CHALLENGE:
+		s->state = ST_AUTH;
+		session_reply(s, 334, NULL, "%s", buf_cstr(&s->sasl.challenge));
+		return;
+	case SASL_DONE:
+		auth_submit(s, s->sasl.user, s->sasl.secret, s->sasl.secret_len);
+		sasl_server_end(&s->sasl);
+		return;
+	case SASL_FAILED:
+		break;
 	}
-	return 0;
+	switch (s->sasl.failure) {
+	case SASL_FAIL_BASE64:
+		r = &bad64;
+		break;
+	case SASL_FAIL_CANCELLED:
+		r = &cancelled;
+		break;
+	case SASL_FAIL_MECHANISM:
+		r = &badmech;
+		break;
+	default:
+		r = &badmsg;
+		break;
+	}
+	sasl_server_end(&s->sasl);
+	s->state = ST_CMD;
+	xfree(&s->login_user);
+	session_refuse(s, r, 1);
 }
 
-/* AUTH: take the initial response or ask for it with 334. */
+/* AUTH: start the exchange with the initial response, if any. */
 static void
 proceed_auth(struct session *s, struct cmd_arg *a)
 {
-	struct buf dec;
-
-	buf_init(&dec, 2048);
 	snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", a->mech);
-	if (strcmp(a->mech, "PLAIN") == 0) {
-		if (a->initial == NULL) {
-			s->state = ST_AUTH_PLAIN;
-			session_reply(s, 334, NULL, "%s", "");
-		} else if (auth_decode(s, a->initial, strlen(a->initial), &dec) == 0) {
-			auth_plain(s, &dec);
-		}
-	} else if (a->initial == NULL) {
-		s->state = ST_AUTH_USER;
-		session_reply(s, 334, NULL, "VXNlcm5hbWU6");	/* Username: */
-	} else if (auth_decode(s, a->initial, strlen(a->initial), &dec) == 0) {
-		free(s->login_user);
-		s->login_user = xstrndup(buf_cstr(&dec), dec.len);
-		s->state = ST_AUTH_PASS;
-		session_reply(s, 334, NULL, "UGFzc3dvcmQ6");	/* Password: */
-	}
-	buf_wipe(&dec);
+	auth_step(s, sasl_server_start(&s->sasl, a->mech, a->initial, 2048));
 }
 
 void
 cmd_auth_continue(struct session *s, const char *line, size_t len)
 {
-	static const struct smtp_reply cancelled =
-	    { 501, "5.0.0", "Authentication cancelled" };
-	struct buf dec;
-
-	if (len == 1 && line[0] == '*') {
-		s->state = ST_CMD;
-		xfree(&s->login_user);
-		session_refuse(s, &cancelled, 1);
-		return;
-	}
-	buf_init(&dec, 2048);
-	if (auth_decode(s, line, len, &dec) == 0) {
-		switch (s->state) {
-		case ST_AUTH_PLAIN:
-			auth_plain(s, &dec);
-			break;
-		case ST_AUTH_USER:
-			free(s->login_user);
-			s->login_user = xstrndup(buf_cstr(&dec), dec.len);
-			s->state = ST_AUTH_PASS;
-			session_reply(s, 334, NULL, "UGFzc3dvcmQ6");
-			break;
-		default:
-			auth_submit(s, s->login_user, buf_cstr(&dec), dec.len);
-			break;
-		}
-	}
-	buf_wipe(&dec);
+	auth_step(s, sasl_server_continue(&s->sasl, line, len));
 }
 
 /* --- The table and the dispatcher -------------------------------------------- */
@@ -832,6 +802,7 @@ cmd_cancel_pending(struct session *s)
 		auth_client_cancel(s->sd->auth, s->ap);
 		s->ap = NULL;
 	}
+	sasl_server_end(&s->sasl);
 	smtp_mail_free(&s->pending_mail);
 	memset(&s->pending_mail, 0, sizeof(s->pending_mail));
 	xfree(&s->pending_rcpt);

@@ -26,6 +26,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "qfile.h"
+#include "sasl.h"
 #include "smtp.h"
 
 struct ios;
@@ -98,9 +99,7 @@ struct smtpd {
 enum sstate {
 	ST_TLS_WAIT,		/* smtps: handshake before the greeting */
 	ST_CMD,			/* reading commands */
-	ST_AUTH_PLAIN,		/* waiting for the PLAIN response */
-	ST_AUTH_USER,		/* LOGIN: waiting for the user name */
-	ST_AUTH_PASS,		/* LOGIN: waiting for the password */
+	ST_AUTH,		/* AUTH: waiting for a SASL response */
 	ST_DATA,		/* reading DATA content */
 	ST_BDAT,		/* reading a BDAT chunk */
 	ST_CLOSING,		/* last reply queued; closing */
@@ -143,7 +142,8 @@ struct session {
 	char *helo;			/* NULL until HELO/EHLO */
 	int esmtp;
 	char *auth_user;		/* after AUTH */
-	char *login_user;		/* LOGIN: the user between steps */
+	char *login_user;		/* the user being verified, for the log */
+	struct sasl_server sasl;	/* the AUTH exchange under way */
 	char auth_mech[24];
 	unsigned errors;
 

@@ -1,6 +1,8 @@
 /*
  * Unit tests for lib/sasl.c: base64 against the RFC 4648 test vectors,
- * strict refusal of malformed base64, and splitting PLAIN messages.
+ * strict refusal of malformed base64, splitting PLAIN messages, and every
+ * path of the server exchange (PLAIN and LOGIN, initial responses, "=",
+ * "*", bad base64, authzid, unknown mechanisms, wiping at the end).
  */
 #include "autoconf.h"
 
@@ -220,6 +222,104 @@ START_TEST(test_plain_bad)
 }
 END_TEST
 
+/* One scripted exchange: mechanism, initial response, client lines, and
+ * the expected outcome. */
+struct exch {
+	const char *mech, *initial;
+	const char *lines[3];
+	const char *challenges[3];	/* expected prompts, base64, in order */
+	enum sasl_step want;
+	enum sasl_failure why;
+	const char *user, *secret;
+};
+
+/* "\0u\0p" is AHUAcA==; "u\0u\0p" dQB1AHA=; "x\0u\0p" eAB1AHA=. */
+static const struct exch exchanges[] = {
+	{ "PLAIN", "AHUAcA==", { NULL }, { NULL }, SASL_DONE, SASL_FAIL_NONE, "u", "p" },
+	{ "PLAIN", "dQB1AHA=", { NULL }, { NULL }, SASL_DONE, SASL_FAIL_NONE, "u", "p" },
+	{ "PLAIN", "eAB1AHA=", { NULL }, { NULL }, SASL_FAILED, SASL_FAIL_MESSAGE, NULL, NULL },
+	{ "PLAIN", NULL, { "AHUAcA==" }, { "" }, SASL_DONE, SASL_FAIL_NONE, "u", "p" },
+	{ "PLAIN", "=", { NULL }, { NULL }, SASL_FAILED, SASL_FAIL_MESSAGE, NULL, NULL },
+	{ "PLAIN", "A", { NULL }, { NULL }, SASL_FAILED, SASL_FAIL_BASE64, NULL, NULL },
+	{ "PLAIN", NULL, { "*" }, { "" }, SASL_FAILED, SASL_FAIL_CANCELLED, NULL, NULL },
+	{ "PLAIN", NULL, { "!!!!" }, { "" }, SASL_FAILED, SASL_FAIL_BASE64, NULL, NULL },
+	{ "LOGIN", NULL, { "dQ==", "cA==" }, { "VXNlcm5hbWU6", "UGFzc3dvcmQ6" },
+	    SASL_DONE, SASL_FAIL_NONE, "u", "p" },
+	{ "LOGIN", "dQ==", { "cA==" }, { "UGFzc3dvcmQ6" }, SASL_DONE, SASL_FAIL_NONE, "u", "p" },
+	{ "LOGIN", "=", { "=" }, { "UGFzc3dvcmQ6" }, SASL_DONE, SASL_FAIL_NONE, "", "" },
+	{ "LOGIN", NULL, { "dQ==", "*" }, { "VXNlcm5hbWU6", "UGFzc3dvcmQ6" },
+	    SASL_FAILED, SASL_FAIL_CANCELLED, NULL, NULL },
+	{ "LOGIN", NULL, { "dQ=" }, { "VXNlcm5hbWU6" }, SASL_FAILED, SASL_FAIL_BASE64, NULL, NULL },
+	{ "LOGIN", "x", { NULL }, { NULL }, SASL_FAILED, SASL_FAIL_BASE64, NULL, NULL },
+	{ "CRAM-MD5", NULL, { NULL }, { NULL }, SASL_FAILED, SASL_FAIL_MECHANISM, NULL, NULL },
+};
+
+START_TEST(test_exchange)
+{
+	const struct exch *e = &exchanges[_i];
+	struct sasl_server s = SASL_SERVER_INIT;
+	enum sasl_step st;
+	size_t n = 0;
+
+	st = sasl_server_start(&s, e->mech, e->initial, 2048);
+	while (st == SASL_CHALLENGE) {
+		ck_assert_ptr_nonnull(e->lines[n]);
+		ck_assert_str_eq(buf_cstr(&s.challenge), e->challenges[n]);
+		st = sasl_server_continue(&s, e->lines[n], strlen(e->lines[n]));
+		n++;
+	}
+	ck_assert_int_eq(st, e->want);
+	if (st == SASL_DONE) {
+		ck_assert_str_eq(s.user, e->user);
+		ck_assert_str_eq(s.secret, e->secret);
+		ck_assert_uint_eq(s.secret_len, strlen(e->secret));
+	} else {
+		ck_assert_int_eq(s.failure, e->why);
+		ck_assert_ptr_nonnull(s.error);
+	}
+	ck_assert_ptr_null(e->lines[n]);
+	sasl_server_end(&s);
+	ck_assert_ptr_null(s.mech);
+	ck_assert_ptr_null(s.state);
+	ck_assert_ptr_null(s.in.data);
+	ck_assert_ptr_null(s.user);
+}
+END_TEST
+
+/* The table: known names, the listing order, and continue without start. */
+START_TEST(test_mech_table)
+{
+	struct sasl_server s = SASL_SERVER_INIT;
+
+	ck_assert_int_eq(sasl_mech_known("PLAIN"), 1);
+	ck_assert_int_eq(sasl_mech_known("LOGIN"), 1);
+	ck_assert_int_eq(sasl_mech_known("plain"), 0);
+	ck_assert_str_eq(sasl_mech_name(0), "PLAIN");
+	ck_assert_str_eq(sasl_mech_name(1), "LOGIN");
+	ck_assert_ptr_null(sasl_mech_name(2));
+	ck_assert_int_eq(sasl_server_continue(&s, "AA==", 4), SASL_FAILED);
+	ck_assert_int_eq(s.failure, SASL_FAIL_MECHANISM);
+	/* A second start ends the first exchange (LOGIN's name is freed). */
+	ck_assert_int_eq(sasl_server_start(&s, "LOGIN", "dQ==", 2048), SASL_CHALLENGE);
+	ck_assert_int_eq(sasl_server_start(&s, "PLAIN", NULL, 2048), SASL_CHALLENGE);
+	ck_assert_str_eq(buf_cstr(&s.challenge), "");
+	sasl_server_end(&s);
+	sasl_server_end(&s);	/* idempotent */
+}
+END_TEST
+
+/* A response whose decoding is past the cap fails as bad base64. */
+START_TEST(test_exchange_cap)
+{
+	struct sasl_server s = SASL_SERVER_INIT;
+
+	ck_assert_int_eq(sasl_server_start(&s, "LOGIN", NULL, 2), SASL_CHALLENGE);
+	ck_assert_int_eq(sasl_server_continue(&s, "Zm9vYmFy", 8), SASL_FAILED);
+	ck_assert_int_eq(s.failure, SASL_FAIL_BASE64);
+	sasl_server_end(&s);
+}
+END_TEST
+
 static Suite *
 sasl_suite(void)
 {
@@ -234,6 +334,10 @@ sasl_suite(void)
 	tcase_add_test(tc, test_ceiling);
 	tcase_add_test(tc, test_plain_ok);
 	tcase_add_test(tc, test_plain_bad);
+	tcase_add_loop_test(tc, test_exchange, 0,
+	    (int)(sizeof(exchanges) / sizeof(exchanges[0])));
+	tcase_add_test(tc, test_mech_table);
+	tcase_add_test(tc, test_exchange_cap);
 	suite_add_tcase(s, tc);
 	return s;
 }
