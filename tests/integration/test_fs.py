@@ -6,10 +6,13 @@ O_TMPFILE, refuses RENAME_NOREPLACE, gives DT_UNKNOWN from readdir and
 caches attributes.  On each: 2,000 messages at 10 sessions are each
 delivered exactly once and nothing is quarantined in spool/corrupt; then
 a stream under kill -9 of qmgr, local and smtpd loses nothing
-acknowledged.  An older build moved most acknowledged messages into
+acknowledged; and with the disk full (all but the machine's own file
+system, which a test must not fill) nothing gets 250 and what got 250
+before is delivered once there is room.  An older build moved most acknowledged messages into
 spool/corrupt on passfs (the link + unlink fallback, and pickup refusing
 a cached link count of 2)."""
 
+import errno
 import os
 import re
 import shutil
@@ -166,10 +169,82 @@ class FsCase:
         harness.wait_until(self.spool_empty, timeout=60, what="empty spool")
         self.assertEqual(self.corrupt(), [])
 
+    can_fill = True
+
+    def fill(self):
+        """Use every block of the file system (as root: past ext4's
+        reserve too).  Returns the filler's path."""
+        filler = os.path.join(self.top, "filler")
+        fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o600)
+        try:
+            for chunk in (1 << 20, 4096, 512):
+                try:
+                    while True:
+                        os.write(fd, b"\0" * chunk)
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.ENOSPC)
+        finally:
+            os.close(fd)
+        return filler
+
+    def test_3_disk_full(self):
+        """While the disk is full nothing gets 250; what got 250 before
+        is delivered once there is room again, each message once."""
+        if not self.can_fill:
+            self.skipTest(self.can_fill_why)
+        before = 20
+        self.assertEqual(self.send_all(before, 2), [])
+        filler = self.fill()
+        refused, accepted = 0, []
+        for n in range(before, before + 10):
+            try:
+                s = smtplib.SMTP("127.0.0.1", self.port, timeout=60)
+                try:
+                    s.sendmail("sender@remote.test", ["demo@example.test"],
+                               self.msg(n))
+                    accepted.append(n)
+                finally:
+                    try:
+                        s.quit()
+                    except (smtplib.SMTPException, OSError):
+                        pass
+            except (smtplib.SMTPException, OSError):
+                refused += 1
+        self.assertEqual(accepted, [], "250 while the disk was full")
+        self.assertEqual(refused, 10)
+        os.unlink(filler)
+        after = 10
+        errors = []
+        # smtpd looks at the free space at most once a second, and a FUSE
+        # file system frees the filler's blocks when its daemon gets to
+        # the release: a refused message is tried again, as clients do.
+        for n in range(before + 10, before + 10 + after):
+            for attempt in range(10):
+                try:
+                    s = smtplib.SMTP("127.0.0.1", self.port, timeout=60)
+                    s.sendmail("sender@remote.test", ["demo@example.test"],
+                               self.msg(n))
+                    s.quit()
+                    break
+                except (smtplib.SMTPException, OSError) as e:
+                    if attempt == 9:
+                        errors.append(repr(e))
+                    time.sleep(0.5)
+        self.assertEqual(errors, [])
+        want = set(b"m%d" % n for n in list(range(before)) +
+                   list(range(before + 10, before + 10 + after)))
+        harness.wait_until(lambda: set(self.counts()) == want, timeout=120,
+                           interval=0.5, what="every acknowledged message")
+        self.assertEqual(sorted(self.counts().values()), [1] * len(want))
+        self.assertEqual(self.corrupt(), [])
+
 
 class MachineFs(FsCase, unittest.TestCase):
     """The machine's own file system, where /var/tmp is."""
     kind = "machine"
+    can_fill = False
+    can_fill_why = ("filling the machine's own disk would stop everything "
+                    "else on it; ext4 is filled in Ext4Loop, tmpfs in Tmpfs")
 
     def mount(self):
         # Not a mount: a directory on /var/tmp's file system, bound here.
