@@ -8,6 +8,8 @@
  * up to CFG_ERRORS_MAX.  The file is untrusted input for the purpose of
  * robustness (the fuzzer feeds it anything): lines, values and the file are
  * capped, and text from it is escaped before it reaches a message.
+ * The value pass is in config_values.c; what the two share is in
+ * config_impl.h.
  */
 #include "autoconf.h"
 
@@ -23,94 +25,14 @@
 
 #include "buf.h"
 #include "config.h"
+#include "config_impl.h"
 #include "log.h"
 #include "xalloc.h"
 
-#define CFG_FILE_MAX	CONFIG_MAX_FILE	/* bytes in the file (1 MiB) */
-#define CFG_LINE_MAX	4096		/* bytes in a line, without CR LF */
-#define CFG_VALUE_MAX	65536		/* bytes in a value, joined and expanded */
-#define CFG_ERRORS_MAX	20		/* errors reported before giving up */
-#define CFG_SERVICES_MAX 1024		/* service blocks in a file */
-#define CFG_SERVICE_NAME_MAX 32		/* bytes in a service name */
-#define CFG_QUOTE_CAP	80		/* bytes of file text quoted in a message */
-#define CFG_QUOTE_SLOTS	4		/* quoted strings usable in one message */
-#define CFG_TAB_WIDTH	8		/* a tab advances to the next multiple */
-
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
-
-enum expand_state {
-	EXPAND_TODO,
-	EXPAND_ACTIVE,		/* on the expansion stack: seeing it again is a loop */
-	EXPAND_DONE,
-	EXPAND_FAILED,		/* reported; values referring to it fail quietly */
-};
-
-/* One declared key's value in a section. */
-struct cfg_item {
-	struct buf raw;		/* as written (continuations joined) or the default */
-	char *val;		/* after $expansion */
-	size_t line;		/* of the setting; 0 when defaulted */
-	int set;		/* given in the file */
-	enum expand_state state;
-	union {
-		long long i;	/* CFG_INT */
-		int b;		/* CFG_BOOL */
-		uint64_t u;	/* CFG_TIME (ms), CFG_SIZE (bytes) */
-		struct cfg_list list;	/* CFG_LIST */
-	} v;
-};
-
-struct cfg_section {
-	char *name;		/* NULL for the global section */
-	size_t line;		/* of the "service NAME {" line */
-	const struct cfg_key *keys;
-	size_t nkeys;
-	struct cfg_item *items;	/* one per key, same order */
-};
-
-struct config {
-	char *path;
-	struct cfg_section global;
-	struct cfg_section **services;
-	size_t nservices;
-};
-
-/* One error found, kept until the end to be reported in line order. */
-struct cfg_error {
-	size_t line;		/* 0: the file as a whole, or a default */
-	size_t seq;		/* order of discovery, to keep the sort stable */
-	char *text;		/* "FILE:LINE: reason" */
-};
-
-/* State of one config_parse() call. */
-struct parser {
-	struct config *cfg;
-	char *name;		/* the file name, escaped for messages */
-	struct buf *err;
-	struct cfg_error errors[CFG_ERRORS_MAX];
-	size_t nerrors;
-	int stop;		/* too many errors: do no more work */
-	struct buf quote[CFG_QUOTE_SLOTS];
-	size_t qnext;
-	struct buf line;	/* the current line, NUL-terminated */
-	size_t lineno;
-
-	struct cfg_section *sec;	/* where settings go */
-	int in_block;
-	size_t skip_depth;	/* inside a refused nested block */
-	int seen_statement;
-	int have_setting;	/* a continuation line has something to continue */
-	struct cfg_item *cur;	/* ...and this is it (NULL: drop the text) */
-	size_t cur_indent;
-
-	size_t *stack;		/* global keys being expanded, outermost first */
-	size_t depth;
-};
 
 /* Append formatted text to an internal, uncapped buffer. */
-static void __attribute__((format(printf, 2, 3)))
-put(struct buf *b, const char *fmt, ...)
+void
+cfg_put(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int r;
@@ -139,8 +61,8 @@ err_line(struct buf *err, const char *line)
 }
 
 /* Record one error at line (0: no line); stop after CFG_ERRORS_MAX. */
-static void __attribute__((format(printf, 3, 4)))
-perr(struct parser *p, size_t line, const char *fmt, ...)
+void
+cfg_perr(struct parser *p, size_t line, const char *fmt, ...)
 {
 	struct cfg_error *e;
 	struct buf msg = BUF_INIT;
@@ -150,9 +72,9 @@ perr(struct parser *p, size_t line, const char *fmt, ...)
 	if (p->stop)
 		return;
 	if (line > 0)
-		put(&msg, "%s:%zu: ", p->name, line);
+		cfg_put(&msg, "%s:%zu: ", p->name, line);
 	else
-		put(&msg, "%s: ", p->name);
+		cfg_put(&msg, "%s: ", p->name);
 	va_start(ap, fmt);
 	r = buf_vprintf(&msg, fmt, ap);
 	va_end(ap);
@@ -192,7 +114,7 @@ flush_errors(struct parser *p)
 		free(p->errors[i].text);
 	}
 	if (p->stop) {
-		put(&msg, "%s: too many errors, stopping", p->name);
+		cfg_put(&msg, "%s: too many errors, stopping", p->name);
 		err_line(p->err, buf_cstr(&msg));
 	}
 	buf_free(&msg);
@@ -210,8 +132,8 @@ quote_n(struct parser *p, const char *s, size_t n)
 }
 
 /* A NUL-terminated string of file text, as quote_n(). */
-static const char *
-quote(struct parser *p, const char *s)
+const char *
+cfg_quote(struct parser *p, const char *s)
 {
 	return quote_n(p, s, strlen(s));
 }
@@ -328,8 +250,8 @@ section_clear(struct cfg_section *sec)
 }
 
 /* The line to blame for an item: its own, else its block's (0: none). */
-static size_t
-item_line(const struct cfg_section *sec, const struct cfg_item *it)
+size_t
+cfg_item_line(const struct cfg_section *sec, const struct cfg_item *it)
 {
 	return it->line > 0 ? it->line : sec->line;
 }
@@ -374,13 +296,13 @@ parse_service(struct parser *p, const char *rest)
 	p->have_setting = 0;
 	p->cur = NULL;
 	if (p->in_block) {
-		perr(p, p->lineno, "nested service block (a service block "
+		cfg_perr(p, p->lineno, "nested service block (a service block "
 		    "cannot contain another)");
 		p->skip_depth = 1;
 		return;
 	}
 	if (cfg->nservices >= CFG_SERVICES_MAX) {
-		perr(p, p->lineno, "more than %d service blocks",
+		cfg_perr(p, p->lineno, "more than %d service blocks",
 		    CFG_SERVICES_MAX);
 		p->skip_depth = 1;
 		return;
@@ -390,22 +312,22 @@ parse_service(struct parser *p, const char *rest)
 	s = name + n;
 	s += strspn(s, " \t");
 	if (n == 0)
-		perr(p, p->lineno, "missing service name: expected "
+		cfg_perr(p, p->lineno, "missing service name: expected "
 		    "'service NAME {'");
 	else if (!valid_service_name(name, n))
-		perr(p, p->lineno, "invalid service name '%s' (1 to %d "
+		cfg_perr(p, p->lineno, "invalid service name '%s' (1 to %d "
 		    "characters from a-z, 0-9, '_' and '-')",
 		    quote_n(p, name, n), CFG_SERVICE_NAME_MAX);
 	else if (*s != '{')
-		perr(p, p->lineno, "expected '{' after 'service %s'",
+		cfg_perr(p, p->lineno, "expected '{' after 'service %s'",
 		    quote_n(p, name, n));
 	else if (s[1 + strspn(s + 1, " \t")] != '\0')
-		perr(p, p->lineno, "unexpected text after '{' (put settings "
+		cfg_perr(p, p->lineno, "unexpected text after '{' (put settings "
 		    "on lines of their own)");
 	for (i = 0; n > 0 && i < cfg->nservices; i++) {
 		if (strlen(cfg->services[i]->name) == n &&
 		    memcmp(cfg->services[i]->name, name, n) == 0) {
-			perr(p, p->lineno, "duplicate service '%s' (first "
+			cfg_perr(p, p->lineno, "duplicate service '%s' (first "
 			    "defined at line %zu)", quote_n(p, name, n),
 			    cfg->services[i]->line);
 			break;
@@ -435,8 +357,8 @@ parse_setting(struct parser *p, const char *body, size_t indent)
 
 	drop_continuations(p, indent);
 	if (eq == NULL) {
-		perr(p, p->lineno, "missing '=' in '%s' (expected 'key = "
-		    "value')", quote(p, body));
+		cfg_perr(p, p->lineno, "missing '=' in '%s' (expected 'key = "
+		    "value')", cfg_quote(p, body));
 		return;
 	}
 	klen = (size_t)(eq - body);
@@ -444,38 +366,38 @@ parse_setting(struct parser *p, const char *body, size_t indent)
 		klen--;
 	value = eq + 1 + strspn(eq + 1, " \t");
 	if (klen == 0) {
-		perr(p, p->lineno, "empty key before '='");
+		cfg_perr(p, p->lineno, "empty key before '='");
 		return;
 	}
 	k = key_index(sec->keys, sec->nkeys, body, klen);
 	if (k < 0) {
 		if (sec->name != NULL && key_index(config_global_keys,
 		    config_global_nkeys, body, klen) >= 0)
-			perr(p, p->lineno, "'%s' is a global setting: it cannot "
+			cfg_perr(p, p->lineno, "'%s' is a global setting: it cannot "
 			    "be set in a service block", quote_n(p, body, klen));
 		else if (sec->name == NULL && key_index(config_service_keys,
 		    config_service_nkeys, body, klen) >= 0)
-			perr(p, p->lineno, "'%s' can only be set in a service "
+			cfg_perr(p, p->lineno, "'%s' can only be set in a service "
 			    "block", quote_n(p, body, klen));
 		else if (klen == 7 && memcmp(body, "service", 7) == 0)
-			perr(p, p->lineno, "expected 'service NAME {'");
+			cfg_perr(p, p->lineno, "expected 'service NAME {'");
 		else {
 			char *key = xstrndup(body, klen);
 
 			hint = closest_key(sec->keys, sec->nkeys, key);
 			if (hint != NULL)
-				perr(p, p->lineno, "unknown key '%s' (did you "
-				    "mean '%s'?)", quote(p, key), hint);
+				cfg_perr(p, p->lineno, "unknown key '%s' (did you "
+				    "mean '%s'?)", cfg_quote(p, key), hint);
 			else
-				perr(p, p->lineno, "unknown key '%s'",
-				    quote(p, key));
+				cfg_perr(p, p->lineno, "unknown key '%s'",
+				    cfg_quote(p, key));
 			free(key);
 		}
 		return;
 	}
 	it = &sec->items[k];
 	if (it->set) {
-		perr(p, p->lineno, "duplicate key '%s' (first set at line %zu)",
+		cfg_perr(p, p->lineno, "duplicate key '%s' (first set at line %zu)",
 		    sec->keys[k].name, it->line);
 		return;
 	}
@@ -496,7 +418,7 @@ parse_continuation(struct parser *p, const char *body)
 		return;
 	if ((it->raw.len > 0 && buf_putc(&it->raw, ' ') < 0) ||
 	    buf_puts(&it->raw, body) < 0) {
-		perr(p, it->line, "the value is longer than %d bytes",
+		cfg_perr(p, it->line, "the value is longer than %d bytes",
 		    CFG_VALUE_MAX);
 		it->state = EXPAND_FAILED;
 		p->cur = NULL;
@@ -540,7 +462,7 @@ parse_line(struct parser *p, char *s)
 	}
 	if (strcmp(body, "}") == 0) {
 		if (!p->in_block)
-			perr(p, p->lineno, "'}' without a service block");
+			cfg_perr(p, p->lineno, "'}' without a service block");
 		p->in_block = 0;
 		p->sec = &p->cfg->global;
 		p->have_setting = 0;
@@ -553,10 +475,10 @@ parse_line(struct parser *p, char *s)
 		if (p->have_setting)
 			parse_continuation(p, body);
 		else if (!p->seen_statement)
-			perr(p, p->lineno, "continuation line at start of file "
+			cfg_perr(p, p->lineno, "continuation line at start of file "
 			    "(settings start at the beginning of a line)");
 		else
-			perr(p, p->lineno, "continuation line with no setting "
+			cfg_perr(p, p->lineno, "continuation line with no setting "
 			    "to continue (global settings start at the "
 			    "beginning of a line)");
 		return;
@@ -584,13 +506,13 @@ parse_lines(struct parser *p, const char *text, size_t len)
 			n--;
 		p->lineno++;
 		if (n > CFG_LINE_MAX) {
-			perr(p, p->lineno, "line longer than %d bytes",
+			cfg_perr(p, p->lineno, "line longer than %d bytes",
 			    CFG_LINE_MAX);
 			drop_continuations(p, p->cur_indent);
 			continue;
 		}
 		if (memchr(s, '\0', n) != NULL) {
-			perr(p, p->lineno, "NUL byte in line");
+			cfg_perr(p, p->lineno, "NUL byte in line");
 			drop_continuations(p, p->cur_indent);
 			continue;
 		}
@@ -600,8 +522,8 @@ parse_lines(struct parser *p, const char *text, size_t len)
 		parse_line(p, p->line.data);	/* allocated even for n == 0 */
 	}
 	if (!p->stop && p->in_block)
-		perr(p, p->sec->line, "service block '%s' is not closed "
-		    "(missing '}')", quote(p, p->sec->name));
+		cfg_perr(p, p->sec->line, "service block '%s' is not closed "
+		    "(missing '}')", cfg_quote(p, p->sec->name));
 }
 
 /* ------------------------------------------------------------------ */
@@ -630,12 +552,12 @@ report_loop(struct parser *p, const struct cfg_section *sec,
 	while (i < p->depth && p->stack[i] != ref)
 		i++;
 	for (; i < p->depth; i++)
-		put(&path, "$%s -> ", keys[p->stack[i]].name);
-	put(&path, "$%s", keys[ref].name);
-	line = item_line(sec, it);
+		cfg_put(&path, "$%s -> ", keys[p->stack[i]].name);
+	cfg_put(&path, "$%s", keys[ref].name);
+	line = cfg_item_line(sec, it);
 	if (line == 0)
 		line = target->line;
-	perr(p, line, "reference loop: %s", buf_cstr(&path));
+	cfg_perr(p, line, "reference loop: %s", buf_cstr(&path));
 	buf_free(&path);
 }
 
@@ -671,7 +593,7 @@ expand_item(struct parser *p, const struct cfg_section *sec, size_t k)
 			name = s + i + 2;
 			end = memchr(name, '}', n - i - 2);
 			if (end == NULL) {
-				perr(p, item_line(sec, it), "'%s': '${' without "
+				cfg_perr(p, cfg_item_line(sec, it), "'%s': '${' without "
 				    "'}'", key);
 				goto fail;
 			}
@@ -683,7 +605,7 @@ expand_item(struct parser *p, const struct cfg_section *sec, size_t k)
 			    is_name_char(name[nlen]); nlen++)
 				;
 			if (nlen == 0) {
-				perr(p, item_line(sec, it), "'%s': '$' must be "
+				cfg_perr(p, cfg_item_line(sec, it), "'%s': '$' must be "
 				    "followed by a name, '{name}' or '$' (write "
 				    "'$$' for a '$')", key);
 				goto fail;
@@ -693,7 +615,7 @@ expand_item(struct parser *p, const struct cfg_section *sec, size_t k)
 		ref = key_index(config_global_keys, config_global_nkeys, name,
 		    nlen);
 		if (ref < 0) {
-			perr(p, item_line(sec, it), "'%s': unknown reference "
+			cfg_perr(p, cfg_item_line(sec, it), "'%s': unknown reference "
 			    "'$%s' (only global settings can be referred to)",
 			    key, quote_n(p, name, nlen));
 			goto fail;
@@ -711,7 +633,7 @@ expand_item(struct parser *p, const struct cfg_section *sec, size_t k)
 	return 0;
 
 too_long:
-	perr(p, item_line(sec, it), "'%s': the value is longer than %d bytes "
+	cfg_perr(p, cfg_item_line(sec, it), "'%s': the value is longer than %d bytes "
 	    "after expansion", key, CFG_VALUE_MAX);
 fail:
 	buf_free(&out);
@@ -777,338 +699,6 @@ expand_all(struct parser *p)
 	}
 }
 
-/* ------------------------------------------------------------------ */
-/* Value pass                                                           */
-
-/* Parse leading decimal digits of s into *v_r; *end_r after them.
- * 0, or -1 with *error_r if there are none or they overflow. */
-static int
-parse_digits(const char *s, uint64_t *v_r, const char **end_r,
-    const char **error_r)
-{
-	uint64_t v = 0;
-	const char *p = s;
-
-	if (*p < '0' || *p > '9') {
-		*error_r = "not a number";
-		return -1;
-	}
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (__builtin_mul_overflow(v, 10, &v) ||
-		    __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v)) {
-			*error_r = "number too large";
-			return -1;
-		}
-	}
-	*v_r = v;
-	*end_r = p;
-	return 0;
-}
-
-/* A unit suffix and what it multiplies by. */
-struct unit {
-	const char *suffix;
-	uint64_t mul;
-};
-
-static const struct unit time_units[] = {
-	{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-	{ "h", 3600000 }, { "d", 86400000 }, { "w", 604800000 },
-	{ NULL, 0 },
-};
-
-static const struct unit size_units[] = {
-	{ "", 1 }, { "k", 1024 }, { "K", 1024 }, { "m", 1048576 },
-	{ "M", 1048576 }, { "g", 1073741824 }, { "G", 1073741824 },
-	{ NULL, 0 },
-};
-
-/* A number with a unit from units, multiplied out. */
-static int
-parse_with_unit(const char *s, const struct unit *units, uint64_t *v_r,
-    const char **error_r, const char *unit_error)
-{
-	const char *end;
-	uint64_t v;
-	size_t i;
-
-	if (parse_digits(s, &v, &end, error_r) < 0)
-		return -1;
-	for (i = 0; units[i].suffix != NULL; i++) {
-		if (strcmp(end, units[i].suffix) != 0)
-			continue;
-		if (__builtin_mul_overflow(v, units[i].mul, &v)) {
-			*error_r = "number too large";
-			return -1;
-		}
-		*v_r = v;
-		return 0;
-	}
-	*error_r = unit_error;
-	return -1;
-}
-
-int
-cfg_parse_time_ms(const char *s, uint64_t *v_r, const char **error_r)
-{
-	return parse_with_unit(s, time_units, v_r, error_r,
-	    "bad unit (use ms, s, m, h, d or w)");
-}
-
-int
-cfg_parse_size(const char *s, uint64_t *v_r, const char **error_r)
-{
-	return parse_with_unit(s, size_units, v_r, error_r,
-	    "bad unit (use none for bytes, k, m or g)");
-}
-
-int
-cfg_parse_bool(const char *s, int *v_r, const char **error_r)
-{
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
-	size_t i;
-
-	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcasecmp(s, yes[i]) == 0) {
-			*v_r = 1;
-			return 0;
-		}
-		if (strcasecmp(s, no[i]) == 0) {
-			*v_r = 0;
-			return 0;
-		}
-	}
-	*error_r = "not a boolean (use yes or no)";
-	return -1;
-}
-
-/* A decimal integer with an optional sign, overflow-checked. */
-static int
-parse_int(const char *s, long long *v_r, const char **error_r)
-{
-	const char *end;
-	uint64_t mag;
-	int neg = 0;
-
-	if (*s == '-' || *s == '+')
-		neg = *s++ == '-';
-	if (parse_digits(s, &mag, &end, error_r) < 0)
-		return -1;
-	if (*end != '\0') {
-		*error_r = "not a number";
-		return -1;
-	}
-	if (mag > (uint64_t)LLONG_MAX + neg) {
-		*error_r = "number too large";
-		return -1;
-	}
-	*v_r = neg ? -(long long)(mag - 1) - 1 : (long long)mag;
-	return 0;
-}
-
-/* Append amount in the largest unit of units that divides it exactly. */
-static void
-put_amount(struct buf *b, enum cfg_type type, long long v)
-{
-	static const struct unit time_show[] = {
-		{ "w", 604800000 }, { "d", 86400000 }, { "h", 3600000 },
-		{ "m", 60000 }, { "s", 1000 }, { "ms", 1 },
-	};
-	static const struct unit size_show[] = {
-		{ "g", 1073741824 }, { "m", 1048576 }, { "k", 1024 }, { "", 1 },
-	};
-	const struct unit *u = NULL;
-	size_t i, n = 0;
-
-	if (type == CFG_TIME) {
-		u = time_show;
-		n = sizeof(time_show) / sizeof(time_show[0]);
-	} else if (type == CFG_SIZE) {
-		u = size_show;
-		n = sizeof(size_show) / sizeof(size_show[0]);
-	}
-	for (i = 0; i < n; i++)
-		if (v != 0 && v % (long long)u[i].mul == 0)
-			break;
-	if (i < n)
-		put(b, "%lld%s", v / (long long)u[i].mul, u[i].suffix);
-	else
-		put(b, "%lld", v);
-}
-
-/* Report a bad value of key k (value text v) with a reason. */
-static void
-bad_value(struct parser *p, const struct cfg_section *sec, size_t k,
-    const char *v, const char *reason)
-{
-	perr(p, item_line(sec, &sec->items[k]), "bad value '%s' for '%s': %s",
-	    quote(p, v), sec->keys[k].name, reason);
-}
-
-/* Check the parsed number of key k (INT, TIME or SIZE) against the key's
- * [min, max]; both 0 means unbounded.  0, or -1 after reporting. */
-static int
-check_range(struct parser *p, const struct cfg_section *sec, size_t k)
-{
-	const struct cfg_key *key = &sec->keys[k];
-	const struct cfg_item *it = &sec->items[k];
-	struct buf why = BUF_INIT;
-	int out;
-
-	if (key->min == 0 && key->max == 0)
-		return 0;
-	if (key->type == CFG_INT)
-		out = it->v.i < key->min || it->v.i > key->max;
-	else
-		out = key->max < 0 || it->v.u > (uint64_t)key->max ||
-		    (key->min > 0 && it->v.u < (uint64_t)key->min);
-	if (!out)
-		return 0;
-	put(&why, "out of range (");
-	put_amount(&why, key->type, key->min);
-	put(&why, " to ");
-	put_amount(&why, key->type, key->max);
-	put(&why, ")");
-	bad_value(p, sec, k, it->val, buf_cstr(&why));
-	buf_free(&why);
-	return -1;
-}
-
-/* 1 if word is one of the space-separated choices. */
-static int
-is_choice(const char *choices, const char *word)
-{
-	size_t n = strlen(word), len;
-	const char *s = choices;
-
-	while (*s != '\0') {
-		len = strcspn(s, " ");
-		if (len == n && n > 0 && memcmp(s, word, n) == 0)
-			return 1;
-		s += len;
-		s += strspn(s, " ");
-	}
-	return 0;
-}
-
-/* Append "one of: a, b, c" from space-separated choices. */
-static void
-put_choices(struct buf *b, const char *choices)
-{
-	const char *s = choices + strspn(choices, " ");
-	const char *sep = "";
-	size_t len;
-
-	put(b, "not one of: ");
-	while (*s != '\0') {
-		len = strcspn(s, " ");
-		put(b, "%s%.*s", sep, (int)len, s);
-		sep = ", ";
-		s += len;
-		s += strspn(s, " ");
-	}
-}
-
-/* Split a list value on whitespace and commas and check each item. */
-static int
-parse_list(struct parser *p, const struct cfg_section *sec, size_t k)
-{
-	const struct cfg_key *key = &sec->keys[k];
-	struct cfg_item *it = &sec->items[k];
-	const char *s = it->val, *error;
-	struct cfg_list *l = &it->v.list;
-	size_t n;
-	int r = 0;
-
-	for (;;) {
-		s += strspn(s, " \t,");
-		if (*s == '\0')
-			break;
-		n = strcspn(s, " \t,");
-		l->items = xreallocarray(l->items, l->n + 1, sizeof(*l->items));
-		l->items[l->n] = xstrndup(s, n);
-		error = "";
-		if (key->check != NULL && key->check(l->items[l->n], &error) < 0) {
-			bad_value(p, sec, k, l->items[l->n], error);
-			r = -1;
-		}
-		l->n++;
-		s += n;
-	}
-	return r;
-}
-
-/* Parse the expanded value of key k by its type. */
-static void
-parse_value(struct parser *p, const struct cfg_section *sec, size_t k)
-{
-	const struct cfg_key *key = &sec->keys[k];
-	struct cfg_item *it = &sec->items[k];
-	const char *v = it->val, *error = "";
-	struct buf why = BUF_INIT;
-
-	switch (key->type) {
-	case CFG_STR:
-		break;
-	case CFG_PATH:
-		if (v[0] != '\0' && v[0] != '/') {
-			bad_value(p, sec, k, v, "relative path (it must start "
-			    "with '/')");
-			return;
-		}
-		break;
-	case CFG_INT:
-		if (parse_int(v, &it->v.i, &error) < 0) {
-			bad_value(p, sec, k, v, error);
-			return;
-		}
-		if (check_range(p, sec, k) < 0)
-			return;
-		break;
-	case CFG_BOOL:
-		if (cfg_parse_bool(v, &it->v.b, &error) < 0) {
-			bad_value(p, sec, k, v, error);
-			return;
-		}
-		break;
-	case CFG_TIME:
-	case CFG_SIZE:
-		if ((key->type == CFG_TIME ?
-		    cfg_parse_time_ms(v, &it->v.u, &error) :
-		    cfg_parse_size(v, &it->v.u, &error)) < 0) {
-			bad_value(p, sec, k, v, error);
-			return;
-		}
-		if (check_range(p, sec, k) < 0)
-			return;
-		break;
-	case CFG_ENUM:
-		if (!is_choice(key->choices, v)) {
-			put_choices(&why, key->choices);
-			bad_value(p, sec, k, v, buf_cstr(&why));
-			buf_free(&why);
-			return;
-		}
-		break;
-	case CFG_LIST:
-		(void)parse_list(p, sec, k);
-		return;
-	}
-	if (key->check != NULL && key->check(v, &error) < 0)
-		bad_value(p, sec, k, v, error);
-}
-
-/* Parse every expanded value of sec. */
-static void
-parse_values(struct parser *p, const struct cfg_section *sec)
-{
-	size_t k;
-
-	for (k = 0; k < sec->nkeys && !p->stop; k++)
-		if (sec->items[k].state == EXPAND_DONE)
-			parse_value(p, sec, k);
-}
 
 /* ------------------------------------------------------------------ */
 /* Loading                                                              */
@@ -1127,7 +717,7 @@ config_parse(const char *name, const char *text, size_t len,
 	p.name = buf_steal(&qname);
 	p.err = err;
 	if (len > CFG_FILE_MAX) {
-		perr(&p, 0, "larger than %d bytes", CFG_FILE_MAX);
+		cfg_perr(&p, 0, "larger than %d bytes", CFG_FILE_MAX);
 		flush_errors(&p);
 		free(p.name);
 		return -1;
@@ -1148,9 +738,9 @@ config_parse(const char *name, const char *text, size_t len,
 		fill_defaults(cfg->services[i]);
 	if (!p.stop)
 		expand_all(&p);
-	parse_values(&p, &cfg->global);
+	cfg_parse_values(&p, &cfg->global);
 	for (i = 0; i < cfg->nservices && !p.stop; i++)
-		parse_values(&p, cfg->services[i]);
+		cfg_parse_values(&p, cfg->services[i]);
 
 	for (i = 0; i < CFG_QUOTE_SLOTS; i++)
 		buf_free(&p.quote[i]);
@@ -1224,9 +814,9 @@ fail:
 		close(fd);
 	buf_free(&text);
 	buf_put_safe(&msg, path, strlen(path), 256);
-	put(&msg, ": %s", why);
+	cfg_put(&msg, ": %s", why);
 	if (saved != 0)
-		put(&msg, ": %s", strerror(saved));
+		cfg_put(&msg, ": %s", strerror(saved));
 	err_line(err, buf_cstr(&msg));
 	buf_free(&msg);
 	return -1;

@@ -3,7 +3,7 @@ lib_libpostern_a_SOURCES = \
 	lib/buf.c lib/buf.h \
 	lib/xalloc.c lib/xalloc.h \
 	lib/log.c lib/log.h \
-	lib/config.c lib/config.h lib/config_keys.c \
+	lib/config.c lib/config.h lib/config_keys.c lib/config_values.c lib/config_impl.h \
 	lib/ipc.c lib/ipc.h lib/ipc_impl.h lib/ipc_blocking.c \
 	lib/ev.c lib/ev.h \
 	lib/ios.c lib/ios.h \
