@@ -296,7 +296,7 @@ commit_kick(void *arg)
 	size_t cap;
 
 	c->kick_queued = 0;
-	if (worker_busy(c->w) || c->nqueue == 0)
+	if (worker_pending(c->w) != 0 || c->nqueue == 0)
 		return;
 	items = c->batch;
 	cap = c->capbatch;
@@ -327,7 +327,7 @@ commit_add(struct local_server *srv, struct target *t, struct maildir_pending *p
 		c->queue = xreallocarray(c->queue, c->capqueue, sizeof(*c->queue));
 	}
 	c->queue[c->nqueue++] = (struct commit_item){ t, p, xstrdup(user) };
-	if (!worker_busy(c->w) && !c->kick_queued) {
+	if (worker_pending(c->w) == 0 && !c->kick_queued) {
 		c->kick_queued = 1;
 		ev_defer(srv->loop, commit_kick, srv);
 	}
@@ -375,7 +375,7 @@ commit_job_done(void *job, void *arg)
 static int
 commit_start(struct local_server *srv, const char **error_r)
 {
-	if (worker_start(srv->loop, commit_job_done, srv, &srv->cm.w, error_r) < 0)
+	if (worker_start(srv->loop, 1, commit_job_done, srv, &srv->cm.w, error_r) < 0)
 		return -1;
 	srv->cm_started = 1;
 	return 0;
@@ -390,7 +390,7 @@ commit_stop(struct local_server *srv)
 
 	if (!srv->cm_started)
 		return;
-	worker_stop(&c->w);
+	worker_stop(&c->w, NULL, NULL);
 	ev_defer_cancel(srv->loop, commit_kick, srv);
 	for (size_t i = 0; i < c->nbatch; i++)
 		item_finish(&c->batch[i]);

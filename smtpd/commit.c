@@ -57,7 +57,7 @@ committer_start(struct ev_loop *loop, commit_done_fn *done, void *arg,
 
 	c->done = done;
 	c->arg = arg;
-	if (worker_start(loop, commit_job_done, c, &c->w, error_r) < 0) {
+	if (worker_start(loop, 1, commit_job_done, c, &c->w, error_r) < 0) {
 		free(c);
 		return -1;
 	}
@@ -68,7 +68,7 @@ committer_start(struct ev_loop *loop, commit_done_fn *done, void *arg,
 int
 committer_busy(const struct committer *c)
 {
-	return worker_busy(c->w);
+	return worker_pending(c->w) != 0;
 }
 
 void
@@ -92,7 +92,7 @@ committer_stop(struct committer **cp)
 
 	if (c == NULL)
 		return;
-	worker_stop(&c->w);
+	worker_stop(&c->w, NULL, NULL);
 	free(c->ws);
 	free(c->results);
 	free(c);
