@@ -1,8 +1,7 @@
 ## smtpd(8): the SMTP listener (ports 25, 587, 465).
 pkglibexec_PROGRAMS += smtpd/smtpd
 smtpd_smtpd_SOURCES = smtpd/main.c smtpd/smtpd.h smtpd/session.c \
-	smtpd/cmd.c smtpd/data.c smtpd/body.c smtpd/body.h \
-	smtpd/commit.c smtpd/commit.h
+	smtpd/cmd.c smtpd/data.c smtpd/body.c smtpd/body.h
 smtpd_smtpd_LDADD = $(POSTERN_LIBS) -lpthread
 ## The content scanner's unit test (listed in tests/unit/local.mk) links
 ## the scanner itself: it is smtpd's, not lib/'s.
