@@ -24,11 +24,11 @@
 #include "agentproto.h"
 #include "alias.h"
 #include "authclient.h"
+#include "commit.h"
 #include "local.h"
 #include "log.h"
 #include "maildir.h"
 #include "map.h"
-#include "worker.h"
 #include "xalloc.h"
 
 #define MAX_ADDRESS 1024	/* longest envelope address accepted */
@@ -54,23 +54,12 @@ struct target {
 				 * shares that one's outcome */
 };
 
-/* A delivery written into tmp/, awaiting the group commit. */
-struct commit_item {
-	struct target *t;	/* NULL once its request is gone */
+/* A delivery written into tmp/, in the group commit (lib/commit) with
+ * its request as the owner. */
+struct delivery {
+	struct target *t;	/* valid while the owner is */
 	struct maildir_pending *p;
 	char *user;
-};
-
-/* The sync thread and the batches it commits. */
-struct committer {
-	struct worker *w;		/* lib/worker: runs maildir_commit */
-	struct commit_item *queue;	/* the loop's next batch */
-	size_t nqueue, capqueue;
-	struct commit_item *batch;	/* the thread's while busy */
-	size_t nbatch, capbatch;
-	struct maildir_pending **ps;	/* the batch's, for maildir_commit */
-	size_t capps;
-	int kick_queued;	/* commit_kick deferred */
 };
 
 /* One envelope recipient and its (merged) outcome. */
@@ -120,8 +109,7 @@ struct local_server {
 	struct auth_client *auth;
 	struct conn *conns;
 	size_t nconns;
-	struct committer cm;
-	int cm_started;
+	struct committer *cm;	/* the group commit of Maildir files */
 	int retired;		/* local_server_retire() ran */
 };
 
@@ -194,15 +182,10 @@ static void
 req_free(struct req *rq)
 {
 	struct local_server *srv = rq->cn->srv;
-	struct committer *c = &srv->cm;
 
 	/* Deliveries being committed carry on without their request. */
-	for (size_t i = 0; i < c->nqueue; i++)
-		if (c->queue[i].t != NULL && c->queue[i].t->rc->rq == rq)
-			c->queue[i].t = NULL;
-	for (size_t i = 0; i < c->nbatch; i++)
-		if (c->batch[i].t != NULL && c->batch[i].t->rc->rq == rq)
-			c->batch[i].t = NULL;
+	if (srv->cm != NULL)
+		commit_forget(srv->cm, rq);
 	for (size_t i = 0; i < rq->ntargets; i++) {
 		if (rq->targets[i].ap != NULL)
 			auth_client_cancel(srv->auth, rq->targets[i].ap);
@@ -276,130 +259,68 @@ req_finish(struct req *rq)
 	req_remove(rq);
 }
 
-/* In the worker thread: make the batch durable. */
+/* In the sync thread: make the batch's files durable (maildir_commit
+ * reports nothing here; maildir_finish does, on the loop). */
 static void
-commit_job(void *job)
+delivery_sync(void *const *items, size_t n, int *results, const char **error_r,
+    void *arg)
 {
-	struct committer *c = job;
+	struct maildir_pending **ps = xcalloc(n ? n : 1, sizeof(*ps));
 
-	maildir_commit(c->ps, c->nbatch);
-}
-
-/* Hand the queued deliveries to the thread as one batch, unless it is
- * busy (then the end of its batch calls again). */
-static void
-commit_kick(void *arg)
-{
-	struct local_server *srv = arg;
-	struct committer *c = &srv->cm;
-	struct commit_item *items;
-	size_t cap;
-
-	c->kick_queued = 0;
-	if (worker_busy(c->w) || c->nqueue == 0)
-		return;
-	items = c->batch;
-	cap = c->capbatch;
-	c->batch = c->queue;
-	c->capbatch = c->capqueue;
-	c->nbatch = c->nqueue;
-	c->queue = items;
-	c->capqueue = cap;
-	c->nqueue = 0;
-	if (c->nbatch > c->capps) {
-		c->capps = c->nbatch;
-		c->ps = xreallocarray(c->ps, c->capps, sizeof(*c->ps));
-	}
-	for (size_t i = 0; i < c->nbatch; i++)
-		c->ps[i] = c->batch[i].p;
-	worker_submit(c->w, commit_job, c);
+	(void)results;
+	(void)error_r;
+	(void)arg;
+	for (size_t i = 0; i < n; i++)
+		ps[i] = ((struct delivery *)items[i])->p;
+	maildir_commit(ps, n);
+	free(ps);
 }
 
 /* Queue a written delivery for the next batch. */
 static void
-commit_add(struct local_server *srv, struct target *t, struct maildir_pending *p,
-    const char *user)
+delivery_commit(struct local_server *srv, struct target *t,
+    struct maildir_pending *p, const char *user)
 {
-	struct committer *c = &srv->cm;
+	struct delivery *dv = xcalloc(1, sizeof(*dv));
 
-	if (c->nqueue == c->capqueue) {
-		c->capqueue = c->capqueue == 0 ? 16 : c->capqueue * 2;
-		c->queue = xreallocarray(c->queue, c->capqueue, sizeof(*c->queue));
-	}
-	c->queue[c->nqueue++] = (struct commit_item){ t, p, xstrdup(user) };
-	if (!worker_busy(c->w) && !c->kick_queued) {
-		c->kick_queued = 1;
-		ev_defer(srv->loop, commit_kick, srv);
-	}
+	*dv = (struct delivery){ t, p, xstrdup(user) };
+	commit_add(srv->cm, dv, t->rc->rq);
 }
 
-/* Report one committed (or abandoned) delivery to its request, if any. */
+/* Report one committed (or abandoned) delivery to its request, if it is
+ * still there, and free it. */
 static void
-item_finish(struct commit_item *it)
+delivery_finish(struct delivery *dv, int owned)
 {
 	struct maildir_result res;
-	struct target *t = it->t;
+	struct target *t = owned ? dv->t : NULL;
 
-	maildir_finish(&it->p, &res);
+	maildir_finish(&dv->p, &res);
 	if (t != NULL) {
 		struct rcpt *rc = t->rc;
 		struct req *rq = rc->rq;
 
 		log_info("event=delivery queue_id=%s rcpt=%s user=%s %s%sesc=%s "
 		    "text=%s", log_safe(rq->qid), log_safe(rc->address),
-		    log_safe(it->user), res.where, res.where[0] != '\0' ? " " : "",
+		    log_safe(dv->user), res.where, res.where[0] != '\0' ? " " : "",
 		    res.esc, log_safe(res.text));
 		target_set(t, res.status, res.esc, res.text);
 		if (--rq->pending == 0)
 			req_finish(rq);
 	}
-	free(it->user);
-	it->user = NULL;
+	free(dv->user);
+	free(dv);
 }
 
-/* On the loop: the worker finished a batch. */
+/* On the loop: a batch is settled.  A request finished here forgets its
+ * later entries itself (req_free), so each owner is read when reached. */
 static void
-commit_job_done(void *job, void *arg)
+deliveries_done(const struct commit_entry *e, size_t n, const char *error, void *arg)
 {
-	struct local_server *srv = arg;
-	struct committer *c = &srv->cm;
-
-	(void)job;
-	for (size_t i = 0; i < c->nbatch; i++)
-		item_finish(&c->batch[i]);
-	c->nbatch = 0;
-	commit_kick(srv);
-}
-
-/* Start the sync thread.  0 or -1 with *error_r. */
-static int
-commit_start(struct local_server *srv, const char **error_r)
-{
-	if (worker_start(srv->loop, commit_job_done, srv, &srv->cm.w, error_r) < 0)
-		return -1;
-	srv->cm_started = 1;
-	return 0;
-}
-
-/* Wait for the thread's batch, stop it, and settle every delivery left:
- * committed ones are reported (logged), queued ones removed from tmp/. */
-static void
-commit_stop(struct local_server *srv)
-{
-	struct committer *c = &srv->cm;
-
-	if (!srv->cm_started)
-		return;
-	worker_stop(&c->w);
-	ev_defer_cancel(srv->loop, commit_kick, srv);
-	for (size_t i = 0; i < c->nbatch; i++)
-		item_finish(&c->batch[i]);
-	for (size_t i = 0; i < c->nqueue; i++)
-		item_finish(&c->queue[i]);
-	free(c->batch);
-	free(c->queue);
-	free(c->ps);
-	srv->cm_started = 0;
+	(void)error;
+	(void)arg;
+	for (size_t i = 0; i < n; i++)
+		delivery_finish(e[i].item, e[i].owner != NULL);
 }
 
 /*
@@ -470,7 +391,7 @@ deliver_one(struct target *t, const char *user, const char *mailbox, uint64_t qu
 	maildir_prepare(srv->store, mailbox, srv->set.folder_delivery ? t->tag : NULL,
 	    quota, &msg, rq->hdr, rq->hdr_len, &res, &p);
 	if (p != NULL) {
-		commit_add(srv, t, p, user);
+		delivery_commit(srv, t, p, user);
 		return 1;
 	}
 	log_info("event=delivery queue_id=%s rcpt=%s user=%s esc=%s text=%s",
@@ -862,7 +783,8 @@ local_server_new(struct ev_loop *loop, const struct local_settings *s,
 	    open_map(s->aliases, &srv->aliases, error_r) < 0 ||
 	    open_map(s->virtual_mailboxes, &srv->mailboxes, error_r) < 0 ||
 	    maildir_store_open(s->mail_dir, s->hostname, &srv->store, error_r) < 0 ||
-	    commit_start(srv, error_r) < 0) {
+	    commit_start(loop, delivery_sync, deliveries_done, srv, &srv->cm,
+	    error_r) < 0) {
 		local_server_free(&srv);
 		return -1;
 	}
@@ -908,7 +830,8 @@ local_server_free(struct local_server **srvp)
 	if (srv == NULL)
 		return;
 	local_server_stop(srv);
-	commit_stop(srv);
+	/* The batch in flight is finished; deliveries waiting are removed. */
+	commit_stop(&srv->cm);
 	if (srv->auth != NULL)
 		auth_client_free(&srv->auth);
 	map_close(&srv->domains);

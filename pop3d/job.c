@@ -1,9 +1,9 @@
 /*
  * pop3d mailbox jobs: the Maildir work that can take seconds -- the scan
  * at login (it reads every message whose name has no ",W=" once) and the
- * UPDATE at QUIT (one unlink or rename per message) -- runs on a small
- * pool of lib/worker threads, so one session's big mailbox never stalls
- * the other sessions of the process.
+ * UPDATE at QUIT (one unlink or rename per message) -- runs on a
+ * lib/worker pool of POP3D_WORKERS threads, so one session's big mailbox
+ * never stalls the other sessions of the process.
  *
  * Ownership: while a job is queued or running, the job owns the mailbox
  * (and, for UPDATE, the deleted/retrieved flags); the thread touches
@@ -18,7 +18,7 @@
  * for the jobs running (one scan or one UPDATE chunk each) and drops the
  * rest: the messages not yet deleted stay, nothing is lost.
  *
- * Fairness: jobs run in FIFO order on POP3D_WORKERS threads; an UPDATE
+ * Fairness: jobs run in FIFO order (the pool's queue); an UPDATE
  * does POP3D_UPDATE_CHUNK unlinks or renames per run and goes back to the
  * end of the queue, so a big QUIT holds a thread for tens of ms at a time.
  */
@@ -36,7 +36,6 @@
 enum job_kind { JOB_SCAN, JOB_UPDATE };
 
 struct pop3d_job {
-	struct pop3d_job *next;		/* queue link (loop only) */
 	struct session *s;		/* NULL: detached (loop only) */
 	enum job_kind kind;
 	uint64_t sid;			/* the session number, for the log */
@@ -107,8 +106,6 @@ update_run(void *arg)
 
 /* --- On the loop ------------------------------------------------------------ */
 
-static void jobs_dispatch(struct pop3d *pd);
-
 /* Free a job and whatever it still owns (closing the mailbox releases
  * the session's lock). */
 static void
@@ -124,37 +121,11 @@ job_free(struct pop3d *pd, struct pop3d_job *j)
 	pd->njobs--;
 }
 
-/* Queue a job at the tail and start it if a thread is free. */
+/* Queue a job behind the others; the first idle thread runs it. */
 static void
 job_queue(struct pop3d *pd, struct pop3d_job *j)
 {
-	j->next = NULL;
-	if (pd->queue_tail != NULL)
-		pd->queue_tail->next = j;
-	else
-		pd->queue = j;
-	pd->queue_tail = j;
-	jobs_dispatch(pd);
-}
-
-/* Give queued jobs to idle threads. */
-static void
-jobs_dispatch(struct pop3d *pd)
-{
-	for (size_t k = 0; k < POP3D_WORKERS && pd->queue != NULL; k++) {
-		struct pop3d_slot *slot = &pd->slots[k];
-		struct pop3d_job *j;
-
-		if (slot->w == NULL || worker_busy(slot->w))
-			continue;
-		j = pd->queue;
-		pd->queue = j->next;
-		if (pd->queue == NULL)
-			pd->queue_tail = NULL;
-		j->next = NULL;
-		slot->job = j;
-		worker_submit(slot->w, j->kind == JOB_SCAN ? scan_run : update_run, j);
-	}
+	worker_submit(pd->pool, j->kind == JOB_SCAN ? scan_run : update_run, j);
 }
 
 /* A scan finished: hand the mailbox to the session, or close it. */
@@ -229,21 +200,17 @@ update_done(struct pop3d *pd, struct pop3d_job *j)
 		session_job_done(s);
 }
 
-/* worker: a job finished on thread slot->w. */
+/* worker: a job finished in one of the pool's threads. */
 static void
 job_done(void *job, void *arg)
 {
-	struct pop3d_slot *slot = arg;
-	struct pop3d *pd = slot->pd;
+	struct pop3d *pd = arg;
 	struct pop3d_job *j = job;
 
-	slot->job = NULL;
 	if (j->kind == JOB_SCAN)
 		scan_done(pd, j);
 	else
 		update_done(pd, j);
-	if (!pd->stopping)
-		jobs_dispatch(pd);
 }
 
 /* A new job for session s (which then waits). */
@@ -293,7 +260,7 @@ void
 job_detach(struct session *s)
 {
 	struct pop3d *pd = s->pd;
-	struct pop3d_job *j = s->job, **pp;
+	struct pop3d_job *j = s->job;
 
 	if (j == NULL)
 		return;
@@ -302,64 +269,38 @@ job_detach(struct session *s)
 	if (j->kind != JOB_SCAN)
 		return;		/* QUIT was sent: the UPDATE goes on */
 	/* A scan not started yet is dropped; a running one must finish. */
-	for (pp = &pd->queue; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp != j)
-			continue;
-		*pp = j->next;
-		if (pd->queue_tail == j) {
-			pd->queue_tail = NULL;
-			for (struct pop3d_job *q = pd->queue; q != NULL; q = q->next)
-				pd->queue_tail = q;
-		}
+	if (worker_cancel(pd->pool, j))
 		job_free(pd, j);
-		return;
-	}
 }
 
 int
 jobs_start(struct pop3d *pd, const char **error_r)
 {
-	for (size_t k = 0; k < POP3D_WORKERS; k++) {
-		pd->slots[k].pd = pd;
-		if (worker_start(pd->d->loop, job_done, &pd->slots[k], &pd->slots[k].w,
-		    error_r) < 0)
-			return -1;
-	}
-	return 0;
+	return worker_start(pd->d->loop, POP3D_WORKERS, job_done, pd, &pd->pool,
+	    error_r);
+}
+
+/* worker_stop: a job that will not report (ran: it ran to its end). */
+static void
+job_settle(void *job, int ran, void *arg)
+{
+	struct pop3d *pd = arg;
+	struct pop3d_job *j = job;
+
+	(void)ran;
+	if (j->kind == JOB_UPDATE && j->pos < j->nmsgs)
+		log_warn("event=update_interrupted session=%llu user=%s "
+		    "deleted=%u left=%zu", (unsigned long long)j->sid,
+		    log_safe(j->user), j->removed, j->nmsgs - j->pos);
+	if (j->s != NULL)
+		j->s->job = NULL;
+	job_free(pd, j);
 }
 
 void
 jobs_stop(struct pop3d *pd)
 {
 	pd->stopping = 1;
-	for (size_t k = 0; k < POP3D_WORKERS; k++) {
-		struct pop3d_slot *slot = &pd->slots[k];
-
-		/* Waits for a job in flight; its done() is ours to settle. */
-		worker_stop(&slot->w);
-		if (slot->job != NULL) {
-			if (slot->job->kind == JOB_UPDATE && slot->job->pos < slot->job->nmsgs)
-				log_warn("event=update_interrupted session=%llu user=%s "
-				    "deleted=%u left=%zu", (unsigned long long)slot->job->sid,
-				    log_safe(slot->job->user), slot->job->removed,
-				    slot->job->nmsgs - slot->job->pos);
-			if (slot->job->s != NULL)
-				slot->job->s->job = NULL;
-			job_free(pd, slot->job);
-			slot->job = NULL;
-		}
-	}
-	while (pd->queue != NULL) {
-		struct pop3d_job *j = pd->queue;
-
-		pd->queue = j->next;
-		if (j->kind == JOB_UPDATE)
-			log_warn("event=update_interrupted session=%llu user=%s "
-			    "deleted=%u left=%zu", (unsigned long long)j->sid,
-			    log_safe(j->user), j->removed, j->nmsgs - j->pos);
-		if (j->s != NULL)
-			j->s->job = NULL;
-		job_free(pd, j);
-	}
-	pd->queue_tail = NULL;
+	/* Waits for the jobs running; the others never start. */
+	worker_stop(&pd->pool, job_settle, pd);
 }

@@ -60,13 +60,6 @@ struct pop3d_settings {
 struct worker;
 struct pop3d_job;
 
-/* One job thread of the pool (job.c). */
-struct pop3d_slot {
-	struct pop3d *pd;
-	struct worker *w;
-	struct pop3d_job *job;		/* running on w, or NULL */
-};
-
 /* The process's state (daemon->ctx). */
 struct pop3d {
 	struct daemon *d;
@@ -80,8 +73,7 @@ struct pop3d {
 	uint64_t next_id;		/* session numbers for the log */
 	char *chunk;			/* POP3D_CHUNK bytes read from a file */
 	struct buf out;			/* the export of one chunk */
-	struct pop3d_slot slots[POP3D_WORKERS];
-	struct pop3d_job *queue, *queue_tail;	/* jobs waiting for a thread */
+	struct worker *pool;		/* the mailbox jobs' threads (job.c) */
 	size_t njobs;			/* queued or running */
 	int stopping;			/* SIGTERM: start no more jobs */
 };

@@ -13,8 +13,8 @@
  * Content is written LF-normalised to a queue file (lib/qfile.h) after a
  * Received header.  On submission and smtps the header section is
  * followed line by line so Date and Message-ID can be added when missing.
- * A complete message joins the process's commit batch.  The sync thread
- * (commit.c) commits one batch at a time with one round of syncs
+ * A complete message joins the process's group commit (lib/commit): its
+ * sync thread commits one batch at a time with one round of syncs
  * (qfile_commit) while the loop goes on serving sessions; every message
  * completed meanwhile forms the next batch.  Only after a batch is
  * durable do its 250s go out.
@@ -31,10 +31,10 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "commit.h"
 #include "ios.h"
 #include "ipc.h"
 #include "log.h"
-#include "commit.h"
 #include "policy.h"
 #include "qmgrproto.h"
 #include "smtpd.h"
@@ -370,31 +370,55 @@ body_err_reply(enum body_err e, struct smtp_reply *r)
 	}
 }
 
-/* The sync thread finished the batch in flight: answer its sessions
- * (those still there), then start on what gathered meanwhile. */
+/* A message in the group commit (lib/commit): its writer, until the
+ * sync thread commits (and frees) it, and its id for the log. */
+struct spool_item {
+	struct qfile_writer *w;
+	char id[QFILE_ID_MAX];
+};
+
+/* In the sync thread: commit the batch's queue files with one round of
+ * syncs (qfile_commit). */
 static void
-batch_done(const int *results, size_t n, const char *error, void *arg)
+batch_sync(void *const *items, size_t n, int *results, const char **error_r,
+    void *arg)
+{
+	struct qfile_writer **ws = xcalloc(n ? n : 1, sizeof(*ws));
+
+	(void)arg;
+	for (size_t i = 0; i < n; i++) {
+		struct spool_item *it = items[i];
+
+		ws[i] = it->w;
+		it->w = NULL;		/* qfile_commit frees the writers */
+	}
+	qfile_commit(ws, n, results, error_r);
+	free(ws);
+}
+
+/* A batch is settled: answer its sessions (those still there), then tell
+ * qmgr about the queued messages. */
+static void
+batch_done(const struct commit_entry *e, size_t n, const char *error, void *arg)
 {
 	struct smtpd *sd = arg;
-	struct session **ss = sd->inflight;
 	size_t queued = 0;
 	char **ids = xcalloc(n ? n : 1, sizeof(*ids));
 
-	sd->inflight = NULL;
-	sd->ninflight = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct session *s = ss[i];
+		struct spool_item *it = e[i].item;
+		struct session *s = e[i].owner;
+		int ok = e[i].result == 0;
 
-		if (results[i] == 0)
-			ids[queued++] = xstrdup(s != NULL ? s->env.id : sd->inflight_ids[i]);
+		qfile_abort(&it->w);	/* a message never synced (stopping) */
+		if (ok)
+			ids[queued++] = xstrdup(it->id);
 		if (s == NULL) {
 			/* The client left before its answer: the message is
 			 * queued (or not) all the same. */
 			log_info("event=%s id=%s reason=client_gone",
-			    results[i] == 0 ? "queued" : "commit_failed", sd->inflight_ids[i]);
-			continue;
-		}
-		if (results[i] == 0) {
+			    ok ? "queued" : "commit_failed", it->id);
+		} else if (ok) {
 			log_info("event=queued session=%llu id=%s from=<%s> nrcpt=%zu "
 			    "size=%llu client=%s tls=%s auth=%s",
 			    (unsigned long long)s->id, s->env.id, log_safe(s->env.sender),
@@ -412,90 +436,56 @@ batch_done(const int *results, size_t n, const char *error, void *arg)
 			session_reply(s, 451, "4.3.0",
 			    "Error: queue file write error, try again later");
 		}
-		session_reset_transaction(s);
-		session_resume(s);
+		if (s != NULL) {
+			session_reset_transaction(s);
+			session_resume(s);
+		}
+		free(it);
 	}
 	if (queued > 0)
 		smtpd_notify_qmgr(sd, (const char *const *)ids, queued);
 	for (size_t i = 0; i < queued; i++)
 		free(ids[i]);
 	free(ids);
-	free(ss);
-	free(sd->inflight_ids);
-	sd->inflight_ids = NULL;
-	batch_kick(sd);
 }
 
-void
-batch_kick(void *arg)
-{
-	struct smtpd *sd = arg;
-	struct qfile_writer **ws;
-	size_t n = sd->nbatch;
-
-	sd->batch_queued = 0;
-	if (n == 0 || committer_busy(sd->committer))
-		return;
-	/* The pending batch goes in flight as a whole. */
-	sd->inflight = xcalloc(n, sizeof(*sd->inflight));
-	sd->inflight_ids = xcalloc(n, sizeof(*sd->inflight_ids));
-	ws = xcalloc(n, sizeof(*ws));
-	for (size_t i = 0; i < n; i++) {
-		struct session *s = sd->batch[i];
-
-		sd->inflight[i] = s;
-		memcpy(sd->inflight_ids[i], s->env.id, sizeof(sd->inflight_ids[i]));
-		ws[i] = s->body.w;
-		s->body.w = NULL;
-	}
-	sd->ninflight = n;
-	sd->nbatch = 0;
-	committer_submit(sd->committer, ws, n);
-	free(ws);
-}
-
-/* Hand a complete message to the commit batch; the session waits.  The
+/* Hand a complete message to the group commit; the session waits.  Its
  * batch leaves at the end of this loop iteration, or as soon as the batch
  * before it is durable. */
 static void
 batch_add(struct session *s)
 {
-	struct smtpd *sd = s->sd;
+	struct spool_item *it = xcalloc(1, sizeof(*it));
 
-	if (sd->nbatch == sd->batch_cap) {
-		sd->batch_cap = sd->batch_cap ? sd->batch_cap * 2 : 16;
-		sd->batch = xreallocarray(sd->batch, sd->batch_cap, sizeof(*sd->batch));
-	}
-	sd->batch[sd->nbatch++] = s;
+	it->w = s->body.w;
+	s->body.w = NULL;
+	memcpy(it->id, s->env.id, sizeof(it->id));
 	session_wait(s);
-	if (!sd->batch_queued && !committer_busy(sd->committer)) {
-		sd->batch_queued = 1;
-		ev_defer(sd->d->loop, batch_kick, sd);
-	}
+	commit_add(s->sd->committer, it, s);
 }
 
 int
 data_committer_start(struct smtpd *sd, const char **error_r)
 {
-	return committer_start(sd->d->loop, batch_done, sd, &sd->committer, error_r);
+	return commit_start(sd->d->loop, batch_sync, batch_done, sd, &sd->committer,
+	    error_r);
 }
 
 void
 data_unbatch(struct session *s)
 {
-	struct smtpd *sd = s->sd;
+	struct committer *c = s->sd->committer;
+	struct spool_item *it;
 
-	for (size_t i = 0; i < sd->nbatch; i++)
-		if (sd->batch[i] == s) {
-			memmove(&sd->batch[i], &sd->batch[i + 1],
-			    (sd->nbatch - i - 1) * sizeof(*sd->batch));
-			sd->nbatch--;
-			return;
-		}
-	/* In flight: the sync thread owns its writer; only forget the session. */
-	for (size_t i = 0; i < sd->ninflight; i++)
-		if (sd->inflight[i] == s)
-			sd->inflight[i] = NULL;
+	if (c == NULL)
+		return;
+	/* Not sent to the sync thread yet: the message goes. */
+	while ((it = commit_cancel(c, s)) != NULL) {
+		qfile_abort(&it->w);
+		free(it);
+	}
+	/* In flight: it is committed all the same; only forget the session. */
+	commit_forget(c, s);
 }
 
 void

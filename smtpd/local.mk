@@ -2,7 +2,7 @@
 pkglibexec_PROGRAMS += smtpd/smtpd
 smtpd_smtpd_SOURCES = smtpd/main.c smtpd/smtpd.h smtpd/session.c \
 	smtpd/cmd.c smtpd/data.c smtpd/body.c smtpd/body.h \
-	smtpd/commit.c smtpd/commit.h smtpd/policy.c smtpd/policy.h
+	smtpd/policy.c smtpd/policy.h
 smtpd_smtpd_LDADD = $(POSTERN_LIBS) -lpthread
 ## The content scanner's unit test (listed in tests/unit/local.mk) links
 ## the scanner itself: it is smtpd's, not lib/'s.

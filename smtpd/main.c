@@ -132,7 +132,7 @@ cleanup(struct daemon *d)
 		return;
 	smtpd_stop_all(sd);
 	/* A batch in flight finishes its syncs before the process exits. */
-	committer_stop(&sd->committer);
+	commit_stop(&sd->committer);
 	/* The policy borrows the auth client: close it first. */
 	if (sd->policy != NULL)
 		policy_close(&sd->policy);
@@ -141,9 +141,6 @@ cleanup(struct daemon *d)
 	if (sd->conns != NULL)
 		connlimit_close(&sd->conns);
 	SSL_CTX_free(sd->tls);
-	free(sd->batch);
-	free(sd->inflight);
-	free(sd->inflight_ids);
 	free(sd->set.hostname);
 	free(sd->set.banner);
 	free(sd->set.incoming);

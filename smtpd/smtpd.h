@@ -1,8 +1,8 @@
 /*
  * smtpd: the SMTP listener's shared declarations.  One struct smtpd per
  * process (the settings, the TLS context, the policy, connection counts
- * and the auth client, the open sessions and the batch of messages
- * waiting for the group commit) and one struct session per connection.
+ * and the auth client, the open sessions and the group committer of
+ * finished messages) and one struct session per connection.
  *
  * The code is split by job: main.c is the table of contents (daemon
  * hooks), session.c the connection life cycle, input dispatch and replies,
@@ -36,6 +36,7 @@ struct policy_client;
 struct connlimit;
 struct auth_client;
 struct auth_pending;
+struct committer;
 
 /* What a listener is for, from its listen tag. */
 enum smtpd_kind {
@@ -77,15 +78,8 @@ struct smtpd {
 	struct session *sessions;	/* every open session */
 	size_t nsessions;
 	uint64_t next_id;		/* session numbers for the log */
-	/* Messages complete and waiting for the group commit, and the batch
-	 * the sync thread is committing (a gone session's slot is NULL). */
-	struct session **batch;
-	size_t nbatch, batch_cap;
-	int batch_queued;		/* batch_kick is deferred already */
+	/* The group commit of finished messages (lib/commit; data.c). */
 	struct committer *committer;
-	struct session **inflight;
-	char (*inflight_ids)[QFILE_ID_MAX];
-	size_t ninflight;
 	/* The spool's free space (bytes, inodes) as read at space_ms (loop
 	 * time): at most once a second, not at every MAIL. */
 	uint64_t space_bytes, space_inodes, space_ms;
@@ -232,10 +226,8 @@ void smtpd_notify_qmgr(struct smtpd *sd, const char *const *ids, size_t n);
 void data_abort(struct session *s);
 /* Remove a session from the pending commit (its writer is aborted). */
 void data_unbatch(struct session *s);
-/* Start the sync thread of the group commit (post_drop).  0 or -1. */
+/* Start the group commit and its sync thread (post_drop).  0 or -1. */
 int data_committer_start(struct smtpd *sd, const char **error_r)
 	__attribute__((warn_unused_result));
-/* Send the pending batch to the sync thread if it is idle. */
-void batch_kick(void *arg);
 
 #endif

@@ -15,6 +15,7 @@ UNIT_TESTS = \
 	tests/unit/test_alias \
 	tests/unit/test_worker \
 	tests/unit/test_fsutil \
+	tests/unit/test_commit \
 	tests/unit/test_sandbox \
 	tests/unit/test_sasl \
 	tests/unit/test_passwd \
