@@ -616,7 +616,15 @@ pickup_one(struct qmgr *q, int dirfd, const char *name, int maildrop)
 			    "event=pickup_open_failed name=%s error=\"%s\"", name, why);
 		return;
 	}
-	if (fstat(fd, &st) == 0 && in_transition(&st)) {
+	if (fstat(fd, &st) < 0) {
+		/* Not evidence of damage: left for the next scan. */
+		why = strerror(errno);
+		close(fd);
+		(void)log_limited(&q->loglimit, LOG_LEVEL_ERROR, why,
+		    "event=pickup_stat_failed name=%s error=\"%s\"", name, why);
+		return;
+	}
+	if (in_transition(&st)) {
 		close(fd);
 		(void)log_limited(&q->loglimit, LOG_LEVEL_INFO, "pickup_wait",
 		    "event=pickup_wait name=%s links=%lu", name,
@@ -626,7 +634,7 @@ pickup_one(struct qmgr *q, int dirfd, const char *name, int maildrop)
 			    rescan_due, q);
 		return;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		close(fd);
 		to_corrupt(q, dirfd, name, "not a plain file");
 		return;

@@ -130,6 +130,25 @@ def stream_while_killing(inst, port, total, threads, make_msg, sender, rcpts,
     return kills[0], errors
 
 
+def fill_file(path, chunks=(64 << 10, 1 << 10)):
+    """Write zeros to a new file at path until its file system is full
+    (ENOSPC), in ever smaller chunks, so that every block is used.
+    Raises any other OSError.  Returns path."""
+    import errno
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        for chunk in chunks:
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)
+    return path
+
+
 def sanitized_build():
     """Whether the build under test uses AddressSanitizer (which valgrind
     cannot run)."""

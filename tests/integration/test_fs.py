@@ -12,7 +12,6 @@ before is delivered once there is room.  An older build moved most acknowledged 
 spool/corrupt on passfs (the link + unlink fallback, and pickup refusing
 a cached link count of 2)."""
 
-import errno
 import os
 import re
 import shutil
@@ -174,18 +173,8 @@ class FsCase:
     def fill(self):
         """Use every block of the file system (as root: past ext4's
         reserve too).  Returns the filler's path."""
-        filler = os.path.join(self.top, "filler")
-        fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o600)
-        try:
-            for chunk in (1 << 20, 4096, 512):
-                try:
-                    while True:
-                        os.write(fd, b"\0" * chunk)
-                except OSError as e:
-                    self.assertEqual(e.errno, errno.ENOSPC)
-        finally:
-            os.close(fd)
-        return filler
+        return harness.fill_file(os.path.join(self.top, "filler"),
+                                 (1 << 20, 4096, 512))
 
     def test_3_disk_full(self):
         """While the disk is full nothing gets 250; what got 250 before

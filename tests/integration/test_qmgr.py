@@ -367,18 +367,7 @@ class PickupDiskFull(unittest.TestCase):
         """Use every block, then fill queue/'s directory blocks with
         entries (empty files need inodes only), so that a rename into it
         fails with ENOSPC.  Returns what to remove to free the space."""
-        filler = os.path.join(self.spool, "filler")
-        fd = os.open(filler, os.O_CREAT | os.O_WRONLY, 0o600)
-        try:
-            for chunk in (64 << 10, 1 << 10):
-                try:
-                    while True:
-                        os.write(fd, b"x" * chunk)
-                except OSError as e:
-                    self.assertEqual(e.errno, errno.ENOSPC)
-        finally:
-            os.close(fd)
-        made = [filler]
+        made = [harness.fill_file(os.path.join(self.spool, "filler"))]
         queue = os.path.join(self.spool, "queue")
         for i in range(100000):
             path = os.path.join(queue, ".fill%05d" % i)
