@@ -556,7 +556,7 @@ maildir_commit(struct maildir_pending *const *ps, size_t n)
 		struct maildir_pending *p = ps[i];
 
 		p->committed = 1;
-		if (fsync(p->fd) < 0)
+		if (fs_fsync(p->fd, "maildir-file") < 0)
 			pending_fail(p, "fsync", errno);
 		else if (close(p->fd) < 0) {
 			p->fd = -1;
@@ -578,7 +578,7 @@ maildir_commit(struct maildir_pending *const *ps, size_t n)
 
 		if (!p->linked || p->failed || p->dir_synced)
 			continue;
-		if (fsync(p->dir->new) < 0)
+		if (fs_fsync(p->dir->new, "maildir-dir") < 0)
 			err = errno;
 		for (j = i; j < n; j++) {
 			struct maildir_pending *q = ps[j];

@@ -21,6 +21,15 @@
  */
 int fs_ensure_dir(const char *path, mode_t mode, uid_t uid, gid_t gid,
     const char **error_r) __attribute__((warn_unused_result));
+/*
+ * fsync(2) fd, one of the durability points docs/design.md ("Durability
+ * order") lists: "queue-file", "queue-dir", "queue-name", "maildir-file",
+ * "maildir-dir".  A test build (configure --enable-test-skip-fsync=POINTS)
+ * skips the listed points, logging the first skip, so that the
+ * durability-order test can prove its checker sees a missing fsync.
+ * fsync's result.
+ */
+int fs_fsync(int fd, const char *point) __attribute__((warn_unused_result));
 /* fsync the directory at path.  0, or -1 with *error_r. */
 int fs_fsync_dir(const char *path, const char **error_r) __attribute__((warn_unused_result));
 /*

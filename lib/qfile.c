@@ -547,7 +547,7 @@ sync_names(struct qfile_writer **ws, size_t n, size_t i, char *synced)
 	size_t j;
 	int err = 0;
 
-	if (d->newfd_readable && fsync(d->newfd) < 0)
+	if (d->newfd_readable && fs_fsync(d->newfd, "queue-dir") < 0)
 		err = errno;
 	for (j = i; j < n; j++) {
 		struct qfile_writer *w = ws[j];
@@ -556,7 +556,7 @@ sync_names(struct qfile_writer **ws, size_t n, size_t i, char *synced)
 		    w->dev != d->dev || w->ino != d->ino)
 			continue;
 		synced[j] = 1;
-		if (!d->newfd_readable && fsync(w->fd) < 0)
+		if (!d->newfd_readable && fs_fsync(w->fd, "queue-name") < 0)
 			writer_fail(w, "fsync after link", errno);
 		else if (err != 0)
 			writer_fail(w, "fsync of new/", err);
@@ -577,7 +577,8 @@ qfile_commit(struct qfile_writer **ws, size_t n, int *results, const char **erro
 			(void)sync_file_range(ws[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	}
 	for (i = 0; i < n; i++) {
-		if (ws[i] != NULL && ws[i]->err == 0 && fsync(ws[i]->fd) < 0)
+		if (ws[i] != NULL && ws[i]->err == 0 &&
+		    fs_fsync(ws[i]->fd, "queue-file") < 0)
 			writer_fail(ws[i], "fsync", errno);
 	}
 	for (i = 0; i < n; i++) {

@@ -25,8 +25,9 @@ case " $* " in
 *" -h "*|*" --help "*) exec python3 "$here/smtp_accept.py" --help ;;
 esac
 
-# Everything else the benchmark calls (tools/packages, set "bench").
-"$here/../../tools/install-packages" bench
+# Everything else the benchmark calls (tools/packages, set "test":
+# strace among them).
+"$here/../../tools/install-packages" test
 
 need_install() {
 	for f in /usr/sbin/postfix /usr/sbin/smtp-source /usr/sbin/smtp-sink \

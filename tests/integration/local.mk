@@ -24,8 +24,9 @@ INTEGRATION_TESTS = \
 	tests/integration/test_qmgr_dsn.py \
 	tests/integration/test_qmgr_backlog.py \
 	tests/integration/test_fs.py \
+	tests/integration/test_durability.py \
 	tests/integration/test_readme.py \
 	tests/integration/test_tree.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/harness.py \
-	tests/integration/passfs.py
+	tests/integration/passfs.py tests/integration/durability.py
