@@ -50,8 +50,11 @@ class FsCase:
     a subclass says how to mount it at self.top (mount())."""
 
     kind = None
+    only = None     # the tests a subclass runs, if not all
 
     def setUp(self):
+        if self.only is not None and self._testMethodName not in self.only:
+            self.skipTest("run on the machine's own file system (MachineFs)")
         if os.geteuid() != 0:
             self.skipTest("mounting a file system needs root")
         self.inst = harness.Instance(extra_config=CONFIG)
@@ -233,7 +236,7 @@ class MachineFs(FsCase, unittest.TestCase):
     kind = "machine"
     can_fill = False
     can_fill_why = ("filling the machine's own disk would stop everything "
-                    "else on it; ext4 is filled in Ext4Loop, tmpfs in Tmpfs")
+                    "else on it: MachineLike fills an image made like it")
 
     def mount(self):
         # Not a mount: a directory on /var/tmp's file system, bound here.
@@ -241,6 +244,62 @@ class MachineFs(FsCase, unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.backing, True)
         os.chmod(self.backing, 0o755)
         self.run_cmd(["mount", "--bind", self.backing, self.top])
+        self.umount_later(self.top)
+
+
+# Mount options of the machine's file system that an image can take too.
+PORTABLE_OPTIONS = {"discard", "nodiscard", "noatime", "relatime",
+                    "strictatime", "lazytime", "nodelalloc", "delalloc",
+                    "dioread_nolock", "journal_checksum",
+                    "journal_async_commit", "barrier", "nobarrier"}
+PORTABLE_PREFIXES = ("data=", "commit=", "barrier=", "errors=")
+# ext* features that record a state rather than a choice at mkfs time.
+STATE_FEATURES = {"needs_recovery", "orphan_present", "mmp"}
+
+
+def machine_fs():
+    """(fstype, mkfs arguments, mount options) that make an image like the
+    file system /var/tmp is on: its type, its portable mount options and,
+    for ext*, its features where its device can be read; mkfs is None for
+    a type with no recipe."""
+    p = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE,OPTIONS", "-T",
+                        "/var/tmp"], capture_output=True, text=True, timeout=30)
+    fstype, source, options = p.stdout.split()
+    opts = [o for o in options.split(",") if o in PORTABLE_OPTIONS or
+            o.startswith(PORTABLE_PREFIXES)]
+    if not fstype.startswith("ext"):
+        return fstype, None, opts
+    p = subprocess.run(["dumpe2fs", "-h", source], capture_output=True,
+                       text=True, timeout=60)
+    m = re.search(r"^Filesystem features:\s*(.*)$", p.stdout, re.M)
+    if m is None:
+        # The device cannot be read (a container): mke2fs's defaults,
+        # which are what Debian's installer used too.
+        return fstype, ["mkfs." + fstype, "-q", "-F"], opts
+    features = [f for f in m.group(1).split() if f not in STATE_FEATURES]
+    # "none" first: exactly the machine's features, not mke2fs.conf's.
+    return fstype, ["mkfs." + fstype, "-q", "-F", "-O",
+                    ",".join(["none"] + features)], opts
+
+
+class MachineLike(FsCase, unittest.TestCase):
+    """An image made like the machine's own file system (its type, its
+    features, its portable mount options), small enough to fill: the
+    disk-full test MachineFs cannot run on the real disk (its other
+    tests run there)."""
+    kind = "machine-like"
+    only = ("test_3_disk_full",)
+
+    def mount(self):
+        fstype, mkfs, opts = machine_fs()
+        if mkfs is None:
+            self.skipTest("no image recipe for the machine's %s" % fstype)
+        image = os.path.join(self.inst.dir, "fs.img")
+        with open(image, "wb") as f:
+            f.truncate(256 << 20)
+        self.run_cmd(mkfs + [image])
+        self.run_cmd(["mount", "-t", fstype, "-o", ",".join(["loop"] + opts),
+                      image, self.top])
         self.umount_later(self.top)
 
 
