@@ -12,6 +12,7 @@ tested on hand-written traces.
 """
 
 import os
+import shlex
 import shutil
 import signal
 import smtplib
@@ -173,10 +174,17 @@ def build_skipping(points):
             continue              # deleted in the work tree
         os.makedirs(os.path.join(top, os.path.dirname(name)), exist_ok=True)
         shutil.copy2(src, os.path.join(top, name))
+    # Configured as the build under test was (its maps' format, say,
+    # must match the instance's), plus the switch.
+    status = os.path.join(harness.BUILDDIR, "config.status")
+    options = shlex.split(subprocess.run(
+        [status, "--config"], capture_output=True, check=True,
+        timeout=60).stdout.decode()) if os.path.exists(status) else []
     log = os.path.join(top, "build.log")
     with open(log, "w") as out:
         for cmd in (["autoreconf", "-fi"],
-                    ["./configure", "-q", "--enable-test-skip-fsync=" + points],
+                    ["./configure", "-q"] + options +
+                    ["--enable-test-skip-fsync=" + points],
                     ["make", "-j%d" % (os.cpu_count() or 2), "libexec-stamp"]):
             p = subprocess.run(cmd, cwd=top, stdout=out, stderr=subprocess.STDOUT,
                                timeout=900)
@@ -218,7 +226,19 @@ class Traced:
             raise AssertionError("strace exited with %d:\n%s" % (
                 self.strace.returncode, self.inst.read_log()[-2000:]))
         self.inst.pids.add(self.inst.master_pid())
-        self.inst.wait_running(timeout=60)
+        # The pid file comes before the control socket: until status
+        # answers, "not yet" rather than a failure.
+        def running():
+            try:
+                return all(r["state"] in ("running", "not-installed")
+                           for r in self.inst.status())
+            except AssertionError:
+                return False
+        try:
+            harness.wait_until(running, timeout=120, interval=0.2,
+                               what="every daemon running under strace")
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.inst.read_log()[-3000:]))
         self.port = self.inst.base + 25
         self.maildir = os.path.join(self.inst.dir, "mail", "example.test", "demo")
         self.spool = os.path.join(self.inst.dir, "spool")
