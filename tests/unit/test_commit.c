@@ -214,16 +214,22 @@ struct inflight_ctx {
 	struct ctx *x;
 	struct item *its;
 	sem_t *started, *release;
+	int added;
 };
 
-/* A timer on the loop, while batch 1 is held in its sync: add 3..5. */
+/* A timer on the loop, once batch 1 is held in its sync: add 3..5.  It
+ * polls rather than waits: batch 1 leaves from the loop, so a timer that
+ * blocked the loop before it had left would wait for ever (as it did on
+ * a loaded machine, where the timer was due on the loop's first pass). */
 static void
 add_more(struct ev_timer *t, void *arg)
 {
 	struct inflight_ctx *ic = arg;
 
 	(void)t;
-	sem_wait(ic->started);		/* batch 1 is in the thread */
+	if (ic->added || sem_trywait(ic->started) != 0)
+		return;			/* batch 1 is not in the thread yet */
+	ic->added = 1;
 	for (int i = 3; i < 6; i++)
 		commit_add(ic->x->c, &ic->its[i], NULL);
 	ck_assert_uint_eq(commit_pending(ic->x->c), 6);
@@ -236,7 +242,7 @@ START_TEST(test_batch_gathers_while_previous_syncs)
 	struct ctx x = { 0 };
 	struct item its[6];
 	sem_t started, release;
-	struct inflight_ctx ic = { &x, its, &started, &release };
+	struct inflight_ctx ic = { &x, its, &started, &release, 0 };
 	struct ev_timer *t;
 
 	sem_init(&started, 0, 0);
@@ -248,7 +254,7 @@ START_TEST(test_batch_gathers_while_previous_syncs)
 		item_file(&x, &its[i], i);
 	for (int i = 0; i < 3; i++)
 		commit_add(x.c, &its[i], NULL);
-	t = ev_timer_add(x.loop, 10, 0, add_more, &ic);
+	t = ev_timer_add(x.loop, 2, 1, add_more, &ic);
 	x.want = 6;
 	check_run_loop_for(x.loop, 5000);
 	ev_timer_del(&t);
@@ -375,13 +381,15 @@ struct stop_ctx {
 	sem_t *started;
 };
 
+/* Polls, as add_more() does, until batch 1 is in the thread. */
 static void
 stop_now(struct ev_timer *t, void *arg)
 {
 	struct stop_ctx *sc = arg;
 
 	(void)t;
-	sem_wait(sc->started);			/* batch 1 is in the thread */
+	if (sem_trywait(sc->started) != 0)
+		return;
 	commit_add(sc->x->c, &sc->its[2], NULL);
 	ev_break(sc->x->loop);
 }
@@ -402,7 +410,7 @@ START_TEST(test_stop_with_batch_in_flight)
 		item_file(&x, &its[i], i);
 	commit_add(x.c, &its[0], NULL);
 	commit_add(x.c, &its[1], NULL);
-	t = ev_timer_add(x.loop, 10, 0, stop_now, &sc);
+	t = ev_timer_add(x.loop, 2, 1, stop_now, &sc);
 	x.want = 100;
 	check_run_loop_for(x.loop, 5000);
 	ev_timer_del(&t);
