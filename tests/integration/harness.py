@@ -83,21 +83,34 @@ def stream_while_killing(inst, port, total, threads, make_msg, sender, rcpts,
                          rcpt_options=(), services=("qmgr", "local"), every=0.4,
                          after=0.0, limit=60.0):
     """Send total messages (make_msg(n) gives message n's bytes) from
-    sender to rcpts over SMTP in threads sessions, retrying each message
-    up to 5 times, while kill -9 hits every process of services every
-    `every` seconds -- during the stream and for `after` seconds past it,
-    at most `limit` seconds in all.  Returns (kills, errors): how many
-    processes were killed, and the messages that could not be sent."""
+    sender to rcpts over SMTP in threads sessions, while kill -9 hits
+    every process of services every `every` seconds -- during the stream
+    and for `after` seconds past it, at most `limit` seconds in all.  Each
+    message is retried, as a client MTA would, until it is accepted or
+    the kills have been over for longer than master's longest restart
+    back-off (restart_delay_max, 60 s by default: a daemon killed again
+    and again is restarted ever later).  Returns (kills, errors): how
+    many processes were killed, and the messages that could not be
+    sent."""
     import smtplib
     import threading
     kills, errors = [0], []
+    deadline = time.monotonic() + limit + 75
+
+    def permanent(e):
+        # A 5xx is an answer, not an outage: never retried.
+        if isinstance(e, smtplib.SMTPResponseException):
+            return e.smtp_code >= 500
+        if isinstance(e, smtplib.SMTPRecipientsRefused):
+            return all(code >= 500 for code, _ in e.recipients.values())
+        return False
 
     def send(t):
         per = total // threads
         s = None
         for i in range(per):
             msg = make_msg(t * per + i)
-            for attempt in range(5):
+            while True:
                 try:
                     if s is None:
                         s = smtplib.SMTP("127.0.0.1", port, timeout=20)
@@ -105,8 +118,9 @@ def stream_while_killing(inst, port, total, threads, make_msg, sender, rcpts,
                     break
                 except (smtplib.SMTPException, OSError) as e:
                     s = None
-                    if attempt == 4:
+                    if permanent(e) or time.monotonic() > deadline:
                         errors.append(repr(e))
+                        break
                     time.sleep(0.2)
         if s is not None:
             s.quit()
@@ -126,7 +140,7 @@ def stream_while_killing(inst, port, total, threads, make_msg, sender, rcpts,
                 except ProcessLookupError:
                     pass
     for t in ts:
-        t.join(timeout=60)
+        t.join(timeout=max(1, deadline - time.monotonic() + 30))
     return kills[0], errors
 
 
