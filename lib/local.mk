@@ -24,5 +24,5 @@ lib_libpostern_a_SOURCES = \
 	lib/worker.c lib/worker.h lib/commit.c lib/commit.h \
 	lib/sandbox.c lib/sandbox.h \
 	lib/dsn.c lib/dsn.h \
-	lib/mstore.c lib/mstore.h \
-	lib/mailbox.c lib/mailbox.h
+	lib/maildir.c lib/maildir.h lib/maildir_impl.h lib/maildir_write.c \
+	lib/maildir_quota.c lib/maildir_read.c

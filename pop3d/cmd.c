@@ -20,7 +20,7 @@
 #include "authclient.h"
 #include "ios.h"
 #include "log.h"
-#include "mailbox.h"
+#include "maildir.h"
 #include "pop3d.h"
 #include "sasl.h"
 #include "xalloc.h"

@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "mailbox.h"
+#include "maildir.h"
 #include "pop3d.h"
 #include "worker.h"
 #include "xalloc.h"

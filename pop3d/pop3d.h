@@ -23,7 +23,7 @@
 #include "buf.h"
 #include "daemon.h"
 #include "ev.h"
-#include "mailbox.h"
+#include "maildir.h"
 #include "pop3proto.h"
 #include "sasl.h"
 

@@ -67,11 +67,11 @@ post_drop(struct daemon *d, const char **error_r)
 		.retry_max = cfg_time_ms(d->global, "queue_retry_max") / 1000,
 		.lifetime = cfg_time_ms(d->global, "maximal_queue_lifetime") / 1000,
 		.delay_warning = cfg_time_ms(d->global, "delay_warning_time") / 1000,
-		.local_limit = (unsigned)cfg_int(d->global, "qmgr_local_concurrency"),
-		.dest_limit = (unsigned)cfg_int(d->global, "qmgr_destination_concurrency"),
 		.domain_limit = (unsigned)cfg_int(d->global, "qmgr_domain_concurrency"),
 		.postmaster = cfg_str(d->global, "postmaster_address"),
 	};
+	for (int i = 0; i < QMGR_AGENTS; i++)
+		s.agent_limit[i] = (unsigned)cfg_int(d->global, sched_agents[i].limit_key);
 	if (qmgr_new(d->loop, &s, &qd->q, error_r) < 0)
 		return -1;
 	qd->tick = ev_timer_add(d->loop, TICK_MS, 1, on_tick, qd);

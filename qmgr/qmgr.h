@@ -7,7 +7,7 @@
  *   main.c    the daemon skeleton's hooks
  *   state.c   the state file format and the back-off computation
  *   queue.c   pickup, recovery, the in-memory queue and its durable records
- *   sched.c   scheduling: agents, requests and results
+ *   sched.c   scheduling: the agent table, requests and results
  *   bounce.c  delivery status notifications (lib/dsn.h)
  *   ctl.c     the notice and control sockets (lib/qmgrproto.h)
  */
@@ -78,6 +78,31 @@ struct qs_record {
 struct qmgr;
 struct agent;
 
+/* The delivery agents, by their row in sched_agents[]. */
+enum qmgr_agent_id {
+	QMGR_AGENT_LOCAL,	/* local(8): the local domains' recipients */
+	QMGR_AGENT_RELAY,	/* relay: every other recipient (not yet written) */
+	QMGR_AGENTS
+};
+
+/*
+ * A delivery agent qmgr knows: one row of sched_agents[] (sched.c).  A
+ * recipient goes to the first row whose takes() says so.
+ */
+struct agent_def {
+	const char *name;		/* for logs: "local", "relay" */
+	const char *socket;		/* its socket in run_dir (lib/agentproto.h) */
+	/* Whether the agent takes recipient addr: 1, 0, or -1 with *error_r
+	 * (a map lookup failed). */
+	int (*takes)(struct qmgr *q, const char *addr, const char **error_r);
+	const char *limit_key;		/* the config key: requests in flight */
+	const char *unavailable;	/* "ESC text" while it cannot be reached */
+	int down_never_expires;		/* waiting for it never expires a recipient */
+};
+
+/* The table, indexed by enum qmgr_agent_id. */
+extern const struct agent_def sched_agents[QMGR_AGENTS];
+
 /* Where a message sits in the scheduler (qmsg.where). */
 enum qm_where {
 	QM_NOWHERE,	/* nothing due, or requests in flight */
@@ -126,10 +151,11 @@ struct dest {
 	char domain[];			/* lower case; "" for none */
 };
 
-/* A delivery agent: local or relay, over its socket in run_dir. */
+/* A delivery agent (a row of sched_agents[]), over its socket in run_dir. */
 struct agent {
 	struct qmgr *q;
-	const char *name;		/* "local", "relay" */
+	const struct agent_def *def;	/* its row */
+	enum qmgr_agent_id id;		/* and the row's index */
 	char *path;
 	struct ipc_link *link;
 	unsigned inflight, limit;
@@ -137,7 +163,6 @@ struct agent {
 	struct request *reqs;		/* in flight */
 	struct waitq wait;		/* messages blocked on limit */
 	time_t down_until;		/* after a failed connect */
-	const char *unavailable;	/* the error while down */
 };
 
 struct qmgr_settings {
@@ -149,7 +174,7 @@ struct qmgr_settings {
 	uint64_t lifetime;		/* seconds */
 	uint64_t delay_warning;		/* seconds, 0: off */
 	const char *postmaster;		/* postmaster notices; "": postmaster@hostname */
-	unsigned local_limit, dest_limit;	/* per agent: local, relay */
+	unsigned agent_limit[QMGR_AGENTS];	/* per agent (its limit_key) */
 	unsigned domain_limit;		/* per destination (agent, domain) */
 };
 
@@ -167,7 +192,7 @@ struct qmgr {
 	struct qmsg *ready;		/* ring of messages with due work */
 	struct qmsg **hash;
 	size_t hash_size;
-	struct agent local, relay;
+	struct agent agents[QMGR_AGENTS];	/* by enum qmgr_agent_id */
 	struct dest **dests;		/* destination hash */
 	size_t dests_size, ndests;
 	struct ev_timer *tick;
@@ -239,13 +264,16 @@ void sched_free(struct qmgr *q);
 void sched_kick(struct qmgr *q);
 /* Once a second: due deferrals, expiry, delay warnings. */
 void sched_tick(struct qmgr *q);
-/* Whether recipient address goes to the relay agent: 1, 0 local, -1 the
- * domain map failed (*error_r). */
-int sched_is_remote(struct qmgr *q, const char *addr, const char **error_r)
-	__attribute__((warn_unused_result));
-/* The destination of a recipient address for agent a (relay if relay,
- * else local), with a reference taken; release it with sched_dest_put. */
-struct dest *sched_dest_get(struct qmgr *q, int relay, const char *addr);
+/*
+ * The agent for recipient address addr: the first row of sched_agents[]
+ * that takes it.  0 with *agent_r, or -1 with *error_r (a map lookup
+ * failed; *agent_r untouched).
+ */
+int sched_route(struct qmgr *q, const char *addr, struct agent **agent_r,
+    const char **error_r) __attribute__((warn_unused_result));
+/* The destination of a recipient address for agent a, with a reference
+ * taken; release it with sched_dest_put. */
+struct dest *sched_dest_get(struct qmgr *q, struct agent *a, const char *addr);
 void sched_dest_put(struct qmgr *q, struct dest *d);
 /* A temporary failure of recipient i: defer it with back-off, or fail it
  * once the message has outlived maximal_queue_lifetime.  Appends the

@@ -181,11 +181,15 @@ msg_add(struct qmgr *q, const struct envelope *e, uint64_t size, long owner)
 	m->nrcpt = m->nenv = (uint32_t)e->nrcpts;
 	m->rcpts = xcalloc(m->nrcpt, sizeof(*m->rcpts));
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		struct agent *a;
 		const char *error;
-		int r = sched_is_remote(q, e->rcpts[i].addr, &error);
+		int r = sched_route(q, e->rcpts[i].addr, &a, &error);
 
+		/* A failed lookup: local's, deferred below (due at once). */
+		if (r < 0)
+			a = &q->agents[QMGR_AGENT_LOCAL];
 		m->rcpts[i].state = QR_PENDING;
-		m->rcpts[i].dest = sched_dest_get(q, r == 1, e->rcpts[i].addr);
+		m->rcpts[i].dest = sched_dest_get(q, a, e->rcpts[i].addr);
 		/* Remembered here, because the envelope stays on disk. */
 		if (dsn_route(e->sender, q->double_bounce, e->rcpts[i].notify,
 		    DSN_ACTION_DELIVERED, 0) == DSN_TO_SENDER)
@@ -248,15 +252,17 @@ void
 qmgr_msg_add_rcpt(struct qmgr *q, struct qmsg *m, const char *addr)
 {
 	uint32_t k = m->nrcpt - m->nenv;
+	struct agent *a;
 	const char *error;
-	int r;
 
 	m->rcpts = xreallocarray(m->rcpts, (size_t)m->nrcpt + 1, sizeof(*m->rcpts));
 	m->added = xreallocarray(m->added, (size_t)k + 1, sizeof(*m->added));
 	m->added[k] = xstrdup(addr);
 	memset(&m->rcpts[m->nrcpt], 0, sizeof(m->rcpts[0]));
-	r = sched_is_remote(q, addr, &error);
-	m->rcpts[m->nrcpt].dest = sched_dest_get(q, r != 0, addr);
+	/* A failed lookup: the relay agent's, as an address in another domain. */
+	if (sched_route(q, addr, &a, &error) < 0)
+		a = &q->agents[QMGR_AGENT_RELAY];
+	m->rcpts[m->nrcpt].dest = sched_dest_get(q, a, addr);
 	m->rcpts[m->nrcpt].state = QR_PENDING;
 	m->nrcpt++;
 }

@@ -13,8 +13,10 @@
  * domain cannot starve mail to others.  Results are recorded durably in
  * the message's state file before they are acted upon; a message whose
  * recipients are all delivered is simply removed (the removal is the
- * record).  Recipients in other domains go to the relay agent; while it
- * is not available they stay deferred and are never bounced for that.
+ * record).  The agents are one table, sched_agents[]: a recipient goes
+ * to the first row that takes it (local's domains to local, the rest to
+ * the relay agent); while the relay agent is not available its
+ * recipients stay deferred and are never bounced for that.
  */
 #include "autoconf.h"
 
@@ -30,7 +32,6 @@
 #include "qmgr.h"
 #include "xalloc.h"
 
-#define RELAY_UNAVAILABLE "4.4.1 relay agent not available"
 #define AGENT_RECONNECT_S 1	/* wait after a failed connect */
 
 #define DEST_HASH_MIN 64
@@ -55,28 +56,63 @@ static const struct ipc_type agent_types[] = {
 static const struct ipc_proto agent_proto = { AGENT_PROTO, agent_types, 1,
     agent_on_msg, agent_on_close };
 
-/* Whether addr goes to the relay agent. */
-int
-sched_is_remote(struct qmgr *q, const char *addr, const char **error_r)
+/* Whether addr is local's: no domain, or one in virtual_domains (with no
+ * map, no domain is local). */
+static int
+takes_local(struct qmgr *q, const char *addr, const char **error_r)
 {
 	const char *at = strrchr(addr, '@');
 	struct buf v = BUF_INIT;
 	int r;
 
 	if (at == NULL)
-		return 0;
-	if (q->domains == NULL)
 		return 1;
+	if (q->domains == NULL)
+		return 0;
 	r = map_lookup(q->domains, at + 1, &v, error_r);
 	buf_free(&v);
-	return r < 0 ? -1 : r == 0;
+	return r;
 }
 
-/* The hash of (relay, domain). */
-static size_t
-dest_hash(int relay, const char *domain, size_t size)
+/* Any address (the last row: whatever no earlier one took). */
+static int
+takes_any(struct qmgr *q, const char *addr, const char **error_r)
 {
-	size_t h = 5381 + (size_t)relay;
+	(void)q;
+	(void)addr;
+	(void)error_r;
+	return 1;
+}
+
+const struct agent_def sched_agents[QMGR_AGENTS] = {
+	[QMGR_AGENT_LOCAL] = { "local", AGENT_LOCAL_SOCKET, takes_local,
+	    "qmgr_local_concurrency", "4.3.0 local delivery agent not available", 0 },
+	[QMGR_AGENT_RELAY] = { "relay", AGENT_RELAY_SOCKET, takes_any,
+	    "qmgr_destination_concurrency", "4.4.1 relay agent not available", 1 },
+};
+
+int
+sched_route(struct qmgr *q, const char *addr, struct agent **agent_r,
+    const char **error_r)
+{
+	for (int i = 0; i < QMGR_AGENTS; i++) {
+		int r = sched_agents[i].takes(q, addr, error_r);
+
+		if (r < 0)
+			return -1;
+		if (r == 1) {
+			*agent_r = &q->agents[i];
+			return 0;
+		}
+	}
+	log_panic("event=no_agent addr=%s", log_safe(addr));
+}
+
+/* The hash of (agent, domain). */
+static size_t
+dest_hash(enum qmgr_agent_id agent, const char *domain, size_t size)
+{
+	size_t h = 5381 + (size_t)agent;
 
 	for (; *domain != '\0'; domain++)
 		h = h * 33 + (unsigned char)*domain;
@@ -93,7 +129,7 @@ dest_grow(struct qmgr *q)
 	for (size_t i = 0; i < q->dests_size; i++)
 		while (q->dests[i] != NULL) {
 			struct dest *d = q->dests[i];
-			size_t h = dest_hash(d->agent == &q->relay, d->domain, nsize);
+			size_t h = dest_hash(d->agent->id, d->domain, nsize);
 
 			q->dests[i] = d->hnext;
 			d->hnext = nh[h];
@@ -106,7 +142,7 @@ dest_grow(struct qmgr *q)
 
 /* The destination of addr, interned, with a reference taken. */
 struct dest *
-sched_dest_get(struct qmgr *q, int relay, const char *addr)
+sched_dest_get(struct qmgr *q, struct agent *a, const char *addr)
 {
 	const char *at = strrchr(addr, '@');
 	char dom[256];
@@ -119,15 +155,15 @@ sched_dest_get(struct qmgr *q, int relay, const char *addr)
 	dom[n] = '\0';
 	if (q->ndests >= q->dests_size)
 		dest_grow(q);
-	h = dest_hash(relay, dom, q->dests_size);
+	h = dest_hash(a->id, dom, q->dests_size);
 	for (d = q->dests[h]; d != NULL; d = d->hnext)
-		if ((d->agent == &q->relay) == (relay != 0) && strcmp(d->domain, dom) == 0) {
+		if (d->agent == a && strcmp(d->domain, dom) == 0) {
 			d->refs++;
 			return d;
 		}
 	d = xcalloc(1, sizeof(*d) + n + 1);
 	memcpy(d->domain, dom, n + 1);
-	d->agent = relay ? &q->relay : &q->local;
+	d->agent = a;
 	d->refs = 1;
 	d->hnext = q->dests[h];
 	q->dests[h] = d;
@@ -143,7 +179,7 @@ sched_dest_put(struct qmgr *q, struct dest *d)
 
 	if (d == NULL || --d->refs > 0)
 		return;
-	pp = &q->dests[dest_hash(d->agent == &q->relay, d->domain, q->dests_size)];
+	pp = &q->dests[dest_hash(d->agent->id, d->domain, q->dests_size)];
 	while (*pp != d)
 		pp = &(*pp)->hnext;
 	*pp = d->hnext;
@@ -243,7 +279,7 @@ agent_connect(struct agent *a)
 		if (fd >= 0)
 			close(fd);
 		a->down_until = time(NULL) + AGENT_RECONNECT_S;
-		log_debug("event=agent_unavailable agent=%s", a->name);
+		log_debug("event=agent_unavailable agent=%s", a->def->name);
 		return -1;
 	}
 	a->link = ipc_link_new(a->q->loop, fd, &agent_proto, a);
@@ -354,7 +390,7 @@ agent_on_close(struct ipc_link *l, const char *why, void *arg)
 	/* With nothing in flight an agent going away (a stop, a reload, its
 	 * retirement) loses nothing: worth a warning only otherwise. */
 	log_msg(a->inflight > 0 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
-	    "event=agent_link_closed agent=%s reason=%s inflight=%u", a->name,
+	    "event=agent_link_closed agent=%s reason=%s inflight=%u", a->def->name,
 	    log_safe(why), a->inflight);
 	ipc_link_free(&a->link);
 	while ((r = a->reqs) != NULL) {
@@ -405,7 +441,7 @@ agent_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *
 	for (r = a->reqs; r != NULL && r->id != id; r = r->next)
 		;
 	if (r == NULL || ipc_get_u32(c, &n) < 0 || n != r->n) {
-		log_error("event=agent_bad_result agent=%s id=%u", a->name, id);
+		log_error("event=agent_bad_result agent=%s id=%u", a->def->name, id);
 		return -1;
 	}
 	status = xcalloc(n, sizeof(*status));
@@ -447,7 +483,7 @@ agent_on_msg(struct ipc_link *l, uint32_t type, uint32_t id, struct ipc_cursor *
 	ret = 0;
 out:
 	if (ret < 0)
-		log_error("event=agent_bad_result agent=%s id=%u", a->name, id);
+		log_error("event=agent_bad_result agent=%s id=%u", a->def->name, id);
 	for (uint32_t k = 0; k < n; k++)
 		free((char *)texts[k]);
 	free(texts);
@@ -522,8 +558,8 @@ defer_unavailable(struct qmgr *q, struct agent *a, struct qmsg *m)
 
 	for (uint32_t i = 0; i < m->nrcpt; i++)
 		if (m->rcpts[i].state == QR_PENDING && m->rcpts[i].dest->agent == a) {
-			sched_defer(q, m, i, a->unavailable, a == &q->relay,
-			    &recs[nrec], &bufs[i]);
+			sched_defer(q, m, i, a->def->unavailable,
+			    a->def->down_never_expires, &recs[nrec], &bufs[i]);
 			if (recs[nrec].kind == QS_FAIL)
 				nrec++;
 		}
@@ -566,27 +602,26 @@ place(struct qmgr *q, struct qmsg *m)
 static int
 turn(struct qmgr *q, struct qmsg *m)
 {
-	struct dest *pick[2] = { NULL, NULL };
+	struct dest *pick[QMGR_AGENTS] = { NULL };
 	struct envelope e;
 	const char *error;
 	off_t body;
-	int fd;
+	int fd, any = 0;
 
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		struct dest *d = m->rcpts[i].dest;
-		int k = d->agent == &q->relay;
 
-		if (m->rcpts[i].state == QR_PENDING && pick[k] == NULL && dest_room(q, d))
-			pick[k] = d;
+		if (m->rcpts[i].state == QR_PENDING && pick[d->agent->id] == NULL &&
+		    dest_room(q, d))
+			pick[d->agent->id] = d;
 	}
-	if (pick[0] == NULL && pick[1] == NULL)
-		return 0;
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < QMGR_AGENTS; k++)
 		if (pick[k] != NULL && agent_connect(pick[k]->agent) < 0) {
 			defer_unavailable(q, pick[k]->agent, m);
 			pick[k] = NULL;
-		}
-	if (pick[0] == NULL && pick[1] == NULL)
+		} else if (pick[k] != NULL)
+			any = 1;
+	if (!any)
 		return 0;
 	fd = qmgr_open_msg(q, m, &e, &body, &error);
 	if (fd < 0) {
@@ -594,7 +629,7 @@ turn(struct qmgr *q, struct qmsg *m)
 		log_error("event=open_failed id=%s error=\"%s\"", m->id, error);
 		return -1;
 	}
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < QMGR_AGENTS; k++)
 		if (pick[k] != NULL)
 			send_request(q, pick[k], m, fd, &e, body);
 	close(fd);
@@ -648,7 +683,6 @@ sched_tick(struct qmgr *q)
 {
 	time_t now = time(NULL);
 	struct qmsg *m, *next;
-	struct agent *as[2] = { &q->local, &q->relay };
 
 	for (m = q->head; m != NULL; m = next) {
 		int due = 0, promoted = 0, deferred = 0, report = 0;
@@ -691,44 +725,44 @@ sched_tick(struct qmgr *q)
 		if (!due && (report || !deferred) && m->where == QM_NOWHERE)
 			qmgr_msg_check_done(q, m);
 	}
-	for (int k = 0; k < 2; k++)
-		if (as[k]->inflight < as[k]->limit)
-			qmgr_wake(q, &as[k]->wait, as[k]->limit - as[k]->inflight);
+	for (int k = 0; k < QMGR_AGENTS; k++) {
+		struct agent *a = &q->agents[k];
+
+		if (a->inflight < a->limit)
+			qmgr_wake(q, &a->wait, a->limit - a->inflight);
+	}
 	for (size_t h = 0; h < q->dests_size; h++)
 		for (struct dest *d = q->dests[h]; d != NULL; d = d->hnext)
 			if (d->wait.head != NULL && dest_room(q, d))
 				qmgr_wake(q, &d->wait, q->set.domain_limit - d->inflight);
 }
 
-/* Set up the two agents. */
+/* Set up the agents, one per row of the table. */
 void
 sched_init(struct qmgr *q)
 {
-	q->local = (struct agent){ .q = q, .name = "local",
-	    .path = xasprintf("%s/%s", q->set.run_dir, AGENT_LOCAL_SOCKET),
-	    .limit = q->set.local_limit,
-	    .unavailable = "4.3.0 local delivery agent not available" };
-	q->relay = (struct agent){ .q = q, .name = "relay",
-	    .path = xasprintf("%s/%s", q->set.run_dir, AGENT_RELAY_SOCKET),
-	    .limit = q->set.dest_limit, .unavailable = RELAY_UNAVAILABLE };
+	for (int i = 0; i < QMGR_AGENTS; i++)
+		q->agents[i] = (struct agent){ .q = q, .def = &sched_agents[i],
+		    .id = (enum qmgr_agent_id)i,
+		    .path = xasprintf("%s/%s", q->set.run_dir, sched_agents[i].socket),
+		    .limit = q->set.agent_limit[i] };
 }
 
 /* Close the agents' links (requests in flight stay recorded as they were). */
 void
 sched_free(struct qmgr *q)
 {
-	struct agent *as[2] = { &q->local, &q->relay };
-
 	ev_defer_cancel(q->loop, sched_run, q);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < QMGR_AGENTS; i++) {
+		struct agent *a = &q->agents[i];
 		struct request *r;
 
-		ipc_link_free(&as[i]->link);
-		while ((r = as[i]->reqs) != NULL) {
-			as[i]->reqs = r->next;
+		ipc_link_free(&a->link);
+		while ((r = a->reqs) != NULL) {
+			a->reqs = r->next;
 			request_free(r);
 		}
-		free(as[i]->path);
-		as[i]->path = NULL;
+		free(a->path);
+		a->path = NULL;
 	}
 }

@@ -1,12 +1,13 @@
 /*
- * libFuzzer target for lib/mailbox.c's pure parts: the export state
- * machine, mailbox_crlf_size(), mailbox_uidl() and mailbox_name_size().
+ * libFuzzer target for the Maildir format's pure parts (lib/maildir.c):
+ * the export state machine, maildir_crlf_size(), maildir_uidl() and
+ * maildir_name_size().
  * Input: byte 0 picks the export mode (bit 0 dotstuff, bits 1-3 the TOP
  * line count, 0 meaning the whole message, bit 4 a capped output buffer),
  * bytes 1-2 a split point, byte 3 the cap, the rest is the message (and,
  * up to its first NUL, a file name).  Invariants: any chunking gives the
  * same output; every LF leaves as CRLF; the whole undotstuffed export is
- * mailbox_crlf_size() bytes; undoing the dot-stuffing gives the plain
+ * maildir_crlf_size() bytes; undoing the dot-stuffing gives the plain
  * export; TOP output is a prefix of the whole; a feed appends at most
  * twice its input; a capped buffer holds a prefix; UIDLs are 1..70 printable characters, unchanged by flags.
  */
@@ -19,7 +20,7 @@
 #include <string.h>
 
 #include "buf.h"
-#include "mailbox.h"
+#include "maildir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -91,7 +92,7 @@ unstuff(const struct buf *s, struct buf *out)
 static void
 fuzz_name(const uint8_t *data, size_t size)
 {
-	char uidl[MAILBOX_UIDL_MAX + 1], uidl2[MAILBOX_UIDL_MAX + 1];
+	char uidl[MAILDIR_UIDL_MAX + 1], uidl2[MAILDIR_UIDL_MAX + 1];
 	size_t n = strnlen((const char *)data, size > 300 ? 300 : size), len;
 	char *name = malloc(n + 8);
 	uint64_t v;
@@ -100,20 +101,20 @@ fuzz_name(const uint8_t *data, size_t size)
 		return;
 	memcpy(name, data, n);
 	name[n] = '\0';
-	mailbox_uidl(name, uidl);
+	maildir_uidl(name, uidl);
 	len = strlen(uidl);
-	CHECK(len >= 1 && len <= MAILBOX_UIDL_MAX);
+	CHECK(len >= 1 && len <= MAILDIR_UIDL_MAX);
 	for (size_t i = 0; i < len; i++)
 		CHECK(uidl[i] >= 0x21 && uidl[i] <= 0x7e);
 	/* Flags do not change it. */
 	memcpy(name + n, ":2,FS", 6);
-	mailbox_uidl(name, uidl2);
+	maildir_uidl(name, uidl2);
 	CHECK(strcmp(uidl, uidl2) == 0);
 	name[n] = '\0';
 	for (int k = 0; k < 2; k++) {
 		char key = k ? 'W' : 'S', field[4] = { ',', key, '=', '\0' };
 		const char *info = strchr(name, ':'), *f = strstr(name, field);
-		int r = mailbox_name_size(name, key, &v);
+		int r = maildir_name_size(name, key, &v);
 
 		CHECK(r == 0 || r == 1);
 		if (r == 1)
@@ -158,9 +159,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The plain whole export is the CRLF size (+2 for a last line without
 	 * LF), however crlf_size is chunked; its TOP is a prefix of it. */
 	CHECK(do_export(p, n, 0, -1, n, 0, &plain, &d2) == 0 && d2 == 0);
-	crlf = mailbox_crlf_size(p, k, &pr);
-	crlf += mailbox_crlf_size(p + k, n - k, &pr);
-	CHECK(crlf == mailbox_crlf_size(p, n, NULL));
+	crlf = maildir_crlf_size(p, k, &pr);
+	crlf += maildir_crlf_size(p + k, n - k, &pr);
+	CHECK(crlf == maildir_crlf_size(p, n, NULL));
 	CHECK(plain.len == crlf + (n > 0 && p[n - 1] != '\n' ? 2 : 0));
 	if (dotstuff)
 		unstuff(&whole, &un);

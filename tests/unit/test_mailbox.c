@@ -1,9 +1,11 @@
 /*
- * Unit tests for lib/mailbox.c: opening (and refusing symlinks), scanning
- * and sorting, new/cur duplicates, the size cache, reopening renamed
- * messages, flags, expunge, the session lock (in one process and across a
- * fork), UIDLs, name fields, and the export state machine fed at every
- * chunk boundary.  Each test runs in a fresh temporary mail store.
+ * Unit tests for the Maildir module's reader (lib/maildir_read.c, the
+ * mailbox_* functions) and the format it reads (lib/maildir.c): opening
+ * (and refusing symlinks), scanning and sorting, new/cur duplicates, the
+ * size cache, reopening renamed messages, flags, expunge, the session
+ * lock (in one process and across a fork), UIDLs, name fields, and the
+ * export state machine fed at every chunk boundary.  Each test runs in a
+ * fresh temporary mail store.
  */
 #include "autoconf.h"
 
@@ -22,7 +24,7 @@
 #include <unistd.h>
 
 #include "check_util.h"
-#include "mailbox.h"
+#include "maildir.h"
 #include "xalloc.h"
 
 #define MBOX "example.test/demo"
@@ -354,7 +356,7 @@ START_TEST(test_vsize_cache)
 {
 	struct mailbox *mb = open_mb();
 	const char *odd = "1002.M1P1Q3.h h";	/* a space: not cacheable */
-	char want_uidl[MAILBOX_UIDL_MAX + 1];
+	char want_uidl[MAILDIR_UIDL_MAX + 1];
 	ino_t ino;
 
 	put("cur", CBASE1 ",S=4:2,", "a\nb\n");
@@ -367,7 +369,7 @@ START_TEST(test_vsize_cache)
 	ck_assert_uint_eq(mailbox_msg(mb, 1)->vsize, 4);
 	ck_assert_uint_eq(mailbox_msg(mb, 2)->vsize, 4);
 	ck_assert_uint_eq(mailbox_msg(mb, 3)->vsize, 4);
-	mailbox_uidl(odd, want_uidl);
+	maildir_uidl(odd, want_uidl);
 	ck_assert_str_eq(mailbox_msg(mb, 2)->uidl, want_uidl);
 	ck_assert_uint_eq(strlen(want_uidl), 40);
 	ck_assert_str_eq(slurp(md_file(".", MAILBOX_VSIZE_CACHE)),
@@ -749,10 +751,10 @@ static const struct {
 
 START_TEST(test_uidl)
 {
-	char out[MAILBOX_UIDL_MAX + 1], cmd[400];
+	char out[MAILDIR_UIDL_MAX + 1], cmd[400];
 	FILE *p;
 
-	mailbox_uidl(uidls[_i].name, out);
+	maildir_uidl(uidls[_i].name, out);
 	if (uidls[_i].uidl != NULL) {
 		ck_assert_str_eq(out, uidls[_i].uidl);
 		return;
@@ -805,7 +807,7 @@ START_TEST(test_name_size)
 {
 	uint64_t size = 777;
 
-	ck_assert_int_eq(mailbox_name_size(sizes[_i].name, sizes[_i].key, &size), sizes[_i].ret);
+	ck_assert_int_eq(maildir_name_size(sizes[_i].name, sizes[_i].key, &size), sizes[_i].ret);
 	ck_assert_uint_eq(size, sizes[_i].ret ? sizes[_i].size : 777);
 }
 END_TEST
@@ -903,14 +905,14 @@ START_TEST(test_export)
 			ck_assert_int_eq(done, exports[_i].done);
 		}
 	}
-	/* The undotstuffed whole message is mailbox_crlf_size() bytes, before
+	/* The undotstuffed whole message is maildir_crlf_size() bytes, before
 	 * the CRLF that end adds to a last line without one. */
 	if (!exports[_i].dotstuff && exports[_i].body_lines < 0) {
 		int prev_cr = 0;
 		uint64_t end = n > 0 && in[n - 1] != '\n' ? 2 : 0;
 
-		ck_assert_uint_eq(mailbox_crlf_size(in, n, &prev_cr) + end, strlen(want));
-		ck_assert_uint_eq(mailbox_crlf_size(in, n, NULL) + end, strlen(want));
+		ck_assert_uint_eq(maildir_crlf_size(in, n, &prev_cr) + end, strlen(want));
+		ck_assert_uint_eq(maildir_crlf_size(in, n, NULL) + end, strlen(want));
 	}
 	buf_free(&out);
 	free(cuts);
@@ -963,7 +965,7 @@ START_TEST(test_export_full)
 END_TEST
 
 /* Random texts over "a\r\n.": the full undotstuffed export is
- * mailbox_crlf_size() bytes (plus 2 from end without a final LF), at
+ * maildir_crlf_size() bytes (plus 2 from end without a final LF), at
  * every split, and crlf_size itself is split-invariant.  Also checks the
  * scan's vsize for such a file equals it. */
 START_TEST(test_crlf_size_property)
@@ -979,13 +981,13 @@ START_TEST(test_crlf_size_property)
 
 		for (size_t i = 0; i < n; i++)
 			in[i] = alphabet[rnd(&seed) % 4];
-		whole = mailbox_crlf_size(in, n, NULL);
+		whole = maildir_crlf_size(in, n, NULL);
 		for (size_t k = 0; k <= n; k++) {
 			int prev_cr = 0;
-			uint64_t parts = mailbox_crlf_size(in, k, &prev_cr);
+			uint64_t parts = maildir_crlf_size(in, k, &prev_cr);
 			int had_cr = prev_cr;
 
-			parts += mailbox_crlf_size(in + k, n - k, &prev_cr);
+			parts += maildir_crlf_size(in + k, n - k, &prev_cr);
 			ck_assert_uint_eq(parts, whole);
 			ck_assert_int_eq(had_cr, k > 0 && in[k - 1] == '\r');
 			buf_reset(&out);

@@ -1,8 +1,9 @@
 /*
- * Unit tests for deliver/maildir.c: unique names, the written file and
- * its ",S=,W=" sizes, symlink refusal, first-delivery creation, the cache
- * of open Maildirs, maildirsize, the loop check and a full disk, each in
- * a fresh temporary mail store.
+ * Unit tests for the Maildir module's writer (lib/maildir_write.c,
+ * lib/maildir_quota.c, the header parts of lib/maildir.c): unique names,
+ * the written file and its ",S=,W=" sizes, symlink refusal,
+ * first-delivery creation, the cache of open Maildirs, maildirsize, the
+ * loop check and a full disk, each in a fresh temporary mail store.
  */
 #include "autoconf.h"
 
@@ -615,17 +616,18 @@ START_TEST(test_crlf_size_large)
 }
 END_TEST
 
+/* The writer's W= counting in pieces: each bare LF adds one byte. */
 START_TEST(test_bare_lfs)
 {
 	int prev_cr = 0;
 
-	ck_assert_uint_eq(maildir_bare_lfs("a\nb\r\nc\n", 7, &prev_cr), 2);
+	ck_assert_uint_eq(maildir_crlf_size("a\nb\r\nc\n", 7, &prev_cr), 7 + 2);
 	ck_assert_int_eq(prev_cr, 0);
-	ck_assert_uint_eq(maildir_bare_lfs("x\r", 2, &prev_cr), 0);
+	ck_assert_uint_eq(maildir_crlf_size("x\r", 2, &prev_cr), 2);
 	ck_assert_int_eq(prev_cr, 1);
 	/* The CR of the last piece pairs with this LF. */
-	ck_assert_uint_eq(maildir_bare_lfs("\n\n", 2, &prev_cr), 1);
-	ck_assert_uint_eq(maildir_bare_lfs("", 0, &prev_cr), 0);
+	ck_assert_uint_eq(maildir_crlf_size("\n\n", 2, &prev_cr), 2 + 1);
+	ck_assert_uint_eq(maildir_crlf_size("", 0, &prev_cr), 0);
 	ck_assert_int_eq(prev_cr, 0);
 }
 END_TEST

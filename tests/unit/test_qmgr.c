@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check_util.h"
+#include "config.h"
 #include "qmgr.h"
 #include "xalloc.h"
 
@@ -145,7 +147,8 @@ sched_new(void)
 
 	q->loop = ev_loop_new();
 	q->set.run_dir = "/nonexistent";
-	q->set.local_limit = q->set.dest_limit = 10;
+	for (int i = 0; i < QMGR_AGENTS; i++)
+		q->set.agent_limit[i] = 10;
 	q->set.domain_limit = 2;
 	sched_init(q);
 	return q;
@@ -164,30 +167,32 @@ sched_done(struct qmgr *q)
 START_TEST(test_dests)
 {
 	struct qmgr *q = sched_new();
-	struct dest *a = sched_dest_get(q, 1, "x@Big.Example");
-	struct dest *b = sched_dest_get(q, 1, "y@big.example");
-	struct dest *c = sched_dest_get(q, 0, "x@big.example");
-	struct dest *n = sched_dest_get(q, 0, "postmaster");
+	struct agent *local = &q->agents[QMGR_AGENT_LOCAL];
+	struct agent *relay = &q->agents[QMGR_AGENT_RELAY];
+	struct dest *a = sched_dest_get(q, relay, "x@Big.Example");
+	struct dest *b = sched_dest_get(q, relay, "y@big.example");
+	struct dest *c = sched_dest_get(q, local, "x@big.example");
+	struct dest *n = sched_dest_get(q, local, "postmaster");
 	struct dest *many[1000];
 	char addr[64];
 
 	ck_assert_ptr_eq(a, b);
 	ck_assert_uint_eq(a->refs, 2);
 	ck_assert_str_eq(a->domain, "big.example");
-	ck_assert_ptr_eq(a->agent, &q->relay);
+	ck_assert_ptr_eq(a->agent, relay);
 	ck_assert_ptr_ne(a, c);
-	ck_assert_ptr_eq(c->agent, &q->local);
+	ck_assert_ptr_eq(c->agent, local);
 	ck_assert_str_eq(n->domain, "");
 	ck_assert_uint_eq(q->ndests, 3);
 	/* The hash grows; every domain stays findable. */
 	for (int i = 0; i < 1000; i++) {
 		snprintf(addr, sizeof(addr), "u@d%d.test", i);
-		many[i] = sched_dest_get(q, i % 2, addr);
+		many[i] = sched_dest_get(q, i % 2 ? relay : local, addr);
 	}
 	ck_assert_uint_eq(q->ndests, 1003);
 	for (int i = 0; i < 1000; i++) {
 		snprintf(addr, sizeof(addr), "v@D%d.TEST", i);
-		ck_assert_ptr_eq(sched_dest_get(q, i % 2, addr), many[i]);
+		ck_assert_ptr_eq(sched_dest_get(q, i % 2 ? relay : local, addr), many[i]);
 		sched_dest_put(q, many[i]);
 		sched_dest_put(q, many[i]);
 	}
@@ -197,6 +202,93 @@ START_TEST(test_dests)
 	sched_dest_put(q, b);
 	sched_dest_put(q, c);
 	sched_dest_put(q, n);
+	sched_done(q);
+}
+END_TEST
+
+/* Routing through the agent table: local's domains (and addresses with
+ * no domain) to local, the rest to the relay agent.  With no domain map,
+ * only addresses without a domain are local. */
+START_TEST(test_route)
+{
+	static const struct {
+		const char *addr;
+		enum qmgr_agent_id want;
+	} cases[] = {
+		{ "postmaster", QMGR_AGENT_LOCAL },
+		{ "u@example.test", QMGR_AGENT_LOCAL },
+		{ "u@EXAMPLE.test", QMGR_AGENT_LOCAL },
+		{ "u@sub.example.test", QMGR_AGENT_RELAY },
+		{ "u@other.test", QMGR_AGENT_RELAY },
+		{ "a@b@example.test", QMGR_AGENT_LOCAL },
+	};
+	struct qmgr *q = sched_new();
+	char dir[] = "/tmp/test_qmgr.XXXXXX", path[64], spec[80];
+	struct agent *a, *none = NULL;
+	const char *error;
+	FILE *f;
+
+	a = none;
+	ck_assert_int_eq(sched_route(q, "postmaster", &a, &error), 0);
+	ck_assert_ptr_eq(a, &q->agents[QMGR_AGENT_LOCAL]);
+	ck_assert_int_eq(sched_route(q, "u@example.test", &a, &error), 0);
+	ck_assert_ptr_eq(a, &q->agents[QMGR_AGENT_RELAY]);
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/domains", dir);
+	snprintf(spec, sizeof(spec), "texthash:%s", path);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fputs("example.test x\n", f);
+	fclose(f);
+	ck_assert_msg(map_open(spec, &q->domains, &error) == 0, "%s", error);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		a = none;
+		ck_assert_int_eq(sched_route(q, cases[i].addr, &a, &error), 0);
+		ck_assert_msg(a == &q->agents[cases[i].want], "%s", cases[i].addr);
+		ck_assert_int_eq(a->id, cases[i].want);
+		ck_assert_ptr_eq(a->def, &sched_agents[cases[i].want]);
+	}
+	map_close(&q->domains);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+	sched_done(q);
+}
+END_TEST
+
+/* Every row names a config key for its limit, which the scheduler takes
+ * from the settings; the defaults are today's. */
+START_TEST(test_agent_table)
+{
+	static const long long defaults[QMGR_AGENTS] = {
+		[QMGR_AGENT_LOCAL] = 10, [QMGR_AGENT_RELAY] = 20,
+	};
+	struct config *cfg;
+	struct buf err = BUF_INIT;
+	struct qmgr *q;
+
+	ck_assert_int_eq(config_parse("empty", "", 0, &cfg, &err), 1);
+	q = xcalloc(1, sizeof(*q));
+	q->loop = ev_loop_new();
+	q->set.run_dir = "/run/x";
+	for (int i = 0; i < QMGR_AGENTS; i++) {
+		ck_assert_int_eq(cfg_int(config_global(cfg), sched_agents[i].limit_key),
+		    defaults[i]);
+		q->set.agent_limit[i] = (unsigned)(i + 3);
+	}
+	sched_init(q);
+	for (int i = 0; i < QMGR_AGENTS; i++) {
+		ck_assert_uint_eq(q->agents[i].limit, (unsigned)(i + 3));
+		ck_assert_int_eq(q->agents[i].id, i);
+		ck_assert_str_eq(q->agents[i].path, err_fmt("/run/x/%s",
+		    sched_agents[i].socket));
+		ck_assert_ptr_nonnull(strstr(sched_agents[i].unavailable,
+		    sched_agents[i].name));
+	}
+	/* Only the relay agent's absence never ages a recipient out. */
+	ck_assert_int_eq(sched_agents[QMGR_AGENT_LOCAL].down_never_expires, 0);
+	ck_assert_int_eq(sched_agents[QMGR_AGENT_RELAY].down_never_expires, 1);
+	config_free(&cfg);
+	buf_free(&err);
 	sched_done(q);
 }
 END_TEST
@@ -253,6 +345,8 @@ main(void)
 	tcase_add_test(tc, test_sanitized);
 	tcase_add_test(tc, test_backoff);
 	tcase_add_test(tc, test_dests);
+	tcase_add_test(tc, test_route);
+	tcase_add_test(tc, test_agent_table);
 	tcase_add_test(tc, test_park_wake);
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);

@@ -1,11 +1,12 @@
 /*
- * mailbox: one Maildir read by an access daemon (see mailbox.h).  A scan
- * lists new/ and cur/ (optionally moving new mail to cur/), drops
- * duplicates of one base name, sorts by arrival with a precomputed key and
- * fills in each message's UIDL and CRLF size: from ",W=" in the name, else
- * from the size cache file, else by reading the file once.  Messages are
- * opened, flagged and expunged by name; a name that changed under us
- * (another client) is found again by its base name.
+ * maildir_read: one Maildir read by an access daemon (the mailbox_*
+ * functions of maildir.h).  A scan lists new/ and cur/ (optionally moving
+ * new mail to cur/), drops duplicates of one base name, sorts by arrival
+ * with a precomputed key and fills in each message's UIDL and CRLF size:
+ * from ",W=" in the name, else from the size cache file, else by reading
+ * the file once.  Messages are opened, flagged and expunged by name; a
+ * name that changed under us (another client) is found again by its base
+ * name.
  */
 #include "autoconf.h"
 
@@ -20,11 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "log.h"
-#include "mailbox.h"
-#include "mstore.h"
+#include "maildir.h"
+#include "maildir_impl.h"
 #include "xalloc.h"
 
 #define READ_CHUNK 65536
@@ -50,7 +49,7 @@ struct cache_ent {
 };
 
 struct mailbox {
-	struct mstore_maildir md;
+	struct maildir_dirs md;
 	char *path;		/* for messages */
 	int lock_fd;
 	struct entry *msgs;
@@ -61,192 +60,18 @@ struct mailbox {
 	int cache_dirty;	/* the file must be rewritten */
 };
 
-/* Length of name's base: up to the first ',' or ':'. */
-static size_t
-base_len(const char *name)
-{
-	return strcspn(name, ",:");
-}
-
-/* Whether the n bytes at p are 1..max characters 0x21..0x7E. */
-static int
-printable(const char *p, size_t n, size_t max)
-{
-	if (n == 0 || n > max)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] < 0x21 || (unsigned char)p[i] > 0x7e)
-			return 0;
-	return 1;
-}
-
-void
-mailbox_uidl(const char *name, char out[MAILBOX_UIDL_MAX + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	size_t n = base_len(name);
-
-	if (printable(name, n, MAILBOX_UIDL_MAX)) {
-		memcpy(out, name, n);
-		out[n] = '\0';
-		return;
-	}
-	if (EVP_Digest(name, n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
-		log_panic("event=mailbox_uidl error=\"SHA-1 failed\"");
-	for (unsigned int i = 0; i < mdlen; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 0xf];
-	}
-	out[2 * mdlen] = '\0';
-}
-
-/* Parse the decimal digits p[0..n) into *v: 1..20 digits, no overflow.
- * 1 or 0. */
-static int
-parse_u64(const char *p, size_t n, uint64_t *v)
-{
-	uint64_t x = 0;
-
-	if (n == 0 || n > 20)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned d;
-
-		if (p[i] < '0' || p[i] > '9')
-			return 0;
-		d = (unsigned)(p[i] - '0');
-		if (x > (UINT64_MAX - d) / 10)
-			return 0;
-		x = x * 10 + d;
-	}
-	*v = x;
-	return 1;
-}
-
-int
-mailbox_name_size(const char *name, char key, uint64_t *size_r)
-{
-	const char *end = name + strcspn(name, ":");
-	const char *f = name + base_len(name);
-
-	/* f is at the ',' before a field, or at the end. */
-	while (f < end && *f == ',') {
-		const char *s = f + 1, *e = s + strcspn(s, ",:");
-
-		if (e > end)
-			e = end;
-		if (e - s >= 2 && s[0] == key && s[1] == '=')
-			return parse_u64(s + 2, (size_t)(e - s - 2), size_r);
-		f = e;
-	}
-	return 0;
-}
-
-uint64_t
-mailbox_crlf_size(const char *p, size_t n, int *prev_cr)
-{
-	const char *s = p, *end = p + n, *lf;
-	int cr = prev_cr != NULL ? *prev_cr : 0;
-	uint64_t size = n;
-
-	while (s < end && (lf = memchr(s, '\n', (size_t)(end - s))) != NULL) {
-		if (!(lf > p ? lf[-1] == '\r' : cr))
-			size++;
-		s = lf + 1;
-	}
-	if (prev_cr != NULL && n > 0)
-		*prev_cr = p[n - 1] == '\r';
-	return size;
-}
-
-void
-mailbox_export_init(struct mailbox_export *x, int dotstuff, int64_t body_lines)
-{
-	memset(x, 0, sizeof(*x));
-	x->dotstuff = dotstuff;
-	x->body_lines = body_lines;
-	x->bol = 1;
-	x->header_empty = 1;
-}
-
-int
-mailbox_export_feed(struct mailbox_export *x, const char *p, size_t n,
-    struct buf *out)
-{
-	size_t start = 0;	/* input not yet copied: p[start..i) */
-
-	if (x->done)
-		return 1;
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
-
-		if (x->bol) {
-			x->bol = 0;
-			x->header_empty = 1;
-			if (c == '.' && x->dotstuff) {
-				if (buf_append(out, p + start, i - start) < 0 ||
-				    buf_putc(out, '.') < 0)
-					return -1;
-				start = i;
-			}
-		}
-		if (c == '\r') {
-			if (x->prev_cr)
-				x->header_empty = 0;	/* that CR was lone */
-			x->prev_cr = 1;
-			continue;
-		}
-		if (c != '\n') {
-			x->header_empty = 0;
-			x->prev_cr = 0;
-			continue;
-		}
-		/* A line end: a bare LF gets its CR. */
-		if (!x->prev_cr) {
-			if (buf_append(out, p + start, i - start) < 0 ||
-			    buf_putc(out, '\r') < 0)
-				return -1;
-			start = i;
-		}
-		x->prev_cr = 0;
-		x->bol = 1;
-		if (x->in_body)
-			x->lines++;
-		else if (x->header_empty)
-			x->in_body = 1;
-		if (x->in_body && x->body_lines >= 0 && x->lines >= x->body_lines) {
-			x->done = 1;
-			return buf_append(out, p + start, i + 1 - start) < 0 ? -1 : 1;
-		}
-	}
-	return buf_append(out, p + start, n - start) < 0 ? -1 : 0;
-}
-
-int
-mailbox_export_end(struct mailbox_export *x, struct buf *out)
-{
-	if (x->done || x->bol)
-		return 0;
-	if (buf_append(out, "\r\n", 2) < 0)
-		return -1;
-	x->bol = 1;
-	x->prev_cr = 0;
-	return 0;
-}
 
 int
 mailbox_open(int storefd, const char *path, struct mailbox **mb_r,
     const char **error_r)
 {
-	struct mstore_maildir md = MSTORE_MAILDIR_INIT;
+	struct maildir_dirs md = MAILDIR_DIRS_INIT;
 	struct mailbox *mb;
 
-	if (mstore_path_open(storefd, path, 1, &md.fd, error_r) <= 0)
+	if (maildir_path_open(storefd, path, 1, &md.fd, error_r) <= 0)
 		return -1;
-	if (mstore_maildir_subdirs(&md, error_r) < 0) {
-		mstore_maildir_close(&md);
+	if (maildir_dirs_open(&md, error_r) < 0) {
+		maildir_dirs_close(&md);
 		return -1;
 	}
 	/* A reader never uses tmp/ (it only had to exist): one descriptor
@@ -295,7 +120,7 @@ mailbox_close(struct mailbox **mbp)
 	cache_clear(mb);
 	if (mb->lock_fd >= 0)
 		(void)close(mb->lock_fd);
-	mstore_maildir_close(&mb->md);
+	maildir_dirs_close(&mb->md);
 	free(mb->path);
 	free(mb);
 	*mbp = NULL;
@@ -398,11 +223,11 @@ cache_parse(struct mailbox *mb, const char *text, size_t len)
 
 		if (nl == NULL || (sp1 = memchr(s, ' ', (size_t)(nl - s))) == NULL ||
 		    (sp2 = memchr(sp1 + 1, ' ', (size_t)(nl - sp1 - 1))) == NULL ||
-		    !printable(s, (size_t)(sp1 - s), NAME_MAX) ||
+		    !maildir_printable(s, (size_t)(sp1 - s), NAME_MAX) ||
 		    memchr(s, ',', (size_t)(sp1 - s)) != NULL ||
 		    memchr(s, ':', (size_t)(sp1 - s)) != NULL ||
-		    !parse_u64(sp1 + 1, (size_t)(sp2 - sp1 - 1), &e.disk) ||
-		    !parse_u64(sp2 + 1, (size_t)(nl - sp2 - 1), &e.vsize) ||
+		    !maildir_parse_u64(sp1 + 1, (size_t)(sp2 - sp1 - 1), &e.disk) ||
+		    !maildir_parse_u64(sp2 + 1, (size_t)(nl - sp2 - 1), &e.vsize) ||
 		    e.vsize < e.disk || e.vsize - e.disk > e.disk)
 			goto bad;
 		e.base = xstrndup(s, (size_t)(sp1 - s));
@@ -471,23 +296,6 @@ cache_load(struct mailbox *mb)
 	free(text);
 }
 
-/* Write all n bytes.  0, or -1 with errno. */
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * Write the cache back (tmp file, then rename; no fsync: it is a cache)
  * with every entry a message of this scan used.  The tmp file is flock()ed
@@ -523,7 +331,7 @@ cache_store(struct mailbox *mb)
 		buf_free(&text);
 		return;
 	}
-	if (ftruncate(fd, 0) < 0 || write_all(fd, text.data, text.len) < 0 ||
+	if (ftruncate(fd, 0) < 0 || maildir_write_all(fd, text.data, text.len) < 0 ||
 	    renameat(mb->md.fd, CACHE_TMP, mb->md.fd, MAILBOX_VSIZE_CACHE) < 0) {
 		err = errno;
 		(void)close(fd);
@@ -575,7 +383,7 @@ entry_key(struct entry *e)
 	uint64_t usec = 0;
 
 	e->has_time = 0;
-	if (s[n] != '.' || !parse_u64(s, n, &e->sec))
+	if (s[n] != '.' || !maildir_parse_u64(s, n, &e->sec))
 		return;
 	e->has_time = 1;
 	e->usec = 0;
@@ -583,7 +391,7 @@ entry_key(struct entry *e)
 		if (*s == 'M' && s[1] >= '0' && s[1] <= '9') {
 			size_t d = strspn(s + 1, "0123456789");
 
-			if (parse_u64(s + 1, d, &usec) && usec <= UINT32_MAX)
+			if (maildir_parse_u64(s + 1, d, &usec) && usec <= UINT32_MAX)
 				e->usec = (uint32_t)usec;
 			break;
 		}
@@ -629,27 +437,17 @@ list_add(struct mailbox *mb, char *name, int in_new)
 	memset(e, 0, sizeof(*e));
 	e->msg.name = name;
 	e->msg.in_new = in_new;
-	e->base_len = base_len(name);
+	e->base_len = maildir_base_len(name);
 	entry_key(e);
 }
 
-/* A fresh directory stream on the subdirectory dfd (reopened, so its
- * permissions are checked now).  NULL with *error_r. */
+/* A fresh directory stream on the subdirectory sub, open at dfd
+ * (reopened, so its permissions are checked now).  NULL with *error_r. */
 static DIR *
 dir_stream(struct mailbox *mb, int dfd, const char *sub, const char **error_r)
 {
-	DIR *d;
-	int fd;
-
-	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-		*error_r = err_fmt("read %s/%s: %s", log_safe(mb->path), sub,
-		    strerror(errno));
-		if (fd >= 0)
-			(void)close(fd);
-		return NULL;
-	}
-	return d;
+	return maildir_dir_stream(dfd, err_fmt("%s/%s", log_safe(mb->path), sub),
+	    error_r);
 }
 
 /* Whether the entry de of the directory dfd is a regular file (not a
@@ -759,7 +557,7 @@ read_vsize(struct mailbox *mb, int in_new, const char *name, uint64_t *disk_r,
 		if (n == 0)
 			break;
 		disk += (uint64_t)n;
-		vsize += mailbox_crlf_size(chunk, (size_t)n, &prev_cr);
+		vsize += maildir_crlf_size(chunk, (size_t)n, &prev_cr);
 	}
 	free(chunk);
 	(void)close(fd);
@@ -781,13 +579,13 @@ entry_vsize(struct mailbox *mb, struct entry *e)
 	const char *error;
 	int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
 	const char *name = e->msg.name;
-	int cacheable = printable(name, e->base_len, NAME_MAX);
+	int cacheable = maildir_printable(name, e->base_len, NAME_MAX);
 	struct cache_ent *c;
 	struct stat sb;
 	uint64_t disk, vsize;
 	int r;
 
-	if (mailbox_name_size(name, 'W', &e->msg.vsize))
+	if (maildir_name_size(name, 'W', &e->msg.vsize))
 		return 1;
 	if (cacheable && (c = cache_find(mb, name, e->base_len)) != NULL) {
 		int st = fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW);
@@ -807,7 +605,7 @@ entry_vsize(struct mailbox *mb, struct entry *e)
 		/* Listed all the same: opening it reports the error. */
 		log_warn("event=mailbox_vsize mailbox=%s error=\"%s\"",
 		    log_safe(mb->path), error);
-		if (!mailbox_name_size(name, 'S', &e->msg.vsize))
+		if (!maildir_name_size(name, 'S', &e->msg.vsize))
 			e->msg.vsize = fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 ?
 			    (uint64_t)sb.st_size : 0;
 		return 1;
@@ -853,7 +651,7 @@ mailbox_scan(struct mailbox *mb, int move_new, const char **error_r)
 			free(e->msg.name);
 			continue;
 		}
-		mailbox_uidl(e->msg.name, e->msg.uidl);
+		maildir_uidl(e->msg.name, e->msg.uidl);
 		mb->msgs[j++] = *e;
 	}
 	mb->count = j;
@@ -906,7 +704,7 @@ refind(struct mailbox *mb, struct entry *e, const char **error_r)
 			return -1;
 		while ((de = readdir(d)) != NULL) {
 			if (de->d_name[0] == '.' ||
-			    base_len(de->d_name) != e->base_len ||
+			    maildir_base_len(de->d_name) != e->base_len ||
 			    memcmp(de->d_name, e->msg.name, e->base_len) != 0)
 				continue;
 			free(e->msg.name);

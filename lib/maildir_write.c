@@ -1,10 +1,10 @@
 /*
- * maildir: one message into a Maildir of the mail store, per the maildir
- * spec (tmp/ -> fsync -> new/ -> fsync new/), with Maildir++ folders and
- * quota, never following a symlink below the store.  See maildir.h.
- * Delivery is split in two so that local(8) can commit in groups:
- * maildir_prepare() checks and writes the file into tmp/ (no fsync),
- * counting the bare LFs for the name's W= on the way;
+ * maildir_write: delivery into a Maildir of the mail store (see
+ * maildir.h), per the maildir spec (tmp/ -> fsync -> new/ -> fsync new/),
+ * with Maildir++ folders and quota (maildir_quota.c), never following a
+ * symlink below the store.  Delivery is split in two so that local(8)
+ * can commit in groups: maildir_prepare() checks and writes the file into
+ * tmp/ (no fsync), counting its CRLF size for the name's W= on the way;
  * maildir_commit() -- thread-safe, only syscalls on its own fds -- starts
  * every file's writeback, fsyncs each file, renames it into new/ under
  * its final name and then fsyncs each distinct new/ once for the whole
@@ -36,7 +36,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "maildir.h"
-#include "mstore.h"
+#include "maildir_impl.h"
 #include "xalloc.h"
 
 #define COPY_CHUNK 65536
@@ -84,14 +84,6 @@ result(struct maildir_result *res, int status, const char *esc, const char *text
 	res->where = "";
 }
 
-/* Close an fd if open and mark it closed. */
-static void
-close_fd(int *fdp)
-{
-	if (*fdp >= 0)
-		(void)close(*fdp);
-	*fdp = -1;
-}
 
 int
 maildir_store_open(const char *path, const char *hostname,
@@ -138,9 +130,9 @@ mdir_unref(struct mdir **dp)
 	*dp = NULL;
 	if (--d->refs > 0)
 		return;
-	close_fd(&d->fd);
-	close_fd(&d->tmp);
-	close_fd(&d->new);
+	maildir_close_fd(&d->fd);
+	maildir_close_fd(&d->tmp);
+	maildir_close_fd(&d->new);
 	free(d->key);
 	free(d->newpath);
 	free(d);
@@ -283,7 +275,7 @@ maildir_store_close(struct maildir_store **storep)
 	if (st == NULL)
 		return;
 	maildir_store_cache_size(st, 0);
-	close_fd(&st->fd);
+	maildir_close_fd(&st->fd);
 	free(st->host);
 	free(st);
 	*storep = NULL;
@@ -327,15 +319,10 @@ folder_open(int dirfd, const char *tag, int *fd_r, const char **error_r)
 	DIR *d;
 	struct dirent *de;
 	char *found = NULL;
-	int fd, r;
+	int r;
 
-	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    (d = fdopendir(fd)) == NULL) {
-		*error_r = err_fmt("read mailbox: %s", strerror(errno));
-		if (fd >= 0)
-			(void)close(fd);
+	if ((d = maildir_dir_stream(dirfd, "mailbox", error_r)) == NULL)
 		return -1;
-	}
 	while ((de = readdir(d)) != NULL)
 		if (de->d_name[0] == '.' && strcasecmp(de->d_name + 1, tag) == 0) {
 			found = xstrdup(de->d_name);
@@ -344,86 +331,36 @@ folder_open(int dirfd, const char *tag, int *fd_r, const char **error_r)
 	(void)closedir(d);
 	if (found == NULL)
 		return 0;
-	r = mstore_dir_open(dirfd, found, 0, fd_r, error_r);
+	r = maildir_dir_open(dirfd, found, 0, fd_r, error_r);
 	free(found);
 	return r;
 }
 
-/* Write the iovecs completely (advancing them).  0, or -1 with errno. */
-static int
-writev_all(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
-/* Write all n bytes.  0, or -1 with errno. */
-static int
-write_all(int fd, const void *p, size_t n)
-{
-	struct iovec iov = { (void *)(uintptr_t)p, n };
-
-	return writev_all(fd, &iov, 1);
-}
-
-uint64_t
-maildir_bare_lfs(const char *p, size_t n, int *prev_cr)
-{
-	const char *s = p, *end = p + n, *nl;
-	uint64_t count = 0;
-
-	if (n == 0)
-		return 0;
-	while (s < end && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
-		if (nl == p ? !*prev_cr : nl[-1] != '\r')
-			count++;
-		s = nl + 1;
-	}
-	*prev_cr = end[-1] == '\r';
-	return count;
-}
 
 /*
  * Write the prefix and then the message (size bytes of in at offset, or
- * data if not NULL) to out, adding the bare LFs of both to *bare_r.
- * 0, or -1 with *error_r.
+ * data if not NULL) to out.  0 with *crlf_r, the CRLF size of what was
+ * written (for the name's W=), or -1 with *error_r.
  */
 static int
 copy_message(const struct buf *prefix, const struct maildir_msg *m, int out,
-    uint64_t *bare_r, const char **error_r)
+    uint64_t *crlf_r, const char **error_r)
 {
-	uint64_t offset = m->offset, size = m->size, bare;
+	uint64_t offset = m->offset, size = m->size, crlf;
 	struct iovec iov[2];
 	char *chunk;
 	int prev_cr = 0, first = 1, ret = 0;
 
-	bare = maildir_bare_lfs(prefix->data, prefix->len, &prev_cr);
+	crlf = maildir_crlf_size(prefix->data, prefix->len, &prev_cr);
 	iov[0] = (struct iovec){ prefix->data, prefix->len };
 	if (m->data != NULL) {
-		bare += maildir_bare_lfs(m->data, (size_t)size, &prev_cr);
+		crlf += maildir_crlf_size(m->data, (size_t)size, &prev_cr);
 		iov[1] = (struct iovec){ (void *)(uintptr_t)m->data, (size_t)size };
-		if (writev_all(out, iov, 2) < 0) {
+		if (maildir_writev_all(out, iov, 2) < 0) {
 			*error_r = err_fmt("write: %s", strerror(errno));
 			return -1;
 		}
-		*bare_r = bare;
+		*crlf_r = crlf;
 		return 0;
 	}
 	chunk = xmalloc(COPY_CHUNK);
@@ -440,9 +377,9 @@ copy_message(const struct buf *prefix, const struct maildir_msg *m, int out,
 			ret = -1;
 			break;
 		}
-		bare += maildir_bare_lfs(chunk, (size_t)n, &prev_cr);
+		crlf += maildir_crlf_size(chunk, (size_t)n, &prev_cr);
 		iov[first ? 1 : 0] = (struct iovec){ chunk, (size_t)n };
-		if (writev_all(out, iov, first ? 2 : 1) < 0) {
+		if (maildir_writev_all(out, iov, first ? 2 : 1) < 0) {
 			*error_r = err_fmt("write: %s", strerror(errno));
 			ret = -1;
 			break;
@@ -453,11 +390,9 @@ copy_message(const struct buf *prefix, const struct maildir_msg *m, int out,
 	}
 	free(chunk);
 	if (ret == 0)
-		*bare_r = bare;
+		*crlf_r = crlf;
 	return ret;
 }
-
-static void quota_add(int dirfd, uint64_t size);
 
 /* A written message awaiting maildir_commit(). */
 struct maildir_pending {
@@ -503,7 +438,7 @@ write_message(struct mdir *d, const char *base, const struct buf *prefix,
     int *errno_r, const char **error_r)
 {
 	struct maildir_pending *p;
-	uint64_t size, bare = 0;
+	uint64_t size, crlf = 0;
 	int fd;
 
 	*errno_r = 0;
@@ -513,7 +448,7 @@ write_message(struct mdir *d, const char *base, const struct buf *prefix,
 		*error_r = err_fmt("create tmp/%s: %s", base, strerror(errno));
 		return -1;
 	}
-	if (copy_message(prefix, msg, fd, &bare, error_r) < 0) {
+	if (copy_message(prefix, msg, fd, &crlf, error_r) < 0) {
 		(void)close(fd);
 		(void)unlinkat(d->tmp, base, 0);
 		return -1;
@@ -525,7 +460,7 @@ write_message(struct mdir *d, const char *base, const struct buf *prefix,
 	d->refs++;
 	p->size = size;
 	p->tmpname = xstrdup(base);
-	p->name = xasprintf("%s,S=%" PRIu64 ",W=%" PRIu64, base, size, xadd(size, bare));
+	p->name = xasprintf("%s,S=%" PRIu64 ",W=%" PRIu64, base, size, crlf);
 	p->in_tmp = 1;
 	*p_r = p;
 	return 0;
@@ -614,7 +549,7 @@ maildir_finish(struct maildir_pending **pp, struct maildir_result *res)
 	if (p == NULL)
 		return;
 	if (!p->committed) {
-		close_fd(&p->fd);
+		maildir_close_fd(&p->fd);
 		(void)unlinkat(p->dir->tmp, p->tmpname, 0);
 		pending_fail(p, "delivery abandoned", ECANCELED);
 	}
@@ -626,13 +561,13 @@ maildir_finish(struct maildir_pending **pp, struct maildir_result *res)
 		    p->error));
 	} else {
 		if (p->top != NULL)
-			quota_add(p->top->fd, p->size);
+			maildir_quota_add(p->top->fd, p->size);
 		result(res, AGENT_OK, "2.0.0", "delivered to mailbox");
 		res->where = err_fmt("mailbox=%s folder=%s file=%s size=%" PRIu64,
 		    log_safe(p->mailbox), p->folder != NULL ? log_safe(p->folder) :
 		    "INBOX", log_safe(p->name), p->size);
 	}
-	close_fd(&p->fd);
+	maildir_close_fd(&p->fd);
 	mdir_unref(&p->dir);
 	mdir_unref(&p->top);
 	free(p->tmpname);
@@ -643,345 +578,6 @@ maildir_finish(struct maildir_pending **pp, struct maildir_result *res)
 	*pp = NULL;
 }
 
-/* Skip spaces and tabs. */
-static const char *
-skip_ws(const char *s, const char *end)
-{
-	while (s < end && (*s == ' ' || *s == '\t'))
-		s++;
-	return s;
-}
-
-/* Parse an optionally signed decimal at *sp, advancing it.  0 or -1. */
-static int
-parse_num(const char **sp, const char *end, int64_t *v_r)
-{
-	const char *s = *sp;
-	int neg = 0;
-	int64_t v = 0;
-
-	if (s < end && *s == '-') {
-		neg = 1;
-		s++;
-	}
-	if (s >= end || *s < '0' || *s > '9')
-		return -1;
-	for (; s < end && *s >= '0' && *s <= '9'; s++) {
-		if (v > (INT64_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (*s - '0');
-	}
-	*v_r = neg ? -v : v;
-	*sp = s;
-	return 0;
-}
-
-int
-maildir_size_parse(const char *text, size_t len, uint64_t *quota_r,
-    uint64_t *bytes_r, uint64_t *count_r)
-{
-	const char *s = text, *end = text + len;
-	uint64_t quota = 0;
-	int64_t bytes = 0, count = 0;
-
-	/* "<bytes>S" and/or "<count>C", comma-separated. */
-	for (;;) {
-		int64_t v;
-
-		if (parse_num(&s, end, &v) < 0 || v < 0 || s >= end)
-			return 0;
-		if (*s == 'S')
-			quota = (uint64_t)v;
-		else if (*s != 'C')
-			return 0;
-		s++;
-		if (s < end && *s == ',') {
-			s++;
-			continue;
-		}
-		break;
-	}
-	if (s >= end || *s++ != '\n')
-		return 0;
-	while (s < end) {
-		int64_t b, c;
-
-		s = skip_ws(s, end);
-		if (parse_num(&s, end, &b) < 0)
-			return 0;
-		s = skip_ws(s, end);
-		if (parse_num(&s, end, &c) < 0)
-			return 0;
-		s = skip_ws(s, end);
-		if (s >= end || *s++ != '\n')
-			return 0;	/* a partial last line: recalculate */
-		if ((b > 0 && bytes > INT64_MAX - b) || (c > 0 && count > INT64_MAX - c))
-			return 0;
-		bytes += b;
-		count += c;
-	}
-	*quota_r = quota;
-	*bytes_r = bytes < 0 ? 0 : (uint64_t)bytes;
-	*count_r = count < 0 ? 0 : (uint64_t)count;
-	return 1;
-}
-
-/* Add the messages in subdirectory sub of dirfd to the sums.  0 or -1. */
-static int
-sum_dir(int dirfd, const char *sub, uint64_t *bytes, uint64_t *count,
-    const char **error_r)
-{
-	DIR *d;
-	struct dirent *de;
-	int fd, r;
-
-	if ((r = mstore_dir_open(dirfd, sub, 0, &fd, error_r)) <= 0)
-		return r;
-	if ((d = fdopendir(fd)) == NULL) {
-		*error_r = err_fmt("read %s: %s", sub, strerror(errno));
-		(void)close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		const char *sz;
-		struct stat sb;
-		uint64_t size = 0;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if ((sz = strstr(de->d_name, ",S=")) != NULL &&
-		    sz[3] >= '0' && sz[3] <= '9')
-			size = strtoull(sz + 3, NULL, 10);
-		else if (fstatat(fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
-			size = (uint64_t)sb.st_size;
-		else
-			continue;	/* gone meanwhile (expunged) */
-		*bytes += size;
-		(*count)++;
-	}
-	(void)closedir(d);
-	return 0;
-}
-
-/* Recalculate the usage of the Maildir at dirfd (INBOX and every
- * folder) and rewrite maildirsize.  0 or -1. */
-static int
-quota_recalc(struct maildir_store *st, int dirfd, uint64_t quota,
-    uint64_t *bytes_r, uint64_t *count_r, const char **error_r)
-{
-	uint64_t bytes = 0, count = 0;
-	struct buf name = BUF_INIT, text = BUF_INIT;
-	DIR *d;
-	struct dirent *de;
-	int fd, tmp = -1, ret = -1;
-
-	if (sum_dir(dirfd, "new", &bytes, &count, error_r) < 0 ||
-	    sum_dir(dirfd, "cur", &bytes, &count, error_r) < 0)
-		return -1;
-	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    (d = fdopendir(fd)) == NULL) {
-		*error_r = err_fmt("read mailbox: %s", strerror(errno));
-		if (fd >= 0)
-			(void)close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		int ffd;
-
-		if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		if (mstore_dir_open(dirfd, de->d_name, 0, &ffd, error_r) <= 0)
-			continue;	/* not a folder (or a symlink): not counted */
-		if (sum_dir(ffd, "new", &bytes, &count, error_r) < 0 ||
-		    sum_dir(ffd, "cur", &bytes, &count, error_r) < 0) {
-			(void)close(ffd);
-			(void)closedir(d);
-			return -1;
-		}
-		(void)close(ffd);
-	}
-	(void)closedir(d);
-
-	/* Write it beside the messages in tmp/, then rename into place. */
-	maildir_unique_name(st, &name);
-	if (buf_puts(&name, ".maildirsize") < 0 ||
-	    buf_printf(&text, "%" PRIu64 "S\n%" PRIu64 " %" PRIu64 "\n",
-	    quota, bytes, count) < 0)
-		log_panic("event=maildirsize error=\"buffer full\"");
-	if (mstore_dir_open(dirfd, "tmp", 1, &tmp, error_r) < 0)
-		goto out;
-	fd = openat(tmp, name.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, text.data, text.len) < 0 ||
-	    renameat(tmp, name.data, dirfd, "maildirsize") < 0) {
-		*error_r = err_fmt("write maildirsize: %s", strerror(errno));
-		if (fd >= 0)
-			(void)close(fd);
-		(void)unlinkat(tmp, name.data, 0);
-		goto out;
-	}
-	(void)close(fd);
-	*bytes_r = bytes;
-	*count_r = count;
-	ret = 0;
-out:
-	close_fd(&tmp);
-	buf_free(&name);
-	buf_free(&text);
-	return ret;
-}
-
-int
-maildir_quota_usage(struct maildir_store *st, int dirfd, uint64_t quota,
-    uint64_t *bytes_r, uint64_t *count_r, const char **error_r)
-{
-	char text[MAILDIR_SIZE_MAX_FILE + 1];
-	struct stat sb;
-	uint64_t q, bytes, count;
-	ssize_t n = -1;
-	int fd;
-
-	fd = openat(dirfd, "maildirsize", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0) {
-		if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-		    sb.st_size <= MAILDIR_SIZE_MAX_FILE)
-			n = pread(fd, text, sizeof(text), 0);
-		(void)close(fd);
-	}
-	if (n >= 0 && n <= MAILDIR_SIZE_MAX_FILE &&
-	    maildir_size_parse(text, (size_t)n, &q, &bytes, &count) == 1 && q == quota) {
-		*bytes_r = bytes;
-		*count_r = count;
-		return 0;
-	}
-	return quota_recalc(st, dirfd, quota, bytes_r, count_r, error_r);
-}
-
-/* Append one "<size> 1" line to maildirsize (best effort: a lost line is
- * corrected at the next recalculation). */
-static void
-quota_add(int dirfd, uint64_t size)
-{
-	char line[64];
-	int fd, n;
-
-	fd = openat(dirfd, "maildirsize", O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	n = snprintf(line, sizeof(line), "%" PRIu64 " 1\n", size);
-	if (n > 0 && write_all(fd, line, (size_t)n) < 0)
-		log_warn("event=maildirsize_append_failed error=\"%s\"", strerror(errno));
-	(void)close(fd);
-}
-
-size_t
-maildir_header_span(const char *p, size_t n)
-{
-	const char *end;
-
-	if (n > MAILDIR_MAX_HEADER)
-		n = MAILDIR_MAX_HEADER;
-	if (n > 0 && p[0] == '\n')
-		return 0;
-	if ((end = memmem(p, n, "\n\n", 2)) != NULL)
-		return (size_t)(end - p) + 1;
-	return n;
-}
-
-int
-maildir_read_header(int fd, uint64_t offset, uint64_t size, struct buf *out,
-    const char **error_r)
-{
-	uint64_t limit = size < MAILDIR_MAX_HEADER ? size : MAILDIR_MAX_HEADER;
-	size_t scanned = 0;
-
-	buf_reset(out);
-	if (limit > 0) {
-		/* A message opening with the empty line has no header. */
-		char c;
-
-		if (pread(fd, &c, 1, (off_t)offset) == 1 && c == '\n')
-			return 0;
-	}
-	while (out->len < limit) {
-		size_t want = limit - out->len > COPY_CHUNK ? COPY_CHUNK :
-		    (size_t)(limit - out->len);
-		ssize_t n;
-		char *end;
-
-		if (buf_reserve(out, want) < 0)
-			log_panic("event=maildir_header error=\"buffer full\"");
-		n = pread(fd, out->data + out->len, want, (off_t)(offset + out->len));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			*error_r = err_fmt("read queue file: %s", strerror(errno));
-			return -1;
-		}
-		if (n == 0)
-			break;
-		out->len += (size_t)n;
-		out->data[out->len] = '\0';
-		if ((end = memmem(out->data + (scanned > 0 ? scanned - 1 : 0),
-		    out->len - (scanned > 0 ? scanned - 1 : 0), "\n\n", 2)) != NULL) {
-			buf_truncate(out, (size_t)(end - out->data) + 1);
-			return 0;
-		}
-		scanned = out->len;
-	}
-	return 0;
-}
-
-/* Whether one field (name:value, continuation lines included) is a
- * Delivered-To naming address. */
-static int
-field_matches(const char *f, size_t n, const char *address)
-{
-	static const char name[] = "delivered-to";
-	const size_t nlen = sizeof(name) - 1;
-	const char *s, *end = f + n, *v, *ve;
-	size_t alen = strlen(address);
-
-	if (n <= nlen || strncasecmp(f, name, nlen) != 0)
-		return 0;
-	s = skip_ws(f + nlen, end);
-	if (s >= end || *s != ':')
-		return 0;
-	/* The value without surrounding white space (folding included). */
-	v = s + 1;
-	while (v < end && (*v == ' ' || *v == '\t' || *v == '\n'))
-		v++;
-	ve = end;
-	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t' || ve[-1] == '\n'))
-		ve--;
-	if (ve - v >= 2 && *v == '<' && ve[-1] == '>') {
-		v++;
-		ve--;
-	}
-	return (size_t)(ve - v) == alen && strncasecmp(v, address, alen) == 0;
-}
-
-int
-maildir_has_delivered_to(const char *header, size_t len, const char *address)
-{
-	const char *s = header, *end = header + len;
-
-	while (s < end) {
-		const char *f = s, *nl;
-
-		/* A field runs to the end of the line, plus any line that
-		 * starts with white space (folding). */
-		for (;;) {
-			nl = memchr(s, '\n', (size_t)(end - s));
-			s = nl == NULL ? end : nl + 1;
-			if (s >= end || (*s != ' ' && *s != '\t'))
-				break;
-		}
-		if (field_matches(f, (size_t)(s - f), address))
-			return 1;
-	}
-	return 0;
-}
 
 /*
  * Make an mdir of the Maildir open at fd (taken over: closed on failure):
@@ -991,21 +587,21 @@ maildir_has_delivered_to(const char *header, size_t len, const char *address)
 static int
 mdir_from_fd(int fd, struct mdir **d_r, const char **error_r)
 {
-	struct mstore_maildir m = MSTORE_MAILDIR_INIT;
+	struct maildir_dirs m = MAILDIR_DIRS_INIT;
 	struct stat sb;
 	struct mdir *d;
 
 	m.fd = fd;
-	if (mstore_maildir_subdirs(&m, error_r) < 0) {
-		mstore_maildir_close(&m);
+	if (maildir_dirs_open(&m, error_r) < 0) {
+		maildir_dirs_close(&m);
 		return -1;
 	}
 	if (fstat(m.new, &sb) < 0) {
 		*error_r = err_fmt("stat new/: %s", strerror(errno));
-		mstore_maildir_close(&m);
+		maildir_dirs_close(&m);
 		return -1;
 	}
-	close_fd(&m.cur);
+	maildir_close_fd(&m.cur);
 	d = xcalloc(1, sizeof(*d));
 	d->fd = m.fd;
 	d->tmp = m.tmp;
@@ -1092,7 +688,7 @@ mdir_get(struct maildir_store *st, const char *mailbox, int walk,
 		cache_remove(st, d);
 	}
 	st->walks++;
-	if (mstore_path_open(st->fd, mailbox, 1, &fd, error_r) < 0 ||
+	if (maildir_path_open(st->fd, mailbox, 1, &fd, error_r) < 0 ||
 	    mdir_from_fd(fd, &d, error_r) < 0) {
 		free(key);
 		return -1;
