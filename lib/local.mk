@@ -21,6 +21,7 @@ lib_libpostern_a_SOURCES = \
 	lib/smtp.c lib/smtp.h \
 	lib/qfile.c lib/qfile.h \
 	lib/connlimit.c lib/connlimit.h \
+	lib/session.c lib/session.h \
 	lib/worker.c lib/worker.h lib/commit.c lib/commit.h \
 	lib/sandbox.c lib/sandbox.h \
 	lib/dsn.c lib/dsn.h \

@@ -310,41 +310,74 @@ net_connect_unix(const char *path, const char **error_r)
 	return fd;
 }
 
-int
-net_connect_inet(const char *host, unsigned port, const char **error_r)
+/* The socket address of a numeric host and a port.  0, or -1 with
+ * *error_r. */
+static int
+inet_address(const char *host, unsigned port, struct sockaddr_storage *ss,
+    socklen_t *len_r, const char **error_r)
 {
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-	struct sockaddr *sa;
-	socklen_t salen;
-	int fd;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 
-	memset(&sin, 0, sizeof(sin));
-	memset(&sin6, 0, sizeof(sin6));
-	if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
-		sin.sin_family = AF_INET;
-		sin.sin_port = htons((uint16_t)port);
-		sa = (struct sockaddr *)&sin;
-		salen = sizeof(sin);
-	} else if (inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
-		sin6.sin6_family = AF_INET6;
-		sin6.sin6_port = htons((uint16_t)port);
-		sa = (struct sockaddr *)&sin6;
-		salen = sizeof(sin6);
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len_r = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*len_r = sizeof(*sin6);
 	} else {
 		*error_r = err_fmt("not a numeric address: %s", log_safe(host));
 		return -1;
 	}
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	return 0;
+}
+
+/* A TCP socket for host:port, connected (blocking) or with the connect
+ * under way (nonblock).  fd, or -1 with *error_r. */
+static int
+inet_connect(const char *host, unsigned port, int nonblock,
+    struct sockaddr_storage *ss, const char **error_r)
+{
+	socklen_t salen;
+	int fd;
+
+	if (inet_address(host, port, ss, &salen, error_r) < 0)
+		return -1;
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+	    (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (fd < 0) {
 		*error_r = err_fmt("socket: %s", strerror(errno));
 		return -1;
 	}
-	if (connect(fd, sa, salen) < 0) {
+	if (connect(fd, (struct sockaddr *)ss, salen) < 0 &&
+	    !(nonblock && errno == EINPROGRESS)) {
 		*error_r = err_fmt("connect %s port %u: %s", host, port, strerror(errno));
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+int
+net_connect_inet(const char *host, unsigned port, const char **error_r)
+{
+	struct sockaddr_storage ss;
+
+	return inet_connect(host, port, 0, &ss, error_r);
+}
+
+int
+net_connect_inet_start(const char *host, unsigned port,
+    struct sockaddr_storage *peer_r, const char **error_r)
+{
+	struct sockaddr_storage ss;
+	int fd = inet_connect(host, port, 1, &ss, error_r);
+
+	if (fd >= 0)
+		*peer_r = ss;
 	return fd;
 }
 

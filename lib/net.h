@@ -39,6 +39,13 @@ int net_connect_unix(const char *path, const char **error_r) __attribute__((warn
 /* Connect to host:port over TCP (blocking, numeric host).  fd or -1. */
 int net_connect_inet(const char *host, unsigned port, const char **error_r)
 	__attribute__((warn_unused_result));
+/* Start connecting to host:port over TCP without waiting (numeric host):
+ * a non-blocking, close-on-exec fd whose connect is under way or done
+ * (wait for it to be writable, then read SO_ERROR), and the address in
+ * *peer_r.  fd, or -1 with *error_r (*peer_r untouched). */
+int net_connect_inet_start(const char *host, unsigned port,
+    struct sockaddr_storage *peer_r, const char **error_r)
+	__attribute__((warn_unused_result));
 
 /* Set or clear O_NONBLOCK / FD_CLOEXEC.  0 or -1 with errno. */
 int fd_set_nonblock(int fd, int on) __attribute__((warn_unused_result));

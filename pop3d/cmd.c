@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "authclient.h"
-#include "ios.h"
 #include "log.h"
 #include "maildir.h"
 #include "pop3d.h"
@@ -29,12 +28,12 @@
 
 /* CAPA (RFC 2449): what this session may use now. */
 static void
-proceed_capa(struct session *s)
+proceed_capa(struct pop3d_session *s)
 {
 	struct pop3_view v;
 	struct buf b = BUF_INIT;
 
-	session_view(s, &v);
+	pop3d_view(s, &v);
 	if (buf_puts(&b, "+OK Capability list follows\r\n"
 	    "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n") < 0)
 		log_panic("event=capa_overflow");
@@ -46,7 +45,7 @@ proceed_capa(struct session *s)
 	}
 	if (buf_puts(&b, "IMPLEMENTATION postern\r\n.\r\n") < 0)
 		log_panic("event=capa_overflow");
-	session_write(s, b.data, b.len);
+	session_write(s->ss, b.data, b.len);
 	buf_free(&b);
 }
 
@@ -56,17 +55,14 @@ proceed_capa(struct session *s)
  * dropped by ios (the plaintext injection defence), and the session
  * starts over (RFC 2595 4). */
 static void
-proceed_stls(struct session *s)
+proceed_stls(struct pop3d_session *s)
 {
-	session_ok(s, "Begin TLS negotiation");
-	if (ios_starttls_server(s->ios, s->pd->tls) < 0) {
-		log_error("event=starttls_failed session=%llu client=%s",
-		    (unsigned long long)s->id, s->addr);
-		session_close_after(s, "-ERR [SYS/TEMP] TLS failed, closing connection");
+	pop3d_ok(s, "Begin TLS negotiation");
+	if (session_starttls(s->ss) < 0) {
+		pop3d_close_after(s, "-ERR [SYS/TEMP] TLS failed, closing connection");
 		return;
 	}
-	session_reset_auth(s);
-	s->state = ST_TLS_WAIT;
+	pop3d_reset_auth(s);
 }
 
 /* --- Logins ----------------------------------------------------------------- */
@@ -75,7 +71,7 @@ proceed_stls(struct session *s)
  * thread (job.c; the session waits for it).  1 when the scan is queued,
  * or -1 after a -ERR (the session stays in AUTHORIZATION). */
 static int
-open_maildrop(struct session *s, const char *user, const char *mailbox)
+open_maildrop(struct pop3d_session *s, const char *user, const char *mailbox)
 {
 	const char *error = NULL;
 	struct mailbox *mb = NULL;
@@ -83,23 +79,23 @@ open_maildrop(struct session *s, const char *user, const char *mailbox)
 
 	if (mailbox_open(s->pd->storefd, mailbox, &mb, &error) < 0) {
 		log_error("event=mailbox_open_failed session=%llu user=%s mailbox=%s "
-		    "error=\"%s\"", (unsigned long long)s->id, log_safe(user),
+		    "error=\"%s\"", (unsigned long long)s->ss->id, log_safe(user),
 		    log_safe(mailbox), error);
-		session_err(s, POP3_CODE_SYS_TEMP, "Cannot open the mailbox");
+		pop3d_err(s, POP3_CODE_SYS_TEMP, "Cannot open the mailbox");
 		return -1;
 	}
 	r = mailbox_lock(mb, POP3D_LOCK_NAME, &error);
 	if (r <= 0) {
 		if (r == 0) {
 			log_info("event=mailbox_in_use session=%llu client=%s user=%s",
-			    (unsigned long long)s->id, s->addr, log_safe(user));
-			session_err(s, POP3_CODE_IN_USE,
+			    (unsigned long long)s->ss->id, s->ss->addr, log_safe(user));
+			pop3d_err(s, POP3_CODE_IN_USE,
 			    "Mailbox is locked by another POP3 session");
 		} else {
 			log_error("event=mailbox_lock_failed session=%llu user=%s "
-			    "error=\"%s\"", (unsigned long long)s->id,
+			    "error=\"%s\"", (unsigned long long)s->ss->id,
 			    log_safe(user), error);
-			session_err(s, POP3_CODE_SYS_TEMP, "Cannot lock the mailbox");
+			pop3d_err(s, POP3_CODE_SYS_TEMP, "Cannot lock the mailbox");
 		}
 		mailbox_close(&mb);
 		return -1;
@@ -111,13 +107,12 @@ open_maildrop(struct session *s, const char *user, const char *mailbox)
 
 /* The auth service's answer. */
 static void
-auth_done(enum auth_result result, const char *user, const char *mailbox,
-    uint64_t quota, const char *reason, void *arg)
+auth_done(struct session *ss, enum auth_result result, const char *user,
+    const char *mailbox, uint64_t quota, const char *reason)
 {
-	struct session *s = arg;
+	struct pop3d_session *s = ss->owner;
 
 	(void)quota;
-	s->ap = NULL;
 	switch (result) {
 	case AUTH_RESULT_OK:
 		if (open_maildrop(s, user, mailbox) > 0) {
@@ -129,64 +124,52 @@ auth_done(enum auth_result result, const char *user, const char *mailbox,
 	case AUTH_RESULT_FAIL:
 		s->failed_logins++;
 		log_info("event=auth_failed session=%llu client=%s user=%s mech=%s "
-		    "reason=%s", (unsigned long long)s->id, s->addr,
+		    "reason=%s", (unsigned long long)s->ss->id, s->ss->addr,
 		    log_safe(s->user), s->mech, log_safe(reason));
 		if (s->failed_logins >= s->pd->set.login_attempts) {
 			log_info("event=too_many_logins session=%llu client=%s failures=%u",
-			    (unsigned long long)s->id, s->addr, s->failed_logins);
-			session_close_after(s, "-ERR [AUTH] Authentication failed, "
+			    (unsigned long long)s->ss->id, s->ss->addr, s->failed_logins);
+			pop3d_close_after(s, "-ERR [AUTH] Authentication failed, "
 			    "too many attempts: closing connection");
 		} else {
-			session_err(s, POP3_CODE_AUTH, "Authentication failed");
+			pop3d_err(s, POP3_CODE_AUTH, "Authentication failed");
 		}
 		break;
 	default:
 		log_warn("event=auth_unavailable session=%llu client=%s reason=%s",
-		    (unsigned long long)s->id, s->addr, log_safe(reason));
-		session_err(s, POP3_CODE_SYS_TEMP, "Temporary authentication failure");
+		    (unsigned long long)s->ss->id, s->ss->addr, log_safe(reason));
+		pop3d_err(s, POP3_CODE_SYS_TEMP, "Temporary authentication failure");
 		break;
 	}
 	xfree(&s->user);
-	session_resume(s);
+	session_resume(s->ss);
 }
 
 /* Ask the auth service; the session waits for the answer. */
 static void
-auth_submit(struct session *s, const char *user, const char *password, size_t len)
+auth_submit(struct pop3d_session *s, const char *user, const char *password, size_t len)
 {
-	struct auth_request req = {
-		.service = "pop3",
-		.mechanism = s->mech,
-		.user = user,
-		.password = password,
-		.password_len = len,
-		.client = s->addr,
-		.tls = session_tls(s),
-	};
-
 	if (s->user != user) {
 		free(s->user);
 		s->user = xstrdup(user);	/* for the log line */
 	}
-	s->state = ST_CMD;
-	session_wait(s);
-	s->ap = auth_client_request(s->pd->auth, &req, s->pd->set.auth_timeout_ms,
-	    auth_done, s);
+	s->in_auth = 0;
+	session_auth(s->ss, s->mech, user, password, len, auth_done);
 }
 
 /* USER: remember the name; PASS sends both. */
 static void
-proceed_user(struct session *s, const struct pop3_cmd *c)
+proceed_user(struct pop3d_session *s, const struct pop3_cmd *c)
 {
 	free(s->user);
 	s->user = xstrdup(c->arg);
 	snprintf(s->mech, sizeof(s->mech), "USER");
-	session_ok(s, "Send your password");
+	pop3d_ok(s, "Send your password");
 }
 
 /* PASS: the login with USER's name. */
 static void
-proceed_pass(struct session *s, const struct pop3_cmd *c)
+proceed_pass(struct pop3d_session *s, const struct pop3_cmd *c)
 {
 	snprintf(s->mech, sizeof(s->mech), "USER");
 	auth_submit(s, s->user, c->arg, strlen(c->arg));
@@ -194,14 +177,14 @@ proceed_pass(struct session *s, const struct pop3_cmd *c)
 
 /* Act on one step of the SASL exchange: prompt, submit, or refuse. */
 static void
-auth_step(struct session *s, enum sasl_step step)
+auth_step(struct pop3d_session *s, enum sasl_step step)
 {
 	struct pop3_refusal r = { POP3_CODE_NONE, "Invalid PLAIN authentication message", 1 };
 
 	switch (step) {
 	case SASL_CHALLENGE:
-		s->state = ST_AUTH;
-		(void)ios_printf(s->ios, "+ %s\r\n", buf_cstr(&s->sasl.challenge));
+		s->in_auth = 1;
+		session_reply(s->ss, "+ ", "%s", buf_cstr(&s->sasl.challenge));
 		return;
 	case SASL_DONE:
 		auth_submit(s, s->sasl.user, s->sasl.secret, s->sasl.secret_len);
@@ -210,11 +193,11 @@ auth_step(struct session *s, enum sasl_step step)
 	case SASL_FAILED:
 		break;
 	}
-	s->state = ST_CMD;
+	s->in_auth = 0;
 	xfree(&s->user);
 	if (s->sasl.failure == SASL_FAIL_CANCELLED) {
 		sasl_server_end(&s->sasl);
-		session_err(s, POP3_CODE_NONE, "Authentication cancelled");
+		pop3d_err(s, POP3_CODE_NONE, "Authentication cancelled");
 		return;
 	}
 	if (s->sasl.failure == SASL_FAIL_BASE64)
@@ -222,19 +205,19 @@ auth_step(struct session *s, enum sasl_step step)
 	else if (s->sasl.failure == SASL_FAIL_MECHANISM)
 		r.text = "Unsupported authentication mechanism";
 	sasl_server_end(&s->sasl);
-	session_refuse(s, &r);
+	pop3d_refuse(s, &r);
 }
 
 /* AUTH (RFC 5034): without a mechanism, list them; else start the
  * exchange with the initial response, if any. */
 static void
-proceed_auth(struct session *s, const struct pop3_cmd *c)
+proceed_auth(struct pop3d_session *s, const struct pop3_cmd *c)
 {
 	if (c->mech[0] == '\0') {
-		session_ok(s, "Mechanisms follow");
+		pop3d_ok(s, "Mechanisms follow");
 		for (size_t i = 0; sasl_mech_name(i) != NULL; i++)
-			(void)ios_printf(s->ios, "%s\r\n", sasl_mech_name(i));
-		(void)ios_printf(s->ios, ".\r\n");
+			session_reply(s->ss, "", "%s", sasl_mech_name(i));
+		session_write(s->ss, ".\r\n", 3);
 		return;
 	}
 	snprintf(s->mech, sizeof(s->mech), "%s", c->mech);
@@ -242,26 +225,16 @@ proceed_auth(struct session *s, const struct pop3_cmd *c)
 }
 
 void
-cmd_auth_continue(struct session *s, const char *line, size_t len)
+pop3d_cmd_auth_continue(struct pop3d_session *s, const char *line, size_t len)
 {
 	auth_step(s, sasl_server_continue(&s->sasl, line, len));
-}
-
-void
-cmd_cancel_pending(struct session *s)
-{
-	if (s->ap != NULL) {
-		auth_client_cancel(s->pd->auth, s->ap);
-		s->ap = NULL;
-	}
-	sasl_server_end(&s->sasl);
 }
 
 /* --- TRANSACTION ------------------------------------------------------------ */
 
 /* STAT: the count and octets of the messages not marked deleted. */
 static void
-proceed_stat(struct session *s)
+proceed_stat(struct pop3d_session *s)
 {
 	uint64_t octets = 0;
 	size_t n = 0;
@@ -272,45 +245,45 @@ proceed_stat(struct session *s)
 		n++;
 		octets += mailbox_msg(s->mb, i)->vsize;
 	}
-	session_ok(s, "%zu %llu", n, (unsigned long long)octets);
+	pop3d_ok(s, "%zu %llu", n, (unsigned long long)octets);
 }
 
 /* LIST and UIDL: one message, or (streamed) every message not marked
  * deleted. */
 static void
-proceed_list(struct session *s, const struct pop3_cmd *c)
+proceed_list(struct pop3d_session *s, const struct pop3_cmd *c)
 {
 	const struct mailbox_msg *m;
 
 	if (!c->has_msg) {
-		session_send_listing(s, c->verb == POP3_UIDL);
+		pop3d_send_listing(s, c->verb == POP3_UIDL);
 		return;
 	}
 	m = mailbox_msg(s->mb, c->msg - 1);
 	if (c->verb == POP3_UIDL)
-		session_ok(s, "%u %s", c->msg, m->uidl);
+		pop3d_ok(s, "%u %s", c->msg, m->uidl);
 	else
-		session_ok(s, "%u %llu", c->msg, (unsigned long long)m->vsize);
+		pop3d_ok(s, "%u %llu", c->msg, (unsigned long long)m->vsize);
 }
 
 /* DELE: mark; the message goes at QUIT. */
 static void
-proceed_dele(struct session *s, const struct pop3_cmd *c)
+proceed_dele(struct pop3d_session *s, const struct pop3_cmd *c)
 {
 	s->deleted[c->msg - 1] = 1;
-	session_ok(s, "Message %u marked for deletion", c->msg);
+	pop3d_ok(s, "Message %u marked for deletion", c->msg);
 }
 
 /* RSET: unmark every deleted message. */
 static void
-proceed_rset(struct session *s)
+proceed_rset(struct pop3d_session *s)
 {
 	memset(s->deleted, 0, s->nmsgs);
-	session_ok(s, "%zu messages", s->nmsgs);
+	pop3d_ok(s, "%zu messages", s->nmsgs);
 }
 
 void
-cmd_close_mailbox(struct session *s)
+pop3d_cmd_close_mailbox(struct pop3d_session *s)
 {
 	if (s->mb != NULL)
 		mailbox_close(&s->mb);
@@ -329,7 +302,7 @@ cmd_close_mailbox(struct session *s)
  * deletions is told so.
  */
 static void
-proceed_update(struct session *s)
+proceed_update(struct pop3d_session *s)
 {
 	job_update(s);
 }
@@ -337,7 +310,7 @@ proceed_update(struct session *s)
 /* --- The dispatcher ---------------------------------------------------------- */
 
 void
-cmd_dispatch(struct session *s, const char *line, size_t len)
+pop3d_cmd_dispatch(struct pop3d_session *s, const char *line, size_t len)
 {
 	char copy[POP3_MAX_LINE + 1];
 	struct pop3_refusal r;
@@ -347,17 +320,17 @@ cmd_dispatch(struct session *s, const char *line, size_t len)
 	if (len > POP3_MAX_LINE) {
 		static const struct pop3_refusal too_long = { POP3_CODE_NONE, "Line too long", 1 };
 
-		session_refuse(s, &too_long);
+		pop3d_refuse(s, &too_long);
 		return;
 	}
 	memcpy(copy, line, len);
 	copy[len] = '\0';
-	session_view(s, &v);
+	pop3d_view(s, &v);
 	if (pop3_parse(copy, len, &c, &r) < 0 || pop3_check(&v, &c, &r) < 0) {
-		session_refuse(s, &r);
+		pop3d_refuse(s, &r);
 		goto out;
 	}
-	log_debug("event=command session=%llu verb=%s", (unsigned long long)s->id, c.name);
+	log_debug("event=command session=%llu verb=%s", (unsigned long long)s->ss->id, c.name);
 	/* A command that passes its check ends a run of errors: a client
 	 * that recovers is not closed for mistakes spread over a session. */
 	s->errors = 0;
@@ -381,7 +354,7 @@ cmd_dispatch(struct session *s, const char *line, size_t len)
 		if (s->pstate == POP3_TRANSACTION)
 			proceed_update(s);
 		else
-			session_close_after(s, "+OK Bye");
+			pop3d_close_after(s, "+OK Bye");
 		break;
 	case POP3_STAT:
 		proceed_stat(s);
@@ -391,16 +364,16 @@ cmd_dispatch(struct session *s, const char *line, size_t len)
 		proceed_list(s, &c);
 		break;
 	case POP3_RETR:
-		session_send_message(s, c.msg - 1, -1);
+		pop3d_send_message(s, c.msg - 1, -1);
 		break;
 	case POP3_TOP:
-		session_send_message(s, c.msg - 1, c.lines);
+		pop3d_send_message(s, c.msg - 1, c.lines);
 		break;
 	case POP3_DELE:
 		proceed_dele(s, &c);
 		break;
 	case POP3_NOOP:
-		session_ok(s, "Nothing to do");
+		pop3d_ok(s, "Nothing to do");
 		break;
 	case POP3_RSET:
 		proceed_rset(s);

@@ -36,7 +36,7 @@
 enum job_kind { JOB_SCAN, JOB_UPDATE };
 
 struct pop3d_job {
-	struct session *s;		/* NULL: detached (loop only) */
+	struct pop3d_session *s;	/* NULL: detached (loop only) */
 	enum job_kind kind;
 	uint64_t sid;			/* the session number, for the log */
 	char *user;			/* the login, for the log */
@@ -132,7 +132,8 @@ job_queue(struct pop3d *pd, struct pop3d_job *j)
 static void
 scan_done(struct pop3d *pd, struct pop3d_job *j)
 {
-	struct session *s = j->s;
+	struct pop3d_session *s = j->s;
+	const char *tls;
 
 	if (s == NULL) {
 		log_info("event=scan_dropped session=%llu user=%s result=%d",
@@ -143,8 +144,8 @@ scan_done(struct pop3d *pd, struct pop3d_job *j)
 	s->job = NULL;
 	if (j->result < 0) {
 		log_error("event=mailbox_scan_failed session=%llu user=%s error=\"%s\"",
-		    (unsigned long long)s->id, log_safe(j->user), j->error);
-		session_err(s, POP3_CODE_SYS_TEMP, "Cannot read the mailbox");
+		    (unsigned long long)s->ss->id, log_safe(j->user), j->error);
+		pop3d_err(s, POP3_CODE_SYS_TEMP, "Cannot read the mailbox");
 	} else {
 		s->mb = j->mb;
 		j->mb = NULL;
@@ -153,20 +154,21 @@ scan_done(struct pop3d *pd, struct pop3d_job *j)
 		s->retrieved = xcalloc(s->nmsgs + 1, 1);
 		s->login = xstrdup(j->user);
 		s->pstate = POP3_TRANSACTION;
+		tls = session_tls_text(s->ss);
 		log_info("event=login session=%llu client=%s user=%s mech=%s "
-		    "tls=%s msgs=%zu", (unsigned long long)s->id, s->addr,
-		    log_safe(s->login), s->mech, session_tls_text(s), s->nmsgs);
-		session_ok(s, "Logged in, %zu messages", s->nmsgs);
+		    "tls=%s msgs=%zu", (unsigned long long)s->ss->id, s->ss->addr,
+		    log_safe(s->login), s->mech, tls != NULL ? tls : "no", s->nmsgs);
+		pop3d_ok(s, "Logged in, %zu messages", s->nmsgs);
 	}
 	job_free(pd, j);
-	session_job_done(s);
+	session_resume(s->ss);
 }
 
 /* An UPDATE chunk finished: requeue the rest, or report. */
 static void
 update_done(struct pop3d *pd, struct pop3d_job *j)
 {
-	struct session *s = j->s;
+	struct pop3d_session *s = j->s;
 
 	if (j->pos < j->nmsgs) {
 		if (!pd->stopping) {
@@ -190,14 +192,14 @@ update_done(struct pop3d *pd, struct pop3d_job *j)
 		s->job = NULL;
 		s->ndele = j->removed;
 		if (j->failed > 0)
-			session_close_after(s,
+			pop3d_close_after(s,
 			    "-ERR [SYS/TEMP] Some deleted messages were not removed");
 		else
-			session_close_after(s, "+OK Logging out");
+			pop3d_close_after(s, "+OK Logging out");
 	}
 	job_free(pd, j);
 	if (s != NULL)
-		session_job_done(s);
+		session_resume(s->ss);
 }
 
 /* worker: a job finished in one of the pool's threads. */
@@ -215,22 +217,22 @@ job_done(void *job, void *arg)
 
 /* A new job for session s (which then waits). */
 static struct pop3d_job *
-job_new(struct session *s, enum job_kind kind, const char *user)
+job_new(struct pop3d_session *s, enum job_kind kind, const char *user)
 {
 	struct pop3d_job *j = xcalloc(1, sizeof(*j));
 
 	j->s = s;
 	j->kind = kind;
-	j->sid = s->id;
+	j->sid = s->ss->id;
 	j->user = xstrdup(user);
 	s->job = j;
 	s->pd->njobs++;
-	session_job_wait(s);
+	session_wait_untimed(s->ss);
 	return j;
 }
 
 void
-job_scan(struct session *s, struct mailbox *mb, const char *user)
+job_scan(struct pop3d_session *s, struct mailbox *mb, const char *user)
 {
 	struct pop3d_job *j = job_new(s, JOB_SCAN, user);
 
@@ -240,7 +242,7 @@ job_scan(struct session *s, struct mailbox *mb, const char *user)
 }
 
 void
-job_update(struct session *s)
+job_update(struct pop3d_session *s)
 {
 	struct pop3d_job *j = job_new(s, JOB_UPDATE, s->login);
 
@@ -257,7 +259,7 @@ job_update(struct session *s)
 }
 
 void
-job_detach(struct session *s)
+job_detach(struct pop3d_session *s)
 {
 	struct pop3d *pd = s->pd;
 	struct pop3d_job *j = s->job;

@@ -75,6 +75,7 @@ post_drop(struct daemon *d, const char **error_r)
 	}
 	pd->auth = auth_client_new(d->loop, auth);
 	free(auth);
+	pop3d_sessions_init(pd);
 	pd->chunk = xmalloc(POP3D_CHUNK);
 	/* A converted chunk is at most twice as long (LF -> CRLF, "." -> ".."),
 	 * plus the line end and terminator of the last line. */
@@ -98,7 +99,7 @@ active(struct daemon *d)
 	struct pop3d *pd = d->ctx;
 
 	/* An UPDATE whose client has gone still counts until it is done. */
-	return pd->nsessions + pd->njobs;
+	return pd->sessions.count + pd->njobs;
 }
 
 /* SIGTERM: tell every session and close them (nothing more is deleted:
@@ -109,7 +110,7 @@ on_stop(struct daemon *d)
 	struct pop3d *pd = d->ctx;
 
 	pd->stopping = 1;
-	pop3d_stop_all(pd);
+	session_stop_all(&pd->sessions);
 }
 
 /* Free the state before exit. */
@@ -120,7 +121,7 @@ cleanup(struct daemon *d)
 
 	if (pd == NULL)
 		return;
-	pop3d_stop_all(pd);
+	session_stop_all(&pd->sessions);
 	jobs_stop(pd);		/* waits for the jobs running */
 	if (pd->auth != NULL)
 		auth_client_free(&pd->auth);

@@ -2,12 +2,13 @@
  * pop3d: the POP3 server's shared declarations.  One struct pop3d per
  * process (settings, TLS context, connection counts, the auth client,
  * the mail store's directory fd, the open sessions and the scratch
- * buffers of the message streamer) and one struct session per
- * connection.
+ * buffers of the message streamer) and one struct pop3d_session per
+ * connection, the owner of its lib/session.
  *
  * The code is split by job: main.c is the table of contents (daemon
- * hooks), session.c the connection life cycle, input dispatch, replies
- * and the streaming of RETR/TOP, cmd.c the proceed step of each command
+ * hooks), session.c POP3's side of lib/session (the hooks, the reply
+ * syntax, refusals) and the streaming of RETR/TOP and listings, cmd.c
+ * the proceed step of each command
  * (the parser and the checks are pop3proto.c's, pure), job.c the login
  * scan and QUIT's UPDATE on a pool of threads.
  */
@@ -26,11 +27,10 @@
 #include "maildir.h"
 #include "pop3proto.h"
 #include "sasl.h"
+#include "session.h"
 
-struct ios;
 struct connlimit;
 struct auth_client;
-struct auth_pending;
 
 /* The lock file a POP3 session holds in the Maildir. */
 #define POP3D_LOCK_NAME "postern-pop3.lock"
@@ -68,9 +68,7 @@ struct pop3d {
 	struct connlimit *conns;
 	struct auth_client *auth;
 	int storefd;			/* mail_dir, -1 until opened */
-	struct session *sessions;	/* every open session */
-	size_t nsessions;
-	uint64_t next_id;		/* session numbers for the log */
+	struct session_registry sessions;	/* every open session */
 	char *chunk;			/* POP3D_CHUNK bytes read from a file */
 	struct buf out;			/* the export of one chunk */
 	struct worker *pool;		/* the mailbox jobs' threads (job.c) */
@@ -78,18 +76,9 @@ struct pop3d {
 	int stopping;			/* SIGTERM: start no more jobs */
 };
 
-/* Where a session is. */
-enum sstate {
-	ST_TLS_WAIT,		/* pop3s, or after STLS: handshake */
-	ST_CMD,			/* reading commands */
-	ST_AUTH,		/* AUTH: waiting for a SASL response */
-	ST_SENDING,		/* RETR/TOP/LIST/UIDL: streaming a response */
-	ST_CLOSING,		/* last reply queued; closing */
-};
-
 /* A message (RETR, TOP) or a listing (LIST, UIDL) being streamed. */
 struct sending {
-	int listing;			/* 0, or POP3_LIST / POP3_UIDL + 1 */
+	int uidl;			/* the listing is UIDL's, not LIST's */
 	size_t next;			/* listing: the next message */
 	int fd;				/* the message file, -1 when idle */
 	size_t index;			/* the message (0-based) */
@@ -97,28 +86,16 @@ struct sending {
 	int top;			/* TOP: not counted as retrieved */
 };
 
-struct session {
+/* One POP3 session: the state around its lib/session. */
+struct pop3d_session {
 	struct pop3d *pd;
-	struct session *prev, *next;
-	uint64_t id;
-	struct ios *ios;
-	struct ev_timer *timer;		/* idle timeout */
-	int implicit_tls;		/* the pop3s listener */
-	struct sockaddr_storage peer;
-	char addr[64];			/* peer IP as text */
-	int loopback;			/* peer is 127.0.0.0/8 or ::1 */
-	int counted;			/* connlimit_enter() counted us */
-	enum sstate state;
-	int waiting;			/* the auth service's answer is due */
-	int out_blocked;		/* paused until output drains */
-	int tls_logged;
-	int greeted;
+	struct session *ss;		/* the connection: id, peer, stream */
 
 	/* AUTHORIZATION (reset by STLS). */
+	int in_auth;			/* lines are SASL responses */
 	char *user;			/* USER's argument, or the user being verified */
 	struct sasl_server sasl;	/* the AUTH exchange under way */
 	char mech[POP3_MECH_MAX + 1];	/* "USER", "PLAIN", "LOGIN" */
-	struct auth_pending *ap;
 	unsigned errors;		/* refusals since the last good command */
 	unsigned nerrors;		/* refusals in all, for the log */
 	unsigned failed_logins;
@@ -141,53 +118,40 @@ struct session {
 /* --- session.c ------------------------------------------------------------ */
 
 /* Queue "+OK text". */
-void session_ok(struct session *s, const char *fmt, ...)
+void pop3d_ok(struct pop3d_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Queue "-ERR [CODE] text" (no brackets for POP3_CODE_NONE). */
-void session_err(struct session *s, enum pop3_code code, const char *fmt, ...)
+void pop3d_err(struct pop3d_session *s, enum pop3_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Queue raw bytes (multi-line responses). */
-void session_write(struct session *s, const void *p, size_t n);
 /* Queue a refusal, log it and count it if it counts; closes at
  * pop3d_max_errors refusals in a row. */
-void session_refuse(struct session *s, const struct pop3_refusal *r);
+void pop3d_refuse(struct pop3d_session *s, const struct pop3_refusal *r);
 /* Queue "-ERR ..." or "+OK ..." text as is, then close after it is sent. */
-void session_close_after(struct session *s, const char *line);
-/* An async step starts / finished: input processing pauses / resumes. */
-void session_wait(struct session *s);
-void session_resume(struct session *s);
-/* A mailbox job starts: wait as above with the idle timer off / it is
- * done: the timer restarts and input resumes. */
-void session_job_wait(struct session *s);
-void session_job_done(struct session *s);
-/* 1 if TLS is active. */
-int session_tls(const struct session *s);
-/* "TLSv1.3:CIPHER" or "no" (static storage). */
-const char *session_tls_text(struct session *s);
+void pop3d_close_after(struct pop3d_session *s, const char *line);
 /* Fill the checks' view of the session. */
-void session_view(const struct session *s, struct pop3_view *v);
+void pop3d_view(const struct pop3d_session *s, struct pop3_view *v);
 /* Start streaming message i (0-based): RETR (body_lines -1) or TOP. */
-void session_send_message(struct session *s, size_t i, int64_t body_lines);
+void pop3d_send_message(struct pop3d_session *s, size_t i, int64_t body_lines);
 /* Start streaming the multi-line LIST (uidl 0) or UIDL (uidl 1) of every
  * message not marked deleted. */
-void session_send_listing(struct session *s, int uidl);
+void pop3d_send_listing(struct pop3d_session *s, int uidl);
 /* Forget the AUTHORIZATION state (after STLS). */
-void session_reset_auth(struct session *s);
+void pop3d_reset_auth(struct pop3d_session *s);
 
+/* Process-wide: the session registry from the settings (post_drop), and
+ * a new connection (main.c's on_accept). */
+void pop3d_sessions_init(struct pop3d *pd);
 void pop3d_accept(struct pop3d *pd, const struct daemon_listener *l, int fd,
     const struct sockaddr_storage *peer);
-void pop3d_stop_all(struct pop3d *pd);
 
 /* --- cmd.c ---------------------------------------------------------------- */
 
 /* Handle one command line (without its line ending). */
-void cmd_dispatch(struct session *s, const char *line, size_t len);
+void pop3d_cmd_dispatch(struct pop3d_session *s, const char *line, size_t len);
 /* Handle one AUTH continuation line. */
-void cmd_auth_continue(struct session *s, const char *line, size_t len);
-/* Cancel the pending auth request of a closing session. */
-void cmd_cancel_pending(struct session *s);
+void pop3d_cmd_auth_continue(struct pop3d_session *s, const char *line, size_t len);
 /* Leave TRANSACTION without updating: close the mailbox (its lock). */
-void cmd_close_mailbox(struct session *s);
+void pop3d_cmd_close_mailbox(struct pop3d_session *s);
 
 /* --- job.c ---------------------------------------------------------------- */
 
@@ -198,11 +162,11 @@ int jobs_start(struct pop3d *pd, const char **error_r)
 void jobs_stop(struct pop3d *pd);
 /* Scan mb (opened and locked; the job owns it) for user's login: the
  * session waits, then gets the mailbox and its +OK, or a -ERR. */
-void job_scan(struct session *s, struct mailbox *mb, const char *user);
+void job_scan(struct pop3d_session *s, struct mailbox *mb, const char *user);
 /* QUIT in TRANSACTION: the UPDATE, with the session's mailbox and flags;
  * the session waits, then closes with the reply. */
-void job_update(struct session *s);
+void job_update(struct pop3d_session *s);
 /* The session is going: its job no longer reports to it. */
-void job_detach(struct session *s);
+void job_detach(struct pop3d_session *s);
 
 #endif

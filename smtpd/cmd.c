@@ -18,7 +18,6 @@
 #include <time.h>
 
 #include "authclient.h"
-#include "ios.h"
 #include "log.h"
 #include "policy.h"
 #include "sasl.h"
@@ -56,9 +55,9 @@ struct cmd {
 	const char *name;
 	unsigned flags;
 	/* Pure: 0 to go on with a filled, or -1 with *r. */
-	int (*check)(const struct session *s, struct cmd_arg *a, struct smtp_reply *r);
+	int (*check)(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r);
 	/* Act on a checked command. */
-	void (*proceed)(struct session *s, struct cmd_arg *a);
+	void (*proceed)(struct smtpd_session *s, struct cmd_arg *a);
 };
 
 /* Fill *r and return -1, so a refusal is one statement. */
@@ -73,7 +72,7 @@ refuse(struct smtp_reply *r, int code, const char *esc, const char *text)
 
 /* The extensions the session offers to the parser. */
 static void
-session_ext(const struct session *s, struct smtp_ext *ext)
+ext_of(const struct smtpd_session *s, struct smtp_ext *ext)
 {
 	ext->esmtp = s->esmtp;
 	ext->max_size = s->sd->set.max_size;
@@ -83,7 +82,7 @@ session_ext(const struct session *s, struct smtp_ext *ext)
 
 /* HELO/EHLO: the client names itself with a domain or address literal. */
 static int
-check_helo(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_helo(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	(void)s;
 	return smtp_parse_helo(a->raw, r);
@@ -91,7 +90,7 @@ check_helo(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 
 /* Record the client's name and start afresh (RFC 5321 4.1.4). */
 static void
-greet_common(struct session *s, const char *arg, int esmtp)
+greet_common(struct smtpd_session *s, const char *arg, int esmtp)
 {
 	size_t n = strlen(arg);
 
@@ -99,7 +98,7 @@ greet_common(struct session *s, const char *arg, int esmtp)
 	 * none for Received and the envelope either. */
 	while (n > 0 && (arg[n - 1] == ' ' || arg[n - 1] == '\t'))
 		n--;
-	session_reset_transaction(s);
+	smtpd_reset_transaction(s);
 	free(s->helo);
 	s->helo = xstrndup(arg, n);
 	s->esmtp = esmtp;
@@ -107,43 +106,46 @@ greet_common(struct session *s, const char *arg, int esmtp)
 
 /* HELO: a plain RFC 821 session, no extensions. */
 static void
-proceed_helo(struct session *s, struct cmd_arg *a)
+proceed_helo(struct smtpd_session *s, struct cmd_arg *a)
 {
 	greet_common(s, a->raw, 0);
-	session_reply(s, 250, NULL, "%s", s->sd->set.hostname);
+	smtpd_reply(s, 250, NULL, "%s", s->sd->set.hostname);
 }
 
 /* EHLO: the multi-line reply with exactly the extensions on offer. */
 static void
-proceed_ehlo(struct session *s, struct cmd_arg *a)
+proceed_ehlo(struct smtpd_session *s, struct cmd_arg *a)
 {
-	struct ios *io = s->ios;
-	int tls = session_tls(s);
+	struct session *ss = s->ss;
+	int tls = session_tls(ss);
 
 	greet_common(s, a->raw, 1);
-	(void)ios_printf(io, "250-%s\r\n", s->sd->set.hostname);
-	(void)ios_printf(io, "250-PIPELINING\r\n");
-	(void)ios_printf(io, "250-SIZE %llu\r\n", (unsigned long long)s->sd->set.max_size);
-	(void)ios_printf(io, "250-8BITMIME\r\n");
-	(void)ios_printf(io, "250-SMTPUTF8\r\n");
-	(void)ios_printf(io, "250-ENHANCEDSTATUSCODES\r\n");
-	(void)ios_printf(io, "250-DSN\r\n");
+	session_reply(ss, "250-", "%s", s->sd->set.hostname);
+	session_reply(ss, "250-", "PIPELINING");
+	session_reply(ss, "250-", "SIZE %llu", (unsigned long long)s->sd->set.max_size);
+	session_reply(ss, "250-", "8BITMIME");
+	session_reply(ss, "250-", "SMTPUTF8");
+	session_reply(ss, "250-", "ENHANCEDSTATUSCODES");
+	session_reply(ss, "250-", "DSN");
 	if (s->sd->tls != NULL && !tls)
-		(void)ios_printf(io, "250-STARTTLS\r\n");
+		session_reply(ss, "250-", "STARTTLS");
 	if (tls) {
-		(void)ios_printf(io, "250-AUTH");
+		struct buf mechs = BUF_INIT;
+
 		for (size_t i = 0; sasl_mech_name(i) != NULL; i++)
-			(void)ios_printf(io, " %s", sasl_mech_name(i));
-		(void)ios_printf(io, "\r\n");
+			if (buf_printf(&mechs, " %s", sasl_mech_name(i)) < 0)
+				log_panic("event=ehlo_overflow");
+		session_reply(ss, "250-", "AUTH%s", buf_cstr(&mechs));
+		buf_free(&mechs);
 	}
-	(void)ios_printf(io, "250 CHUNKING\r\n");
+	session_reply(ss, "250 ", "CHUNKING");
 }
 
 /* --- MAIL ------------------------------------------------------------------- */
 
 /* MAIL: no transaction yet, authenticated where required, valid syntax. */
 static int
-check_mail(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_mail(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	struct smtp_ext ext;
 
@@ -151,7 +153,7 @@ check_mail(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 		return refuse(r, 503, "5.5.1", "Nested MAIL command");
 	if (s->kind != KIND_SMTP && s->auth_user == NULL)
 		return refuse(r, 530, "5.7.0", "Authentication required");
-	session_ext(s, &ext);
+	ext_of(s, &ext);
 	return smtp_parse_mail(a->raw, &ext, &a->mail, r);
 }
 
@@ -164,7 +166,7 @@ str_cost(const char *s)
 
 /* Act on the policy's answer about the sender. */
 static void
-mail_answer(struct session *s, const struct policy_result *pr)
+mail_answer(struct smtpd_session *s, const struct policy_result *pr)
 {
 	struct smtp_mail *m = &s->pending_mail;
 
@@ -180,7 +182,7 @@ mail_answer(struct session *s, const struct policy_result *pr)
 		e->body_8bit = m->body == SMTP_BODY_8BITMIME;
 		e->smtputf8 = m->smtputf8;
 		e->ret = (int)m->ret;
-		e->client = xstrdup(s->addr);
+		e->client = xstrdup(s->ss->addr);
 		e->helo = xstrdup(s->helo);
 		if (s->auth_user != NULL)
 			e->auth = xstrdup(s->auth_user);
@@ -189,13 +191,13 @@ mail_answer(struct session *s, const struct policy_result *pr)
 		s->have_mail = 1;
 		s->sender_discard = pr->verdict == POLICY_DISCARD;
 		s->nrcpt_ok = 0;
-		session_reply(s, 250, "2.1.0", "Ok");
+		smtpd_reply(s, 250, "2.1.0", "Ok");
 	} else {
 		struct smtp_reply r = { pr->code, pr->esc, pr->text };
 
 		log_info("event=sender_refused session=%llu client=%s from=%s",
-		    (unsigned long long)s->id, s->addr, log_safe(m->sender));
-		session_refuse(s, &r, 1);
+		    (unsigned long long)s->ss->id, s->ss->addr, log_safe(m->sender));
+		smtpd_refuse(s, &r, 1);
 	}
 	smtp_mail_free(m);
 	memset(m, 0, sizeof(*m));
@@ -206,7 +208,7 @@ mail_answer(struct session *s, const struct policy_result *pr)
  * decides about the sender at once (its sender rules need no lookup), so
  * a pipelined group goes on without a wait. */
 static void
-proceed_mail(struct session *s, struct cmd_arg *a)
+proceed_mail(struct smtpd_session *s, struct cmd_arg *a)
 {
 	struct policy_client c;
 	struct policy_result pr;
@@ -215,12 +217,12 @@ proceed_mail(struct session *s, struct cmd_arg *a)
 	if (data_spool_room(s, a->mail.size, &r) < 0) {
 		smtp_mail_free(&a->mail);
 		memset(&a->mail, 0, sizeof(a->mail));
-		session_refuse(s, &r, 0);	/* our trouble, not the client's */
+		smtpd_refuse(s, &r, 0);	/* our trouble, not the client's */
 		return;
 	}
 	s->pending_mail = a->mail;
 	memset(&a->mail, 0, sizeof(a->mail));
-	session_policy_client(s, &c);
+	smtpd_policy_client(s, &c);
 	policy_decide_sender(s->sd->policy, &c, s->pending_mail.sender, &pr);
 	mail_answer(s, &pr);
 }
@@ -239,7 +241,7 @@ rcpt_cost(const char *addr, const char *orcpt)
  * refusal for either limit is marked as an overshoot: the dispatcher
  * counts it as an error only past smtpd_recipient_overshoot_limit. */
 static int
-check_rcpt(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_rcpt(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	struct smtp_ext ext;
 
@@ -247,7 +249,7 @@ check_rcpt(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 		a->overshoot = 1;
 		return refuse(r, 452, "4.5.3", "Too many recipients");
 	}
-	session_ext(s, &ext);
+	ext_of(s, &ext);
 	if (smtp_parse_rcpt(a->raw, &ext, s->env.smtputf8, &a->rcpt, r) < 0)
 		return -1;
 	if (s->env_bytes + rcpt_cost(a->rcpt.rcpt, a->rcpt.orcpt) >
@@ -272,7 +274,7 @@ have_rcpt(const struct envelope *e, const char *addr)
 
 /* Act on the policy's answer about a recipient. */
 static void
-rcpt_answer(struct session *s, const struct policy_result *pr)
+rcpt_answer(struct smtpd_session *s, const struct policy_result *pr)
 {
 	if (pr->verdict == POLICY_ACCEPT || pr->verdict == POLICY_DISCARD) {
 		if (pr->verdict == POLICY_ACCEPT && !have_rcpt(&s->env, s->pending_rcpt)) {
@@ -282,16 +284,16 @@ rcpt_answer(struct session *s, const struct policy_result *pr)
 		}
 		if (pr->verdict == POLICY_DISCARD)
 			log_info("event=rcpt_discard session=%llu client=%s to=%s",
-			    (unsigned long long)s->id, s->addr,
+			    (unsigned long long)s->ss->id, s->ss->addr,
 			    log_safe(s->pending_rcpt));
 		s->nrcpt_ok++;
-		session_reply(s, 250, "2.1.5", "Ok");
+		smtpd_reply(s, 250, "2.1.5", "Ok");
 	} else {
 		struct smtp_reply r = { pr->code, pr->esc, pr->text };
 
 		log_info("event=rcpt_refused session=%llu client=%s to=%s",
-		    (unsigned long long)s->id, s->addr, log_safe(s->pending_rcpt));
-		session_refuse(s, &r, 1);
+		    (unsigned long long)s->ss->id, s->ss->addr, log_safe(s->pending_rcpt));
+		smtpd_refuse(s, &r, 1);
 	}
 	xfree(&s->pending_rcpt);
 	xfree(&s->pending_orcpt);
@@ -301,18 +303,18 @@ rcpt_answer(struct session *s, const struct policy_result *pr)
 static void
 rcpt_done(const struct policy_result *pr, void *arg)
 {
-	struct session *s = arg;
+	struct smtpd_session *s = arg;
 
 	s->pp = NULL;
 	rcpt_answer(s, pr);
-	session_resume(s);
+	session_resume(s->ss);
 }
 
 /* RCPT: ask the policy about the recipient.  Most answers come at once
  * (maps, and users the policy's cache knows); only a user database
  * lookup makes the session wait, and its reply follows in order. */
 static void
-proceed_rcpt(struct session *s, struct cmd_arg *a)
+proceed_rcpt(struct smtpd_session *s, struct cmd_arg *a)
 {
 	struct policy_client c;
 	struct policy_result pr;
@@ -321,20 +323,20 @@ proceed_rcpt(struct session *s, struct cmd_arg *a)
 	s->pending_orcpt = a->rcpt.orcpt;
 	s->pending_notify = a->rcpt.notify;
 	memset(&a->rcpt, 0, sizeof(a->rcpt));
-	session_policy_client(s, &c);
+	smtpd_policy_client(s, &c);
 	s->pp = policy_check_rcpt_now(s->sd->policy, &c, s->pending_rcpt, &pr,
 	    rcpt_done, s);
 	if (s->pp == NULL)
 		rcpt_answer(s, &pr);
 	else
-		session_wait(s);
+		session_wait(s->ss);
 }
 
 /* --- DATA and BDAT ---------------------------------------------------------- */
 
 /* DATA: no argument, no BDAT before, at least one recipient accepted. */
 static int
-check_data(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_data(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	if (a->raw[0] != '\0')
 		return refuse(r, 501, "5.5.4", "Syntax error: DATA takes no argument");
@@ -347,7 +349,7 @@ check_data(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 
 /* DATA: refuse an early talker, open the queue file, send 354. */
 static void
-proceed_data(struct session *s, struct cmd_arg *a)
+proceed_data(struct smtpd_session *s, struct cmd_arg *a)
 {
 	struct smtp_reply r;
 	size_t buffered;
@@ -357,29 +359,28 @@ proceed_data(struct session *s, struct cmd_arg *a)
 	 * sent it already is an early talker (or a smuggler): the bytes
 	 * cannot be trusted as content nor as commands, so the session
 	 * ends here. */
-	(void)ios_peek(s->ios, &buffered);
+	buffered = session_buffered(s->ss);
 	if (buffered > 0) {
 		log_info("event=reject session=%llu client=%s code=554 "
-		    "reason=early_talker buffered=%zu", (unsigned long long)s->id,
-		    s->addr, buffered);
+		    "reason=early_talker buffered=%zu", (unsigned long long)s->ss->id,
+		    s->ss->addr, buffered);
 		s->nrejects++;
-		session_close_after(s, 554, "5.5.0",
+		smtpd_close_after(s, 554, "5.5.0",
 		    "Error: SMTP protocol synchronization (data sent before 354)");
 		return;
 	}
 	if (data_begin(s, 0, &r) < 0) {
-		session_refuse(s, &r, 0);
+		smtpd_refuse(s, &r, 0);
 		return;
 	}
-	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	s->state = ST_DATA;
-	session_set_timeout(s, 1);
+	smtpd_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	session_read_bytes(s->ss, SESSION_UNCOUNTED, data_bytes, NULL);
 }
 
 /* BDAT's own refusals, once its size is known (the chunk is then read
  * and thrown away so the stream stays in step). */
 static int
-check_bdat(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_bdat(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	(void)a;
 	if (!s->have_mail)
@@ -391,19 +392,17 @@ check_bdat(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 
 /* Read a chunk and throw it away, then send *r. */
 static void
-bdat_skip(struct session *s, const struct cmd_arg *a, const struct smtp_reply *r)
+bdat_skip(struct smtpd_session *s, const struct cmd_arg *a, const struct smtp_reply *r)
 {
-	s->body.bdat_left = a->bdat_size;
 	s->body.bdat_last = a->bdat_last;
 	s->body.bdat_skip = 1;
 	s->body.bdat_reply = *r;
-	s->state = ST_BDAT;
-	session_set_timeout(s, 1);
+	session_read_bytes(s->ss, a->bdat_size, bdat_bytes, bdat_end);
 }
 
 /* BDAT: start the message on the first chunk, then read the chunk. */
 static void
-proceed_bdat(struct session *s, struct cmd_arg *a)
+proceed_bdat(struct smtpd_session *s, struct cmd_arg *a)
 {
 	struct smtp_reply r;
 
@@ -414,18 +413,16 @@ proceed_bdat(struct session *s, struct cmd_arg *a)
 		}
 		s->bdat_mode = 1;
 	}
-	s->body.bdat_left = a->bdat_size;
 	s->body.bdat_last = a->bdat_last;
 	s->body.bdat_skip = 0;
-	s->state = ST_BDAT;
-	session_set_timeout(s, 1);
+	session_read_bytes(s->ss, a->bdat_size, bdat_bytes, bdat_end);
 }
 
 /* --- Small commands --------------------------------------------------------- */
 
 /* Commands without checks of their own. */
 static int
-check_none(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_none(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	(void)s;
 	(void)a;
@@ -435,41 +432,41 @@ check_none(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 
 /* RSET: drop the transaction. */
 static void
-proceed_rset(struct session *s, struct cmd_arg *a)
+proceed_rset(struct smtpd_session *s, struct cmd_arg *a)
 {
 	(void)a;
-	session_reset_transaction(s);
-	session_reply(s, 250, "2.0.0", "Ok");
+	smtpd_reset_transaction(s);
+	smtpd_reply(s, 250, "2.0.0", "Ok");
 }
 
 /* NOOP: nothing. */
 static void
-proceed_noop(struct session *s, struct cmd_arg *a)
+proceed_noop(struct smtpd_session *s, struct cmd_arg *a)
 {
 	(void)a;
-	session_reply(s, 250, "2.0.0", "Ok");
+	smtpd_reply(s, 250, "2.0.0", "Ok");
 }
 
 /* QUIT: say goodbye and close. */
 static void
-proceed_quit(struct session *s, struct cmd_arg *a)
+proceed_quit(struct smtpd_session *s, struct cmd_arg *a)
 {
 	(void)a;
-	session_close_after(s, 221, "2.0.0", "Bye");
+	smtpd_close_after(s, 221, "2.0.0", "Bye");
 }
 
 /* HELP: a short list of the commands. */
 static void
-proceed_help(struct session *s, struct cmd_arg *a)
+proceed_help(struct smtpd_session *s, struct cmd_arg *a)
 {
 	(void)a;
-	session_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT "
+	smtpd_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT "
 	    "RSET NOOP QUIT HELP VRFY STARTTLS AUTH (see RFC 5321)");
 }
 
 /* VRFY: needs an argument. */
 static int
-check_vrfy(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_vrfy(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	(void)s;
 	if (a->raw[0] == '\0')
@@ -479,16 +476,16 @@ check_vrfy(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 
 /* VRFY never tells whether a user exists. */
 static void
-proceed_vrfy(struct session *s, struct cmd_arg *a)
+proceed_vrfy(struct smtpd_session *s, struct cmd_arg *a)
 {
 	(void)a;
-	session_reply(s, 252, "2.5.0",
+	smtpd_reply(s, 252, "2.5.0",
 	    "Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 /* EXPN: never answered. */
 static int
-check_expn(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_expn(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	(void)s;
 	(void)a;
@@ -497,7 +494,7 @@ check_expn(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 
 /* Any verb not in the table. */
 static int
-check_unknown(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_unknown(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	(void)s;
 	(void)a;
@@ -508,11 +505,11 @@ check_unknown(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 
 /* STARTTLS: no argument, not yet in TLS, a certificate configured. */
 static int
-check_starttls(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_starttls(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	if (a->raw[0] != '\0')
 		return refuse(r, 501, "5.5.4", "Syntax error: STARTTLS takes no argument");
-	if (session_tls(s))
+	if (session_tls(s->ss))
 		return refuse(r, 503, "5.5.1", "Already in TLS");
 	if (s->sd->tls == NULL)
 		return refuse(r, 454, "4.7.0", "TLS not available");
@@ -522,25 +519,22 @@ check_starttls(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 /* Start the handshake; whatever the client pipelined after STARTTLS is
  * dropped by ios, and the session starts over (RFC 3207 4.2). */
 static void
-proceed_starttls(struct session *s, struct cmd_arg *a)
+proceed_starttls(struct smtpd_session *s, struct cmd_arg *a)
 {
 	(void)a;
-	session_reply(s, 220, "2.0.0", "Ready to start TLS");
-	if (ios_starttls_server(s->ios, s->sd->tls) < 0) {
-		log_error("event=starttls_failed session=%llu client=%s",
-		    (unsigned long long)s->id, s->addr);
-		session_close_after(s, 421, "4.7.0", "TLS failed, closing connection");
+	smtpd_reply(s, 220, "2.0.0", "Ready to start TLS");
+	if (session_starttls(s->ss) < 0) {
+		smtpd_close_after(s, 421, "4.7.0", "TLS failed, closing connection");
 		return;
 	}
-	session_reset_all(s);
-	s->state = ST_TLS_WAIT;
+	smtpd_reset_all(s);
 }
 
 /* --- AUTH ------------------------------------------------------------------- */
 
 /* AUTH: once, outside a transaction, after EHLO, over TLS, PLAIN or LOGIN. */
 static int
-check_auth(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
+check_auth(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	if (s->auth_user != NULL)
 		return refuse(r, 503, "5.5.1", "Already authenticated");
@@ -548,7 +542,7 @@ check_auth(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 		return refuse(r, 503, "5.5.1", "AUTH not allowed during a mail transaction");
 	if (!s->esmtp)
 		return refuse(r, 503, "5.5.1", "Send EHLO first");
-	if (!session_tls(s))
+	if (!session_tls(s->ss))
 		return refuse(r, 538, "5.7.11",
 		    "Encryption required for requested authentication mechanism");
 	if (smtp_parse_auth(a->raw, a->mech, &a->initial, r) < 0)
@@ -560,29 +554,28 @@ check_auth(const struct session *s, struct cmd_arg *a, struct smtp_reply *r)
 
 /* The auth service's answer. */
 static void
-auth_done(enum auth_result result, const char *user, const char *mailbox,
-    uint64_t quota, const char *reason, void *arg)
+auth_done(struct session *ss, enum auth_result result, const char *user,
+    const char *mailbox, uint64_t quota, const char *reason)
 {
-	struct session *s = arg;
+	struct smtpd_session *s = ss->owner;
 
 	(void)mailbox;
 	(void)quota;
-	s->ap = NULL;
 	switch (result) {
 	case AUTH_RESULT_OK:
 		s->auth_user = xstrdup(user);
 		log_info("event=auth session=%llu client=%s user=%s mech=%s",
-		    (unsigned long long)s->id, s->addr, log_safe(user), s->auth_mech);
-		session_reply(s, 235, "2.7.0", "Authentication successful");
+		    (unsigned long long)s->ss->id, s->ss->addr, log_safe(user), s->auth_mech);
+		smtpd_reply(s, 235, "2.7.0", "Authentication successful");
 		break;
 	case AUTH_RESULT_FAIL: {
 		static const struct smtp_reply fail =
 		    { 535, "5.7.8", "Authentication credentials invalid" };
 
 		log_info("event=auth_failed session=%llu client=%s user=%s reason=%s",
-		    (unsigned long long)s->id, s->addr, log_safe(s->login_user),
+		    (unsigned long long)s->ss->id, s->ss->addr, log_safe(s->login_user),
 		    log_safe(reason));
-		session_refuse(s, &fail, 1);
+		smtpd_refuse(s, &fail, 1);
 		break;
 	}
 	default: {
@@ -590,42 +583,18 @@ auth_done(enum auth_result result, const char *user, const char *mailbox,
 		    { 454, "4.7.0", "Temporary authentication failure" };
 
 		log_warn("event=auth_unavailable session=%llu client=%s reason=%s",
-		    (unsigned long long)s->id, s->addr, log_safe(reason));
-		session_refuse(s, &temp, 0);
+		    (unsigned long long)s->ss->id, s->ss->addr, log_safe(reason));
+		smtpd_refuse(s, &temp, 0);
 		break;
 	}
 	}
 	xfree(&s->login_user);
-	session_resume(s);
-}
-
-/* Ask the auth service; the session waits for the answer. */
-static void
-auth_submit(struct session *s, const char *user, const char *password, size_t len)
-{
-	struct auth_request req = {
-		.service = "smtp",
-		.mechanism = s->auth_mech,
-		.user = user,
-		.password = password,
-		.password_len = len,
-		.client = s->addr,
-		.tls = session_tls(s),
-	};
-
-	if (s->login_user != user) {
-		free(s->login_user);
-		s->login_user = xstrdup(user);	/* for the log line */
-	}
-	s->state = ST_CMD;
-	session_wait(s);
-	s->ap = auth_client_request(s->sd->auth, &req, s->sd->set.auth_timeout_ms,
-	    auth_done, s);
+	session_resume(s->ss);
 }
 
 /* Act on one step of the SASL exchange: prompt, submit, or refuse. */
 static void
-auth_step(struct session *s, enum sasl_step step)
+auth_step(struct smtpd_session *s, enum sasl_step step)
 {
 	static const struct smtp_reply bad64 =
 	    { 501, "5.5.2", "Cannot decode base64 response" };
@@ -639,11 +608,16 @@ auth_step(struct session *s, enum sasl_step step)
 
 	switch (step) {
 	case SASL_CHALLENGE:
-		s->state = ST_AUTH;
-		session_reply(s, 334, NULL, "%s", buf_cstr(&s->sasl.challenge));
+		s->in_auth = 1;
+		smtpd_reply(s, 334, NULL, "%s", buf_cstr(&s->sasl.challenge));
 		return;
 	case SASL_DONE:
-		auth_submit(s, s->sasl.user, s->sasl.secret, s->sasl.secret_len);
+		/* The auth service decides; the session waits. */
+		free(s->login_user);
+		s->login_user = xstrdup(s->sasl.user);	/* for the log line */
+		s->in_auth = 0;
+		session_auth(s->ss, s->auth_mech, s->sasl.user, s->sasl.secret,
+		    s->sasl.secret_len, auth_done);
 		sasl_server_end(&s->sasl);
 		return;
 	case SASL_FAILED:
@@ -664,21 +638,21 @@ auth_step(struct session *s, enum sasl_step step)
 		break;
 	}
 	sasl_server_end(&s->sasl);
-	s->state = ST_CMD;
+	s->in_auth = 0;
 	xfree(&s->login_user);
-	session_refuse(s, r, 1);
+	smtpd_refuse(s, r, 1);
 }
 
 /* AUTH: start the exchange with the initial response, if any. */
 static void
-proceed_auth(struct session *s, struct cmd_arg *a)
+proceed_auth(struct smtpd_session *s, struct cmd_arg *a)
 {
 	snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", a->mech);
 	auth_step(s, sasl_server_start(&s->sasl, a->mech, a->initial, 2048));
 }
 
 void
-cmd_auth_continue(struct session *s, const char *line, size_t len)
+smtpd_cmd_auth_continue(struct smtpd_session *s, const char *line, size_t len)
 {
 	auth_step(s, sasl_server_continue(&s->sasl, line, len));
 }
@@ -717,9 +691,9 @@ cmd_find(enum smtp_verb verb)
 
 /* The checks every command's flags call for (pure). */
 static int
-check_flags(const struct session *s, const struct cmd *c, struct smtp_reply *r)
+check_flags(const struct smtpd_session *s, const struct cmd *c, struct smtp_reply *r)
 {
-	if (s->kind == KIND_SUBMISSION && !session_tls(s) && !(c->flags & CMD_PRE_TLS))
+	if (s->kind == KIND_SUBMISSION && !session_tls(s->ss) && !(c->flags & CMD_PRE_TLS))
 		return refuse(r, 530, "5.7.0", "Must issue a STARTTLS command first");
 	if ((c->flags & CMD_NEED_HELO) && s->helo == NULL)
 		return refuse(r, 503, "5.5.1", "Send HELO/EHLO first");
@@ -729,36 +703,35 @@ check_flags(const struct session *s, const struct cmd *c, struct smtp_reply *r)
 }
 
 void
-cmd_dispatch(struct session *s, const char *line, size_t len)
+smtpd_cmd_dispatch(struct smtpd_session *s, const char *line, size_t len)
 {
 	struct cmd_arg a;
 	struct smtp_reply r;
 	enum smtp_verb verb;
 	const struct cmd *c;
-	size_t buffered;
 
 	memset(&a, 0, sizeof(a));
 	if (smtp_parse_command(line, len, &verb, &a.raw, &r) < 0) {
-		session_refuse(s, &r, 1);
+		smtpd_refuse(s, &r, 1);
 		return;
 	}
 	c = cmd_find(verb);
-	log_debug("event=command session=%llu verb=%s", (unsigned long long)s->id, c->name);
+	log_debug("event=command session=%llu verb=%s", (unsigned long long)s->ss->id, c->name);
 	if (verb == SMTP_BDAT) {
 		/* Without a size the stream cannot be followed: end it. */
 		if (smtp_parse_bdat(a.raw, &a.bdat_size, &a.bdat_last, &r) < 0) {
 			log_info("event=reject session=%llu client=%s code=%d reason=bad_bdat",
-			    (unsigned long long)s->id, s->addr, r.code);
-			session_close_after(s, r.code, r.esc, r.text);
+			    (unsigned long long)s->ss->id, s->ss->addr, r.code);
+			smtpd_close_after(s, r.code, r.esc, r.text);
 			return;
 		}
 		if (a.bdat_size / BDAT_FAR_FACTOR > s->sd->set.max_size) {
 			log_info("event=reject session=%llu client=%s code=552 "
-			    "reason=bdat_chunk_too_big size=%llu", (unsigned long long)s->id,
-			    s->addr, (unsigned long long)a.bdat_size);
+			    "reason=bdat_chunk_too_big size=%llu", (unsigned long long)s->ss->id,
+			    s->ss->addr, (unsigned long long)a.bdat_size);
 			s->nrejects++;
-			session_reset_transaction(s);
-			session_close_after(s, 552, "5.3.4",
+			smtpd_reset_transaction(s);
+			smtpd_close_after(s, 552, "5.3.4",
 			    "Message size exceeds fixed limit, closing connection");
 			return;
 		}
@@ -778,29 +751,22 @@ cmd_dispatch(struct session *s, const char *line, size_t len)
 		 * excess recipient count as an error. */
 		if (a.overshoot && s->rcpt_overshoot++ < s->sd->set.rcpt_overshoot)
 			count = 0;
-		session_refuse(s, &r, count);
+		smtpd_refuse(s, &r, count);
 		return;
 	}
 	if ((c->flags & CMD_GROUP_END) && verb != SMTP_QUIT && verb != SMTP_DATA &&
-	    verb != SMTP_STARTTLS) {
-		(void)ios_peek(s->ios, &buffered);
-		if (buffered > 0)
-			log_info("event=improper_pipelining session=%llu client=%s "
-			    "after=%s", (unsigned long long)s->id, s->addr, c->name);
-	}
+	    verb != SMTP_STARTTLS && session_buffered(s->ss) > 0)
+		log_info("event=improper_pipelining session=%llu client=%s after=%s",
+		    (unsigned long long)s->ss->id, s->ss->addr, c->name);
 	c->proceed(s, &a);
 }
 
 void
-cmd_cancel_pending(struct session *s)
+smtpd_cmd_cancel_pending(struct smtpd_session *s)
 {
 	if (s->pp != NULL) {
 		policy_cancel(s->sd->policy, s->pp);
 		s->pp = NULL;
-	}
-	if (s->ap != NULL) {
-		auth_client_cancel(s->sd->auth, s->ap);
-		s->ap = NULL;
 	}
 	sasl_server_end(&s->sasl);
 	smtp_mail_free(&s->pending_mail);

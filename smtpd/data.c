@@ -65,7 +65,7 @@ rfc5322_date(char *out, size_t len)
 
 /* The first content error decides the reply; the file goes at once. */
 static void
-body_error(struct session *s, enum body_err e)
+body_error(struct smtpd_session *s, enum body_err e)
 {
 	struct body *b = &s->body;
 
@@ -74,12 +74,12 @@ body_error(struct session *s, enum body_err e)
 	b->err = e;
 	qfile_abort(&b->w);
 	log_debug("event=content_error session=%llu error=%d",
-	    (unsigned long long)s->id, (int)e);
+	    (unsigned long long)s->ss->id, (int)e);
 }
 
 /* Write message bytes unless discarding or failed. */
 static void
-body_write(struct session *s, const void *p, size_t n)
+body_write(struct smtpd_session *s, const void *p, size_t n)
 {
 	struct body *b = &s->body;
 
@@ -88,7 +88,7 @@ body_write(struct session *s, const void *p, size_t n)
 	if (qfile_write(b->w, p, n) < 0) {
 		(void)log_limited(&s->sd->loglimit, LOG_LEVEL_ERROR, NULL,
 		    "event=spool_write_failed session=%llu id=%s",
-		    (unsigned long long)s->id, s->env.id);
+		    (unsigned long long)s->ss->id, s->env.id);
 		body_error(s, BODY_IO);
 	}
 }
@@ -112,7 +112,7 @@ is_field(const char *line, size_t len)
 /* The header section ended: add the missing fields (and a blank line
  * when the body starts without one). */
 static void
-header_finish(struct session *s, int add_blank)
+header_finish(struct smtpd_session *s, int add_blank)
 {
 	struct body *b = &s->body;
 	char date[64], *text;
@@ -137,7 +137,7 @@ header_finish(struct session *s, int add_blank)
 
 /* A complete line of the header section (fix_header only). */
 static void
-header_line_end(struct session *s)
+header_line_end(struct smtpd_session *s)
 {
 	struct body *b = &s->body;
 	const char *line = buf_cstr(&b->hline);
@@ -164,7 +164,7 @@ header_line_end(struct session *s)
 
 /* Count bytes against SIZE. */
 static void
-body_count(struct session *s, size_t n)
+body_count(struct smtpd_session *s, size_t n)
 {
 	struct body *b = &s->body;
 
@@ -177,7 +177,7 @@ body_count(struct session *s, size_t n)
 static void
 body_content(void *arg, const char *p, size_t n)
 {
-	struct session *s = arg;
+	struct smtpd_session *s = arg;
 	struct body *b = &s->body;
 
 	body_count(s, n);
@@ -195,7 +195,7 @@ body_content(void *arg, const char *p, size_t n)
 static void
 body_line_end(void *arg, int crlf)
 {
-	struct session *s = arg;
+	struct smtpd_session *s = arg;
 	struct body *b = &s->body;
 
 	body_count(s, crlf ? 2 : 1);
@@ -220,16 +220,16 @@ static const struct body_scan_ops scan_ops = {
 
 /* The Received header (RFC 5321 4.4), folded, LF line endings. */
 static char *
-received_header(struct session *s)
+received_header(struct smtpd_session *s)
 {
 	struct buf h = BUF_INIT;
 	const char *tls = s->env.tls;
 	char date[64];
-	int v6 = strchr(s->addr, ':') != NULL;
+	int v6 = strchr(s->ss->addr, ':') != NULL;
 
 	rfc5322_date(date, sizeof(date));
 	if (buf_printf(&h, "Received: from %s ([%s%s])\n\tby %s (postern) with %s id %s",
-	    s->helo != NULL ? s->helo : "unknown", v6 ? "IPv6:" : "", s->addr,
+	    s->helo != NULL ? s->helo : "unknown", v6 ? "IPv6:" : "", s->ss->addr,
 	    s->sd->set.hostname, s->env.proto, s->env.id) < 0)
 		log_panic("event=overflow");
 	if (tls != NULL) {
@@ -255,22 +255,22 @@ received_header(struct session *s)
  * setting for authenticated and mynetworks clients, or the one for
  * everyone else. */
 static int
-bare_lf_normalize(const struct session *s)
+bare_lf_normalize(const struct smtpd_session *s)
 {
 	const struct smtpd_settings *set = &s->sd->set;
 
 	if (s->auth_user != NULL ||
-	    policy_in_mynetworks(s->sd->policy, (const struct sockaddr *)&s->peer))
+	    policy_in_mynetworks(s->sd->policy, (const struct sockaddr *)&s->ss->peer))
 		return set->bare_lf_trusted_normalize;
 	return set->bare_lf_normalize;
 }
 
 int
-data_begin(struct session *s, int bdat, struct smtp_reply *r)
+data_begin(struct smtpd_session *s, int bdat, struct smtp_reply *r)
 {
 	struct body *b = &s->body;
 	struct envelope *e = &s->env;
-	const char *tls = session_tls_text(s), *error;
+	const char *tls = session_tls_text(s->ss), *error;
 	struct timespec now;
 	char *received;
 
@@ -297,7 +297,7 @@ data_begin(struct session *s, int bdat, struct smtp_reply *r)
 	} else if (qfile_begin(s->sd->set.incoming, e, &b->w, &error) < 0) {
 		(void)log_limited(&s->sd->loglimit, LOG_LEVEL_ERROR, error,
 		    "event=spool_open_failed session=%llu error=\"%s\"",
-		    (unsigned long long)s->id, error);
+		    (unsigned long long)s->ss->id, error);
 		r->code = 451;
 		r->esc = "4.3.0";
 		r->text = "Error: cannot queue the message now, try again later";
@@ -307,7 +307,7 @@ data_begin(struct session *s, int bdat, struct smtp_reply *r)
 	body_write(s, received, strlen(received));
 	free(received);
 	log_debug("event=data_begin session=%llu id=%s bdat=%d",
-	    (unsigned long long)s->id, e->id, bdat);
+	    (unsigned long long)s->ss->id, e->id, bdat);
 	return 0;
 }
 
@@ -315,7 +315,7 @@ data_begin(struct session *s, int bdat, struct smtp_reply *r)
 #define SPACE_CACHE_MS 1000
 
 int
-data_spool_room(struct session *s, uint64_t size, struct smtp_reply *r)
+data_spool_room(struct smtpd_session *s, uint64_t size, struct smtp_reply *r)
 {
 	struct smtpd *sd = s->sd;
 	uint64_t now = ev_now(sd->d->loop);
@@ -338,7 +338,7 @@ data_spool_room(struct session *s, uint64_t size, struct smtp_reply *r)
 		(void)log_limited(&sd->loglimit, LOG_LEVEL_WARN, why,
 		    "event=spool_full session=%llu free=%llu inodes=%llu "
 		    "queue_minfree=%llu size=%llu reason=\"%s\"",
-		    (unsigned long long)s->id, (unsigned long long)sd->space_bytes,
+		    (unsigned long long)s->ss->id, (unsigned long long)sd->space_bytes,
 		    (unsigned long long)sd->space_inodes,
 		    (unsigned long long)sd->set.reserve, (unsigned long long)size, why);
 		*r = (struct smtp_reply){ 452, "4.3.1", "Insufficient system storage" };
@@ -407,7 +407,7 @@ batch_done(const struct commit_entry *e, size_t n, const char *error, void *arg)
 
 	for (size_t i = 0; i < n; i++) {
 		struct spool_item *it = e[i].item;
-		struct session *s = e[i].owner;
+		struct smtpd_session *s = e[i].owner;
 		int ok = e[i].result == 0;
 
 		qfile_abort(&it->w);	/* a message never synced (stopping) */
@@ -421,24 +421,24 @@ batch_done(const struct commit_entry *e, size_t n, const char *error, void *arg)
 		} else if (ok) {
 			log_info("event=queued session=%llu id=%s from=<%s> nrcpt=%zu "
 			    "size=%llu client=%s tls=%s auth=%s",
-			    (unsigned long long)s->id, s->env.id, log_safe(s->env.sender),
-			    s->env.nrcpts, (unsigned long long)s->body.size, s->addr,
+			    (unsigned long long)s->ss->id, s->env.id, log_safe(s->env.sender),
+			    s->env.nrcpts, (unsigned long long)s->body.size, s->ss->addr,
 			    s->env.tls ? s->env.tls : "none",
 			    s->auth_user ? log_safe(s->auth_user) : "none");
-			session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->env.id);
+			smtpd_reply(s, 250, "2.0.0", "Ok: queued as %s", s->env.id);
 			s->nmsgs++;
 			s->nrcpts_total += (unsigned)s->env.nrcpts;
 		} else {
 			/* The reason names the queue file: limited per site. */
 			(void)log_limited(&sd->loglimit, LOG_LEVEL_ERROR, NULL,
 			    "event=commit_failed session=%llu id=%s error=\"%s\"",
-			    (unsigned long long)s->id, s->env.id, error ? error : "unknown");
-			session_reply(s, 451, "4.3.0",
+			    (unsigned long long)s->ss->id, s->env.id, error ? error : "unknown");
+			smtpd_reply(s, 451, "4.3.0",
 			    "Error: queue file write error, try again later");
 		}
 		if (s != NULL) {
-			session_reset_transaction(s);
-			session_resume(s);
+			smtpd_reset_transaction(s);
+			session_resume(s->ss);
 		}
 		free(it);
 	}
@@ -453,14 +453,14 @@ batch_done(const struct commit_entry *e, size_t n, const char *error, void *arg)
  * batch leaves at the end of this loop iteration, or as soon as the batch
  * before it is durable. */
 static void
-batch_add(struct session *s)
+batch_add(struct smtpd_session *s)
 {
 	struct spool_item *it = xcalloc(1, sizeof(*it));
 
 	it->w = s->body.w;
 	s->body.w = NULL;
 	memcpy(it->id, s->env.id, sizeof(it->id));
-	session_wait(s);
+	session_wait(s->ss);
 	commit_add(s->sd->committer, it, s);
 }
 
@@ -472,7 +472,7 @@ data_committer_start(struct smtpd *sd, const char **error_r)
 }
 
 void
-data_unbatch(struct session *s)
+data_unbatch(struct smtpd_session *s)
 {
 	struct committer *c = s->sd->committer;
 	struct spool_item *it;
@@ -489,116 +489,98 @@ data_unbatch(struct session *s)
 }
 
 void
-data_abort(struct session *s)
+data_abort(struct smtpd_session *s)
 {
 	data_unbatch(s);
 	qfile_abort(&s->body.w);
-	s->body.bdat_left = 0;
 	s->body.bdat_skip = 0;
 	buf_reset(&s->body.hline);
 }
 
 /* The content is complete: answer an error, or queue it. */
 static void
-data_finish(struct session *s)
+data_finish(struct smtpd_session *s)
 {
 	struct body *b = &s->body;
 	struct smtp_reply r;
 
-	s->state = ST_CMD;
-	session_set_timeout(s, 0);
+	session_read_lines(s->ss);
 	if (b->err == BODY_OK && b->in_header)
 		header_finish(s, 0);
 	if (b->scan.bare_lf > 0)
 		log_info("event=bare_lf_normalized session=%llu id=%s client=%s "
-		    "count=%llu", (unsigned long long)s->id, s->env.id, s->addr,
+		    "count=%llu", (unsigned long long)s->ss->id, s->env.id, s->ss->addr,
 		    (unsigned long long)b->scan.bare_lf);
 	if (b->err != BODY_OK) {
 		body_err_reply(b->err, &r);
 		log_info("event=message_refused session=%llu id=%s size=%llu",
-		    (unsigned long long)s->id, s->env.id, (unsigned long long)b->size);
-		session_reset_transaction(s);
-		session_refuse(s, &r, b->err != BODY_IO);
+		    (unsigned long long)s->ss->id, s->env.id, (unsigned long long)b->size);
+		smtpd_reset_transaction(s);
+		smtpd_refuse(s, &r, b->err != BODY_IO);
 		return;
 	}
 	if (b->discard) {
 		log_info("event=discarded session=%llu id=%s from=<%s> size=%llu client=%s",
-		    (unsigned long long)s->id, s->env.id, log_safe(s->env.sender),
-		    (unsigned long long)b->size, s->addr);
-		session_reply(s, 250, "2.0.0", "Ok: queued as %s", s->env.id);
+		    (unsigned long long)s->ss->id, s->env.id, log_safe(s->env.sender),
+		    (unsigned long long)b->size, s->ss->addr);
+		smtpd_reply(s, 250, "2.0.0", "Ok: queued as %s", s->env.id);
 		s->nmsgs++;
-		session_reset_transaction(s);
+		smtpd_reset_transaction(s);
 		return;
 	}
 	batch_add(s);
 }
 
-int
-data_input(struct session *s)
+size_t
+data_bytes(struct session *ss, const char *p, size_t n)
 {
-	const char *p;
-	size_t n, used;
+	struct smtpd_session *s = ss->owner;
+	size_t used;
 	int ended;
 
-	p = ios_peek(s->ios, &n);
-	if (n == 0)
-		return 0;
 	used = body_scan_feed(&s->body.scan, p, n, &scan_ops, s, &ended);
-	ios_consume(s->ios, used);
-	if (!ended)
-		return 0;
-	data_finish(s);
-	return 1;
+	if (ended)
+		data_finish(s);
+	return used;
 }
 
-int
-bdat_input(struct session *s)
+size_t
+bdat_bytes(struct session *ss, const char *p, size_t n)
 {
-	struct body *b = &s->body;
-	const char *p;
-	size_t n;
+	struct smtpd_session *s = ss->owner;
 	int ended;
 
-	if (b->bdat_left > 0) {
-		p = ios_peek(s->ios, &n);
-		if (n == 0)
-			return 0;
-		if (n > b->bdat_left)
-			n = (size_t)b->bdat_left;
-		if (!b->bdat_skip)
-			(void)body_scan_feed(&b->scan, p, n, &scan_ops, s, &ended);
-		ios_consume(s->ios, n);
-		b->bdat_left -= n;
-		if (b->bdat_left > 0)
-			return 0;
-	}
-	if (b->bdat_skip) {
-		struct smtp_reply r = b->bdat_reply;
+	if (!s->body.bdat_skip)
+		(void)body_scan_feed(&s->body.scan, p, n, &scan_ops, s, &ended);
+	return n;
+}
 
+void
+bdat_end(struct session *ss)
+{
+	struct smtpd_session *s = ss->owner;
+	struct body *b = &s->body;
+	struct smtp_reply r;
+
+	if (b->bdat_skip) {
+		r = b->bdat_reply;
 		b->bdat_skip = 0;
-		s->state = ST_CMD;
-		session_set_timeout(s, 0);
-		session_refuse(s, &r, 1);
-		return 1;
+		smtpd_refuse(s, &r, 1);
+		return;
 	}
 	if (!b->bdat_last) {
-		s->state = ST_CMD;
-		session_set_timeout(s, 0);
 		if (b->err != BODY_OK) {
-			struct smtp_reply r;
-
 			body_err_reply(b->err, &r);
-			session_reset_transaction(s);
-			session_refuse(s, &r, b->err != BODY_IO);
-			return 1;
+			smtpd_reset_transaction(s);
+			smtpd_refuse(s, &r, b->err != BODY_IO);
+			return;
 		}
-		session_reply(s, 250, "2.0.0", "Ok: %llu octets received",
+		smtpd_reply(s, 250, "2.0.0", "Ok: %llu octets received",
 		    (unsigned long long)b->size);
-		return 1;
+		return;
 	}
 	body_scan_finish(&b->scan, &scan_ops, s);
 	data_finish(s);
-	return 1;
 }
 
 /*

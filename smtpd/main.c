@@ -94,6 +94,7 @@ post_drop(struct daemon *d, const char **error_r)
 	 * lookups alike. */
 	sd->auth = auth_client_new(d->loop, auth);
 	free(auth);
+	smtpd_sessions_init(sd);
 	r = policy_open(d->global, d->loop, sd->auth, &sd->policy, error_r);
 	if (r < 0 || data_committer_start(sd, error_r) < 0)
 		return -1;
@@ -112,14 +113,14 @@ on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
 static size_t
 active(struct daemon *d)
 {
-	return ((struct smtpd *)d->ctx)->nsessions;
+	return ((struct smtpd *)d->ctx)->sessions.count;
 }
 
 /* SIGTERM: 421 to every session, then close them all. */
 static void
 on_stop(struct daemon *d)
 {
-	smtpd_stop_all(d->ctx);
+	session_stop_all(&((struct smtpd *)d->ctx)->sessions);
 }
 
 /* Free the state before exit. */
@@ -130,7 +131,7 @@ cleanup(struct daemon *d)
 
 	if (sd == NULL)
 		return;
-	smtpd_stop_all(sd);
+	session_stop_all(&sd->sessions);
 	/* A batch in flight finishes its syncs before the process exits. */
 	commit_stop(&sd->committer);
 	/* The policy borrows the auth client: close it first. */

@@ -1,11 +1,13 @@
 /*
  * smtpd: the SMTP listener's shared declarations.  One struct smtpd per
  * process (the settings, the TLS context, the policy, connection counts
- * and the auth client, the open sessions and the group committer of
- * finished messages) and one struct session per connection.
+ * and the auth client, the registry of open sessions and the group
+ * committer of finished messages) and one struct smtpd_session per
+ * connection, the owner of its lib/session.
  *
  * The code is split by job: main.c is the table of contents (daemon
- * hooks), session.c the connection life cycle, input dispatch and replies,
+ * hooks), session.c SMTP's side of lib/session (the hooks, the reply
+ * syntax, refusals and the error limit, the resets),
  * cmd.c the command table with each verb's check and proceed steps,
  * data.c message content (DATA and BDAT), the Received header, the spool
  * and the group commit, body.c the pure byte scanner data.c feeds.
@@ -27,15 +29,14 @@
 #include "log.h"
 #include "qfile.h"
 #include "sasl.h"
+#include "session.h"
 #include "smtp.h"
 
-struct ios;
 struct policy;
 struct policy_pending;
 struct policy_client;
 struct connlimit;
 struct auth_client;
-struct auth_pending;
 struct committer;
 
 /* What a listener is for, from its listen tag. */
@@ -75,9 +76,7 @@ struct smtpd {
 	struct policy *policy;
 	struct connlimit *conns;
 	struct auth_client *auth;
-	struct session *sessions;	/* every open session */
-	size_t nsessions;
-	uint64_t next_id;		/* session numbers for the log */
+	struct session_registry sessions;	/* every open session */
 	/* The group commit of finished messages (lib/commit; data.c). */
 	struct committer *committer;
 	/* The spool's free space (bytes, inodes) as read at space_ms (loop
@@ -87,16 +86,6 @@ struct smtpd {
 	/* Spool errors repeat for every message while the disk is full:
 	 * one line per kind and interval (lib/log.h). */
 	struct log_limit loglimit;
-};
-
-/* Where a session is in the protocol. */
-enum sstate {
-	ST_TLS_WAIT,		/* smtps: handshake before the greeting */
-	ST_CMD,			/* reading commands */
-	ST_AUTH,		/* AUTH: waiting for a SASL response */
-	ST_DATA,		/* reading DATA content */
-	ST_BDAT,		/* reading a BDAT chunk */
-	ST_CLOSING,		/* last reply queued; closing */
 };
 
 /* A message being received (DATA or BDAT). */
@@ -110,27 +99,17 @@ struct body {
 	int fix_header;		/* add Date/Message-ID when missing */
 	int have_date, have_msgid;
 	struct buf hline;	/* the current header line (fix_header) */
-	uint64_t bdat_left;	/* bytes left of the current chunk */
 	int bdat_last;		/* the current chunk is the last */
 	int bdat_skip;		/* chunk is read and thrown away */
 	struct smtp_reply bdat_reply;	/* reply after a skipped chunk */
 };
 
-struct session {
+/* One SMTP session: the state around its lib/session. */
+struct smtpd_session {
 	struct smtpd *sd;
-	struct session *prev, *next;
-	uint64_t id;
-	struct ios *ios;
-	struct ev_timer *timer;		/* command / data timeout */
+	struct session *ss;		/* the connection: id, peer, stream */
 	enum smtpd_kind kind;
-	struct sockaddr_storage peer;
-	char addr[64];			/* peer IP as text */
-	int counted;			/* connlimit_enter() counted us */
-	enum sstate state;
-	int waiting;			/* an async step is pending */
-	int out_blocked;		/* paused until output drains */
-	int tls_logged;
-	int greeted;			/* the 220 has been sent */
+	int in_auth;			/* lines are SASL responses */
 
 	/* Session (reset by STARTTLS). */
 	char *helo;			/* NULL until HELO/EHLO */
@@ -153,7 +132,6 @@ struct session {
 
 	/* Async steps in flight. */
 	struct policy_pending *pp;
-	struct auth_pending *ap;
 	char *pending_rcpt;		/* RCPT being checked */
 	unsigned pending_notify;
 	char *pending_orcpt;
@@ -167,65 +145,60 @@ struct session {
 
 /* Queue a one-line reply "CODE ESC TEXT" (esc may be NULL: no enhanced
  * code, for the greeting and HELO/EHLO). */
-void session_reply(struct session *s, int code, const char *esc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+void smtpd_reply(struct smtpd_session *s, int code, const char *esc,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Queue a refusal from the parser or policy, log it and count the error
  * if count says so; may queue 421 and close past smtpd_max_errors. */
-void session_refuse(struct session *s, const struct smtp_reply *r, int count);
+void smtpd_refuse(struct smtpd_session *s, const struct smtp_reply *r, int count);
 /* Queue the reply, then close after it is sent. */
-void session_close_after(struct session *s, int code, const char *esc, const char *text);
+void smtpd_close_after(struct smtpd_session *s, int code, const char *esc,
+    const char *text);
 /* Forget the transaction (envelope, writer, pending checks). */
-void session_reset_transaction(struct session *s);
+void smtpd_reset_transaction(struct smtpd_session *s);
 /* Forget the whole session state (after STARTTLS). */
-void session_reset_all(struct session *s);
-/* An async step starts / finished: processing of input pauses / resumes. */
-void session_wait(struct session *s);
-void session_resume(struct session *s);
-/* Use the data timeout (1) or the command timeout (0). */
-void session_set_timeout(struct session *s, int data);
-/* The session's TLS state for logs and Received: "TLSv1.3:CIPHER" or NULL
- * (static storage). */
-const char *session_tls_text(struct session *s);
-/* 1 if TLS is active on the session. */
-int session_tls(const struct session *s);
+void smtpd_reset_all(struct smtpd_session *s);
 /* The policy's view of the client. */
-void session_policy_client(const struct session *s, struct policy_client *c);
+void smtpd_policy_client(const struct smtpd_session *s, struct policy_client *c);
 
-/* Process-wide start and stop (main.c calls these). */
+/* Process-wide: the session registry from the settings (post_drop), and
+ * a new connection (main.c's on_accept). */
+void smtpd_sessions_init(struct smtpd *sd);
 void smtpd_accept(struct smtpd *sd, const struct daemon_listener *l, int fd,
     const struct sockaddr_storage *peer);
-void smtpd_stop_all(struct smtpd *sd);
 
 /* --- cmd.c ---------------------------------------------------------------- */
 
 /* Handle one command line (without its line ending). */
-void cmd_dispatch(struct session *s, const char *line, size_t len);
+void smtpd_cmd_dispatch(struct smtpd_session *s, const char *line, size_t len);
 /* Handle one AUTH continuation line. */
-void cmd_auth_continue(struct session *s, const char *line, size_t len);
+void smtpd_cmd_auth_continue(struct smtpd_session *s, const char *line, size_t len);
 /* Cancel async checks a closing session still has pending. */
-void cmd_cancel_pending(struct session *s);
+void smtpd_cmd_cancel_pending(struct smtpd_session *s);
 
 /* --- data.c --------------------------------------------------------------- */
 
 /* Whether the spool keeps queue_minfree free with a message of size bytes
  * (0: not declared) more: 0, or -1 with *r (452 4.3.1; 451 4.3.0 if the
  * free space cannot be read).  The space is read at most once a second. */
-int data_spool_room(struct session *s, uint64_t size, struct smtp_reply *r);
+int data_spool_room(struct smtpd_session *s, uint64_t size, struct smtp_reply *r);
 /* Start a message after DATA (bdat 0) or the first BDAT (bdat 1): open the
  * queue file and write the Received header.  0, or -1 with *r set. */
-int data_begin(struct session *s, int bdat, struct smtp_reply *r);
-/* Feed buffered input to the DATA parser.  Returns 1 when the message
- * ended (and was handed to the commit or refused), 0 when more is needed. */
-int data_input(struct session *s);
-/* Feed buffered input to the current BDAT chunk; 1 chunk done, 0 more. */
-int bdat_input(struct session *s);
+int data_begin(struct smtpd_session *s, int bdat, struct smtp_reply *r);
+/* lib/session's raw input after DATA's 354: feed the parser; at the end
+ * of the content the message goes to the commit or is refused, and the
+ * session reads commands again.  Returns the bytes used. */
+size_t data_bytes(struct session *ss, const char *p, size_t n);
+/* The same for a BDAT chunk (all of it is used, or skipped), and the
+ * chunk's end: its reply, or the message's after the last chunk. */
+size_t bdat_bytes(struct session *ss, const char *p, size_t n);
+void bdat_end(struct session *ss);
 /* Tell qmgr (run_dir/qmgr) that these messages are in incoming/new:
  * best effort, never blocking; a no-op while qmgr's socket is absent. */
 void smtpd_notify_qmgr(struct smtpd *sd, const char *const *ids, size_t n);
 /* Throw away the message in progress (nothing stays behind). */
-void data_abort(struct session *s);
+void data_abort(struct smtpd_session *s);
 /* Remove a session from the pending commit (its writer is aborted). */
-void data_unbatch(struct session *s);
+void data_unbatch(struct smtpd_session *s);
 /* Start the group commit and its sync thread (post_drop).  0 or -1. */
 int data_committer_start(struct smtpd *sd, const char **error_r)
 	__attribute__((warn_unused_result));

@@ -26,6 +26,7 @@ UNIT_TESTS = \
 	tests/unit/test_qfile \
 	tests/unit/test_policy \
 	tests/unit/test_connlimit \
+	tests/unit/test_session \
 	tests/unit/test_maildir \
 	tests/unit/test_mailbox \
 	tests/unit/test_qmgr
