@@ -40,7 +40,7 @@ add_peer(struct auth_daemon *ad, uid_t uid)
  * mode our own uid (root started the instance as another user, or could
  * read every file of it anyway). */
 static int
-pre_drop(struct daemon *d, const char **error_r)
+auth_pre_drop(struct daemon *d, const char **error_r)
 {
 	struct auth_daemon *ad = xcalloc(1, sizeof(*ad));
 
@@ -69,7 +69,7 @@ pre_drop(struct daemon *d, const char **error_r)
 
 /* Start the service with the configured maps, delays and penalties. */
 static int
-post_drop(struct daemon *d, const char **error_r)
+auth_post_drop(struct daemon *d, const char **error_r)
 {
 	struct auth_daemon *ad = d->ctx;
 	struct auth_settings s = {
@@ -100,7 +100,7 @@ post_drop(struct daemon *d, const char **error_r)
 
 /* A connection on the auth socket: the service checks the peer. */
 static void
-on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
+auth_on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
     const struct sockaddr_storage *peer)
 {
 	struct auth_daemon *ad = d->ctx;
@@ -112,7 +112,7 @@ on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
 
 /* Connections still busy, for a retiring process. */
 static size_t
-active(struct daemon *d)
+auth_active(struct daemon *d)
 {
 	struct auth_daemon *ad = d->ctx;
 
@@ -121,7 +121,7 @@ active(struct daemon *d)
 
 /* SIGTERM: drop every connection. */
 static void
-on_stop(struct daemon *d)
+auth_on_stop(struct daemon *d)
 {
 	struct auth_daemon *ad = d->ctx;
 
@@ -130,7 +130,7 @@ on_stop(struct daemon *d)
 
 /* Free the state before exit. */
 static void
-cleanup(struct daemon *d)
+auth_cleanup(struct daemon *d)
 {
 	struct auth_daemon *ad = d->ctx;
 
@@ -143,12 +143,12 @@ cleanup(struct daemon *d)
 }
 
 static const struct daemon_hooks hooks = {
-	.pre_drop = pre_drop,
-	.post_drop = post_drop,
-	.on_accept = on_accept,
-	.active = active,
-	.on_stop = on_stop,
-	.cleanup = cleanup,
+	.pre_drop = auth_pre_drop,
+	.post_drop = auth_post_drop,
+	.on_accept = auth_on_accept,
+	.active = auth_active,
+	.on_stop = auth_on_stop,
+	.cleanup = auth_cleanup,
 };
 
 int

@@ -31,7 +31,7 @@ struct local_daemon {
 /* Who may connect: root, and qmgr's user in root mode or our own uid in
  * dev mode. */
 static int
-pre_drop(struct daemon *d, const char **error_r)
+local_pre_drop(struct daemon *d, const char **error_r)
 {
 	struct local_daemon *ld = xcalloc(1, sizeof(*ld));
 	uid_t uid;
@@ -52,7 +52,7 @@ pre_drop(struct daemon *d, const char **error_r)
 
 /* Start the service with the configured maps and mail store. */
 static int
-post_drop(struct daemon *d, const char **error_r)
+local_post_drop(struct daemon *d, const char **error_r)
 {
 	struct local_daemon *ld = d->ctx;
 	const char *delim = cfg_str(d->global, "recipient_delimiter");
@@ -82,7 +82,7 @@ post_drop(struct daemon *d, const char **error_r)
 
 /* A connection on the agent socket: the service checks the peer. */
 static void
-on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
+local_on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
     const struct sockaddr_storage *peer)
 {
 	struct local_daemon *ld = d->ctx;
@@ -95,7 +95,7 @@ on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
 /* Links still open, for a retiring process (asked first as soon as it
  * retires: the moment to close the cached Maildirs). */
 static size_t
-active(struct daemon *d)
+local_active(struct daemon *d)
 {
 	struct local_daemon *ld = d->ctx;
 
@@ -108,7 +108,7 @@ active(struct daemon *d)
 
 /* SIGTERM: drop every link (qmgr retries what was in flight). */
 static void
-on_stop(struct daemon *d)
+local_on_stop(struct daemon *d)
 {
 	struct local_daemon *ld = d->ctx;
 
@@ -118,7 +118,7 @@ on_stop(struct daemon *d)
 
 /* Free the state before exit. */
 static void
-cleanup(struct daemon *d)
+local_cleanup(struct daemon *d)
 {
 	struct local_daemon *ld = d->ctx;
 
@@ -131,12 +131,12 @@ cleanup(struct daemon *d)
 }
 
 static const struct daemon_hooks hooks = {
-	.pre_drop = pre_drop,
-	.post_drop = post_drop,
-	.on_accept = on_accept,
-	.active = active,
-	.on_stop = on_stop,
-	.cleanup = cleanup,
+	.pre_drop = local_pre_drop,
+	.post_drop = local_post_drop,
+	.on_accept = local_on_accept,
+	.active = local_active,
+	.on_stop = local_on_stop,
+	.cleanup = local_cleanup,
 };
 
 int

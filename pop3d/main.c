@@ -46,7 +46,7 @@ load_settings(struct daemon *d, struct pop3d_settings *set)
 /* Privileged: the TLS key (root-only in root mode), the file limit, and
  * the shared connection counters in run_dir. */
 static int
-pre_drop(struct daemon *d, const char **error_r)
+pop3d_pre_drop(struct daemon *d, const char **error_r)
 {
 	struct pop3d *pd = xcalloc(1, sizeof(*pd));
 
@@ -61,7 +61,7 @@ pre_drop(struct daemon *d, const char **error_r)
 /* After the drop (as the mail store's owner): settings, the mail store
  * and the auth service client. */
 static int
-post_drop(struct daemon *d, const char **error_r)
+pop3d_post_drop(struct daemon *d, const char **error_r)
 {
 	struct pop3d *pd = d->ctx;
 	char *auth = fs_join(cfg_str(d->global, "run_dir"), "auth");
@@ -86,7 +86,7 @@ post_drop(struct daemon *d, const char **error_r)
 
 /* A new connection on one of the listeners. */
 static void
-on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
+pop3d_on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
     const struct sockaddr_storage *peer)
 {
 	pop3d_accept(d->ctx, l, fd, peer);
@@ -94,7 +94,7 @@ on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
 
 /* Sessions still open and jobs still running, for a retiring process. */
 static size_t
-active(struct daemon *d)
+pop3d_active(struct daemon *d)
 {
 	struct pop3d *pd = d->ctx;
 
@@ -105,7 +105,7 @@ active(struct daemon *d)
 /* SIGTERM: tell every session and close them (nothing more is deleted:
  * an UPDATE under way stops after its current chunk, in cleanup). */
 static void
-on_stop(struct daemon *d)
+pop3d_on_stop(struct daemon *d)
 {
 	struct pop3d *pd = d->ctx;
 
@@ -115,7 +115,7 @@ on_stop(struct daemon *d)
 
 /* Free the state before exit. */
 static void
-cleanup(struct daemon *d)
+pop3d_cleanup(struct daemon *d)
 {
 	struct pop3d *pd = d->ctx;
 
@@ -138,12 +138,12 @@ cleanup(struct daemon *d)
 }
 
 static const struct daemon_hooks hooks = {
-	.pre_drop = pre_drop,
-	.post_drop = post_drop,
-	.on_accept = on_accept,
-	.active = active,
-	.on_stop = on_stop,
-	.cleanup = cleanup,
+	.pre_drop = pop3d_pre_drop,
+	.post_drop = pop3d_post_drop,
+	.on_accept = pop3d_on_accept,
+	.active = pop3d_active,
+	.on_stop = pop3d_on_stop,
+	.cleanup = pop3d_cleanup,
 };
 
 int

@@ -50,7 +50,7 @@ on_scan(struct ev_timer *t, void *arg)
 
 /* Start the queue after the privilege drop. */
 static int
-post_drop(struct daemon *d, const char **error_r)
+qmgr_post_drop(struct daemon *d, const char **error_r)
 {
 	struct qmgr_daemon *qd = xcalloc(1, sizeof(*qd));
 	const char *hostname = cfg_str(d->global, "hostname");
@@ -81,7 +81,7 @@ post_drop(struct daemon *d, const char **error_r)
 
 /* A connection on qmgr (notices) or qmgr.ctl (control). */
 static void
-on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
+qmgr_on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
     const struct sockaddr_storage *peer)
 {
 	struct qmgr_daemon *qd = d->ctx;
@@ -97,7 +97,7 @@ on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
 
 /* Free the state before exit (the queue stays on disk). */
 static void
-cleanup(struct daemon *d)
+qmgr_cleanup(struct daemon *d)
 {
 	struct qmgr_daemon *qd = d->ctx;
 
@@ -111,9 +111,9 @@ cleanup(struct daemon *d)
 }
 
 static const struct daemon_hooks hooks = {
-	.post_drop = post_drop,
-	.on_accept = on_accept,
-	.cleanup = cleanup,
+	.post_drop = qmgr_post_drop,
+	.on_accept = qmgr_on_accept,
+	.cleanup = qmgr_cleanup,
 };
 
 int

@@ -71,7 +71,7 @@ load_settings(struct daemon *d, struct smtpd_settings *set)
  * the shared connection counters (created in run_dir, which only root may
  * write in root mode; the mapping outlives the drop). */
 static int
-pre_drop(struct daemon *d, const char **error_r)
+smtpd_pre_drop(struct daemon *d, const char **error_r)
 {
 	struct smtpd *sd = xcalloc(1, sizeof(*sd));
 
@@ -83,7 +83,7 @@ pre_drop(struct daemon *d, const char **error_r)
 
 /* After the drop: settings, policy (maps) and the auth service client. */
 static int
-post_drop(struct daemon *d, const char **error_r)
+smtpd_post_drop(struct daemon *d, const char **error_r)
 {
 	struct smtpd *sd = d->ctx;
 	char *auth = fs_join(cfg_str(d->global, "run_dir"), "auth");
@@ -103,7 +103,7 @@ post_drop(struct daemon *d, const char **error_r)
 
 /* A new connection on one of the listeners. */
 static void
-on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
+smtpd_on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
     const struct sockaddr_storage *peer)
 {
 	smtpd_accept(d->ctx, l, fd, peer);
@@ -111,21 +111,21 @@ on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
 
 /* Sessions still open, for a retiring process. */
 static size_t
-active(struct daemon *d)
+smtpd_active(struct daemon *d)
 {
 	return ((struct smtpd *)d->ctx)->sessions.count;
 }
 
 /* SIGTERM: 421 to every session, then close them all. */
 static void
-on_stop(struct daemon *d)
+smtpd_on_stop(struct daemon *d)
 {
 	session_stop_all(&((struct smtpd *)d->ctx)->sessions);
 }
 
 /* Free the state before exit. */
 static void
-cleanup(struct daemon *d)
+smtpd_cleanup(struct daemon *d)
 {
 	struct smtpd *sd = d->ctx;
 
@@ -151,12 +151,12 @@ cleanup(struct daemon *d)
 }
 
 static const struct daemon_hooks hooks = {
-	.pre_drop = pre_drop,
-	.post_drop = post_drop,
-	.on_accept = on_accept,
-	.active = active,
-	.on_stop = on_stop,
-	.cleanup = cleanup,
+	.pre_drop = smtpd_pre_drop,
+	.post_drop = smtpd_post_drop,
+	.on_accept = smtpd_on_accept,
+	.active = smtpd_active,
+	.on_stop = smtpd_on_stop,
+	.cleanup = smtpd_cleanup,
 };
 
 int

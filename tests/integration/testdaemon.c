@@ -95,7 +95,7 @@ on_close(struct ios *ios, enum ios_close why, const char *text, void *arg)
 static const struct ios_callbacks callbacks = { on_read, NULL, on_close };
 
 static void
-on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
+testd_on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
     const struct sockaddr_storage *peer)
 {
 	static const struct ios_limits lim = { 1000, 4096, 65536, 60000 };
@@ -113,13 +113,13 @@ on_accept(struct daemon *d, const struct daemon_listener *l, int fd,
 }
 
 static size_t
-active(struct daemon *d)
+testd_active(struct daemon *d)
 {
 	return ((struct testd *)d->ctx)->active;
 }
 
 static void
-on_stop(struct daemon *d)
+testd_on_stop(struct daemon *d)
 {
 	struct testd *t = d->ctx;
 
@@ -128,7 +128,7 @@ on_stop(struct daemon *d)
 }
 
 static int
-post_drop(struct daemon *d, const char **error_r)
+testd_post_drop(struct daemon *d, const char **error_r)
 {
 	(void)error_r;
 	d->ctx = xcalloc(1, sizeof(struct testd));
@@ -136,19 +136,19 @@ post_drop(struct daemon *d, const char **error_r)
 }
 
 static void
-cleanup(struct daemon *d)
+testd_cleanup(struct daemon *d)
 {
-	on_stop(d);
+	testd_on_stop(d);
 	free(d->ctx);
 	d->ctx = NULL;
 }
 
 static const struct daemon_hooks hooks = {
-	.post_drop = post_drop,
-	.on_accept = on_accept,
-	.active = active,
-	.on_stop = on_stop,
-	.cleanup = cleanup,
+	.post_drop = testd_post_drop,
+	.on_accept = testd_on_accept,
+	.active = testd_active,
+	.on_stop = testd_on_stop,
+	.cleanup = testd_cleanup,
 };
 
 int
