@@ -11,7 +11,7 @@ lib_libpostern_a_SOURCES = \
 	lib/priv.c lib/priv.h \
 	lib/daemon.c lib/daemon.h \
 	lib/net.c lib/net.h \
-	lib/fsutil.c lib/fsutil.h \
+	lib/fsutil.c lib/fsutil.h lib/ascii.h \
 	lib/services.c lib/services.h \
 	lib/map.c lib/map.h lib/mapspec.c lib/map_text.c lib/map_bdb.c lib/map_lmdb.c lib/map_impl.h \
 	lib/sasl.c lib/sasl.h \

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ascii.h"
 #include "buf.h"
 #include "fsutil.h"
 #include "log.h"
@@ -727,19 +728,6 @@ reader_line(struct reader *r, const char **line_r, size_t *n_r,
 	}
 }
 
-/* The value of one hex digit, or -1. */
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Decode an escaped value into a malloc'd string.  0, or -1 for a raw
  * byte that should have been escaped, a bad escape, or an escaped control
  * byte (no field has a use for one, and an address carrying CR or LF
@@ -755,9 +743,10 @@ unescape(const char *s, size_t n, char **out_r)
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == '%') {
-			if (n - i < 3 || (hi = hexval(s[i + 1])) < 0 ||
-			    (lo = hexval(s[i + 2])) < 0 || hi * 16 + lo < 0x20 ||
-			    hi * 16 + lo == 0x7f) {
+			if (n - i < 3 ||
+			    (hi = ascii_hex_value((unsigned char)s[i + 1])) < 0 ||
+			    (lo = ascii_hex_value((unsigned char)s[i + 2])) < 0 ||
+			    hi * 16 + lo < 0x20 || hi * 16 + lo == 0x7f) {
 				free(out);
 				return -1;
 			}

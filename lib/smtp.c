@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "buf.h"
 #include "smtp.h"
 #include "xalloc.h"
@@ -71,9 +72,8 @@ static const struct {
 	{ "STARTTLS", SMTP_STARTTLS }, { "AUTH", SMTP_AUTH },
 };
 
-/* Fill *r and return -1, so a refusal is one statement. */
-static int
-refuse(struct smtp_reply *r, int code, const char *esc, const char *text)
+int
+smtp_refuse(struct smtp_reply *r, int code, const char *esc, const char *text)
 {
 	r->code = code;
 	r->esc = esc;
@@ -131,19 +131,6 @@ prefix_eq(const char *s, size_t n, const char *w)
 	size_t wl = strlen(w);
 
 	return n >= wl && word_eq(s, wl, w);
-}
-
-/* The value of a hex digit (either case), or -1. */
-static int
-hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
 }
 
 /*
@@ -254,8 +241,10 @@ xtext_decode(const char *s, size_t len, int utf8)
 	}
 	while (i < len) {
 		if (p[i] == '+') {
-			if (len - i < 3 || (hi = hex_value(p[i + 1])) < 0 ||
-			    (lo = hex_value(p[i + 2])) < 0 || (hi | lo) == 0)
+			if (len - i < 3 ||
+			    (hi = ascii_hex_value(p[i + 1])) < 0 ||
+			    (lo = ascii_hex_value(p[i + 2])) < 0 ||
+			    (hi | lo) == 0)
 				goto bad;
 			if (buf_putc(&b, (char)(hi << 4 | lo)) < 0)
 				goto bad;
@@ -616,17 +605,17 @@ refuse_path(struct smtp_reply *r, enum addr_err err, int rcpt)
 {
 	switch (err) {
 	case ADDR_LOCAL_LONG:
-		return refuse(r, 501, "5.5.2", "Local part too long");
+		return smtp_refuse(r, 501, "5.5.2", "Local part too long");
 	case ADDR_DOMAIN_LONG:
-		return refuse(r, 501, "5.5.2", "Domain name too long");
+		return smtp_refuse(r, 501, "5.5.2", "Domain name too long");
 	case ADDR_PATH_LONG:
-		return refuse(r, 501, "5.5.2", "Path too long");
+		return smtp_refuse(r, 501, "5.5.2", "Path too long");
 	case ADDR_OK:
 	case ADDR_SYNTAX:
 		break;
 	}
-	return rcpt ? refuse(r, 501, "5.1.3", "Bad recipient address syntax") :
-	    refuse(r, 501, "5.1.7", "Bad sender address syntax");
+	return rcpt ? smtp_refuse(r, 501, "5.1.3", "Bad recipient address syntax") :
+	    smtp_refuse(r, 501, "5.1.7", "Bad sender address syntax");
 }
 
 /* One "keyword[=value]" taken from an argument. */
@@ -683,7 +672,7 @@ static int
 once(unsigned *seen, unsigned bit, struct smtp_reply *r)
 {
 	if (*seen & bit)
-		return refuse(r, 501, "5.5.4", "Duplicate parameter");
+		return smtp_refuse(r, 501, "5.5.4", "Duplicate parameter");
 	*seen |= bit;
 	return 0;
 }
@@ -734,7 +723,7 @@ mail_param(const struct param *pm, const struct smtp_ext *ext, unsigned *seen,
 		if (once(seen, SEEN_SIZE, r) < 0)
 			return -1;
 		if (v == NULL || (rc = parse_u64(v, vn, &m->size)) < 0)
-			return refuse(r, 501, "5.5.4", "Bad SIZE syntax");
+			return smtp_refuse(r, 501, "5.5.4", "Bad SIZE syntax");
 		if (rc > 0 || (ext->max_size != 0 && m->size > ext->max_size))
 			*oversize = 1;
 		return 0;
@@ -747,16 +736,16 @@ mail_param(const struct param *pm, const struct smtp_ext *ext, unsigned *seen,
 		else if (v != NULL && word_eq(v, vn, "8BITMIME"))
 			m->body = SMTP_BODY_8BITMIME;
 		else if (v != NULL && word_eq(v, vn, "BINARYMIME"))
-			return refuse(r, 555, "5.5.4", "BODY=BINARYMIME is not supported");
+			return smtp_refuse(r, 555, "5.5.4", "BODY=BINARYMIME is not supported");
 		else
-			return refuse(r, 501, "5.5.4", "Bad BODY value");
+			return smtp_refuse(r, 501, "5.5.4", "Bad BODY value");
 		return 0;
 	}
 	if (word_eq(pm->key, pm->keylen, "SMTPUTF8")) {
 		if (once(seen, SEEN_SMTPUTF8, r) < 0)
 			return -1;
 		if (v != NULL)
-			return refuse(r, 501, "5.5.4", "SMTPUTF8 takes no value");
+			return smtp_refuse(r, 501, "5.5.4", "SMTPUTF8 takes no value");
 		m->smtputf8 = 1;
 		return 0;
 	}
@@ -768,7 +757,7 @@ mail_param(const struct param *pm, const struct smtp_ext *ext, unsigned *seen,
 		else if (v != NULL && word_eq(v, vn, "HDRS"))
 			m->ret = SMTP_RET_HDRS;
 		else
-			return refuse(r, 501, "5.5.4", "Bad RET value");
+			return smtp_refuse(r, 501, "5.5.4", "Bad RET value");
 		return 0;
 	}
 	if (word_eq(pm->key, pm->keylen, "ENVID")) {
@@ -776,7 +765,7 @@ mail_param(const struct param *pm, const struct smtp_ext *ext, unsigned *seen,
 			return -1;
 		if (v == NULL || vn > ENVID_MAX ||
 		    (m->envid = xtext_decode(v, vn, 0)) == NULL || !text_ok(m->envid, 0))
-			return refuse(r, 501, "5.5.4", "Bad ENVID value");
+			return smtp_refuse(r, 501, "5.5.4", "Bad ENVID value");
 		return 0;
 	}
 	if (word_eq(pm->key, pm->keylen, "AUTH")) {
@@ -785,10 +774,10 @@ mail_param(const struct param *pm, const struct smtp_ext *ext, unsigned *seen,
 		/* Decoded now; UTF-8 is weighed once SMTPUTF8 is known. */
 		if (v == NULL || (m->auth = xtext_decode(v, vn, 1)) == NULL ||
 		    m->auth[0] == '\0' || !text_ok(m->auth, 1))
-			return refuse(r, 501, "5.5.4", "Bad AUTH value");
+			return smtp_refuse(r, 501, "5.5.4", "Bad AUTH value");
 		return 0;
 	}
-	return refuse(r, 555, "5.5.4", "Unsupported MAIL parameter");
+	return smtp_refuse(r, 555, "5.5.4", "Unsupported MAIL parameter");
 }
 
 /* Free what smtp_parse_mail allocated; safe to call twice. */
@@ -821,7 +810,7 @@ smtp_parse_mail(const char *arg, const struct smtp_ext *ext, struct smtp_mail *m
 	m.body = SMTP_BODY_7BIT;
 	m.ret = SMTP_RET_NONE;
 	if (path_start(arg, len, "FROM:", &pos) < 0)
-		return refuse(reply_r, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		return smtp_refuse(reply_r, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
 	if ((err = parse_path(arg, len, &pos, PATH_NULL_OK, &m.sender, &utf8)) != ADDR_OK)
 		return refuse_path(reply_r, err, 0);
 	if (!path_end_ok(arg, len, pos)) {
@@ -831,11 +820,11 @@ smtp_parse_mail(const char *arg, const struct smtp_ext *ext, struct smtp_mail *m
 	while ((rc = next_param(arg, len, &pos, &pm)) != 0) {
 		if (rc < 0) {
 			smtp_mail_free(&m);
-			return refuse(reply_r, 501, "5.5.4", "Bad parameter syntax");
+			return smtp_refuse(reply_r, 501, "5.5.4", "Bad parameter syntax");
 		}
 		if (!ext->esmtp) {
 			smtp_mail_free(&m);
-			return refuse(reply_r, 555, "5.5.4",
+			return smtp_refuse(reply_r, 555, "5.5.4",
 			    "MAIL parameters are only allowed after EHLO");
 		}
 		if (mail_param(&pm, ext, &seen, &m, &oversize, reply_r) < 0) {
@@ -846,12 +835,12 @@ smtp_parse_mail(const char *arg, const struct smtp_ext *ext, struct smtp_mail *m
 	if ((utf8 || (m.auth != NULL && !all_ascii(m.auth, strlen(m.auth)))) &&
 	    !m.smtputf8) {
 		smtp_mail_free(&m);
-		return refuse(reply_r, 553, "5.6.7",
+		return smtp_refuse(reply_r, 553, "5.6.7",
 		    "Must declare SMTPUTF8 to send unicode address");
 	}
 	if (oversize) {
 		smtp_mail_free(&m);
-		return refuse(reply_r, 552, "5.3.4",
+		return smtp_refuse(reply_r, 552, "5.3.4",
 		    "Message size exceeds fixed maximum message size");
 	}
 	*m_r = m;
@@ -954,7 +943,7 @@ smtp_parse_rcpt(const char *arg, const struct smtp_ext *ext, int smtputf8,
 		ext = &helo;
 	memset(&r, 0, sizeof(r));
 	if (path_start(arg, len, "TO:", &pos) < 0)
-		return refuse(reply_r, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return smtp_refuse(reply_r, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 	if ((err = parse_path(arg, len, &pos, PATH_POSTMASTER_OK, &r.rcpt, &utf8)) != ADDR_OK)
 		return refuse_path(reply_r, err, 1);
 	if (!path_end_ok(arg, len, pos)) {
@@ -964,25 +953,25 @@ smtp_parse_rcpt(const char *arg, const struct smtp_ext *ext, int smtputf8,
 	while ((rc = next_param(arg, len, &pos, &pm)) != 0) {
 		if (rc < 0) {
 			smtp_rcpt_free(&r);
-			return refuse(reply_r, 501, "5.5.4", "Bad parameter syntax");
+			return smtp_refuse(reply_r, 501, "5.5.4", "Bad parameter syntax");
 		}
 		if (!ext->esmtp) {
 			smtp_rcpt_free(&r);
-			return refuse(reply_r, 555, "5.5.4",
+			return smtp_refuse(reply_r, 555, "5.5.4",
 			    "RCPT parameters are only allowed after EHLO");
 		}
 		if (word_eq(pm.key, pm.keylen, "NOTIFY")) {
 			rc = once(&seen, SEEN_NOTIFY, reply_r);
 			if (rc == 0 && (pm.value == NULL ||
 			    parse_notify(pm.value, pm.valuelen, &r.notify) < 0))
-				rc = refuse(reply_r, 501, "5.5.4", "Bad NOTIFY value");
+				rc = smtp_refuse(reply_r, 501, "5.5.4", "Bad NOTIFY value");
 		} else if (word_eq(pm.key, pm.keylen, "ORCPT")) {
 			rc = once(&seen, SEEN_ORCPT, reply_r);
 			if (rc == 0 && (pm.value == NULL || (r.orcpt =
 			    parse_orcpt(pm.value, pm.valuelen, smtputf8)) == NULL))
-				rc = refuse(reply_r, 501, "5.5.4", "Bad ORCPT value");
+				rc = smtp_refuse(reply_r, 501, "5.5.4", "Bad ORCPT value");
 		} else
-			rc = refuse(reply_r, 555, "5.5.4", "Unsupported RCPT parameter");
+			rc = smtp_refuse(reply_r, 555, "5.5.4", "Unsupported RCPT parameter");
 		if (rc < 0) {
 			smtp_rcpt_free(&r);
 			return -1;
@@ -990,7 +979,7 @@ smtp_parse_rcpt(const char *arg, const struct smtp_ext *ext, int smtputf8,
 	}
 	if (utf8 && !smtputf8) {
 		smtp_rcpt_free(&r);
-		return refuse(reply_r, 553, "5.6.7",
+		return smtp_refuse(reply_r, 553, "5.6.7",
 		    "Must declare SMTPUTF8 to send unicode address");
 	}
 	*r_r = r;
@@ -1006,14 +995,14 @@ smtp_parse_command(const char *line, size_t len, enum smtp_verb *verb_r,
 	size_t i = 0, v, vn, k;
 
 	if (len > SMTP_MAX_COMMAND)
-		return refuse(reply_r, 500, "5.5.2", "Line too long");
+		return smtp_refuse(reply_r, 500, "5.5.2", "Line too long");
 	if (memchr(line, '\0', len) != NULL)
-		return refuse(reply_r, 500, "5.5.2", "NUL byte in command");
+		return smtp_refuse(reply_r, 500, "5.5.2", "NUL byte in command");
 	while (i < len && (p[i] == ' ' || p[i] == '\t'))
 		i++;
 	for (v = i; i < len && p[i] != ' ' && p[i] != '\t'; i++)
 		if (p[i] >= 0x80)
-			return refuse(reply_r, 500, "5.5.2", "Non-ASCII byte in command");
+			return smtp_refuse(reply_r, 500, "5.5.2", "Non-ASCII byte in command");
 	vn = i - v;
 	while (i < len && (p[i] == ' ' || p[i] == '\t'))
 		i++;
@@ -1034,11 +1023,11 @@ smtp_parse_helo(const char *arg, struct smtp_reply *reply_r)
 	size_t n = trimmed_len(arg);
 
 	if (n == 0)
-		return refuse(reply_r, 501, "5.5.4", "Syntax: EHLO hostname");
+		return smtp_refuse(reply_r, 501, "5.5.4", "Syntax: EHLO hostname");
 	/* Underscores are tolerated: many Windows hosts have them in their
 	 * names.  UTF-8 is not: SMTPUTF8 is not negotiated yet. */
 	if (check_domain(arg, n, 0, 1) != ADDR_OK)
-		return refuse(reply_r, 501, "5.5.4", "Invalid domain name");
+		return smtp_refuse(reply_r, 501, "5.5.4", "Invalid domain name");
 	return 0;
 }
 
@@ -1054,14 +1043,14 @@ smtp_parse_bdat(const char *arg, uint64_t *size_r, int *last_r,
 	while (i < n && is_digit((unsigned char)arg[i]))
 		i++;
 	if (parse_u64(arg, i, &size) != 0)
-		return refuse(reply_r, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		return smtp_refuse(reply_r, 501, "5.5.4", "Syntax: BDAT size [LAST]");
 	if (i < n) {
 		if (arg[i] != ' ')
-			return refuse(reply_r, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+			return smtp_refuse(reply_r, 501, "5.5.4", "Syntax: BDAT size [LAST]");
 		for (k = i; k < n && arg[k] == ' '; k++)
 			;
 		if (!word_eq(arg + k, n - k, "LAST"))
-			return refuse(reply_r, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+			return smtp_refuse(reply_r, 501, "5.5.4", "Syntax: BDAT size [LAST]");
 		last = 1;
 	}
 	*size_r = size;
@@ -1105,13 +1094,13 @@ smtp_parse_auth(const char *arg, char *mech, const char **initial_r,
 	    arg[i] == '_'); i++)
 		;
 	if (i == 0 || i > MECH_MAX)
-		return refuse(reply_r, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+		return smtp_refuse(reply_r, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
 	if (i < n && arg[i] != ' ')
-		return refuse(reply_r, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+		return smtp_refuse(reply_r, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
 	for (k = i; k < n && arg[k] == ' '; k++)
 		;
 	if (k < n && !is_base64(arg + k, n - k))
-		return refuse(reply_r, 501, "5.5.4", "Bad initial response");
+		return smtp_refuse(reply_r, 501, "5.5.4", "Bad initial response");
 	*initial_r = k < n ? arg + k : NULL;
 	for (k = 0; k < i; k++)
 		mech[k] = (char)to_upper((unsigned char)arg[k]);

@@ -37,6 +37,10 @@ struct smtp_reply {
 	const char *text;	/* static text */
 };
 
+/* Fill *r and return -1, so that a refusal is one statement. */
+int smtp_refuse(struct smtp_reply *r, int code, const char *esc,
+    const char *text);
+
 /* DSN NOTIFY bits (RFC 3461); 0 means not given. */
 #define SMTP_NOTIFY_NEVER   0x1
 #define SMTP_NOTIFY_SUCCESS 0x2

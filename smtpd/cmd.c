@@ -60,16 +60,6 @@ struct cmd {
 	void (*proceed)(struct smtpd_session *s, struct cmd_arg *a);
 };
 
-/* Fill *r and return -1, so a refusal is one statement. */
-static int
-refuse(struct smtp_reply *r, int code, const char *esc, const char *text)
-{
-	r->code = code;
-	r->esc = esc;
-	r->text = text;
-	return -1;
-}
-
 /* The extensions the session offers to the parser. */
 static void
 ext_of(const struct smtpd_session *s, struct smtp_ext *ext)
@@ -150,9 +140,9 @@ check_mail(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *
 	struct smtp_ext ext;
 
 	if (s->have_mail)
-		return refuse(r, 503, "5.5.1", "Nested MAIL command");
+		return smtp_refuse(r, 503, "5.5.1", "Nested MAIL command");
 	if (s->kind != KIND_SMTP && s->auth_user == NULL)
-		return refuse(r, 530, "5.7.0", "Authentication required");
+		return smtp_refuse(r, 530, "5.7.0", "Authentication required");
 	ext_of(s, &ext);
 	return smtp_parse_mail(a->raw, &ext, &a->mail, r);
 }
@@ -247,7 +237,7 @@ check_rcpt(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *
 
 	if (s->nrcpt_ok >= s->sd->set.max_rcpts) {
 		a->overshoot = 1;
-		return refuse(r, 452, "4.5.3", "Too many recipients");
+		return smtp_refuse(r, 452, "4.5.3", "Too many recipients");
 	}
 	ext_of(s, &ext);
 	if (smtp_parse_rcpt(a->raw, &ext, s->env.smtputf8, &a->rcpt, r) < 0)
@@ -257,7 +247,7 @@ check_rcpt(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *
 		smtp_rcpt_free(&a->rcpt);
 		memset(&a->rcpt, 0, sizeof(a->rcpt));
 		a->overshoot = 1;
-		return refuse(r, 452, "4.5.3", "Too many recipients (envelope too large)");
+		return smtp_refuse(r, 452, "4.5.3", "Too many recipients (envelope too large)");
 	}
 	return 0;
 }
@@ -339,11 +329,11 @@ static int
 check_data(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	if (a->raw[0] != '\0')
-		return refuse(r, 501, "5.5.4", "Syntax error: DATA takes no argument");
+		return smtp_refuse(r, 501, "5.5.4", "Syntax error: DATA takes no argument");
 	if (s->bdat_mode)
-		return refuse(r, 503, "5.5.1", "DATA not allowed after BDAT");
+		return smtp_refuse(r, 503, "5.5.1", "DATA not allowed after BDAT");
 	if (s->nrcpt_ok == 0)
-		return refuse(r, 554, "5.5.1", "No valid recipients");
+		return smtp_refuse(r, 554, "5.5.1", "No valid recipients");
 	return 0;
 }
 
@@ -384,9 +374,9 @@ check_bdat(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *
 {
 	(void)a;
 	if (!s->have_mail)
-		return refuse(r, 503, "5.5.1", "Need MAIL command");
+		return smtp_refuse(r, 503, "5.5.1", "Need MAIL command");
 	if (s->nrcpt_ok == 0)
-		return refuse(r, 554, "5.5.1", "No valid recipients");
+		return smtp_refuse(r, 554, "5.5.1", "No valid recipients");
 	return 0;
 }
 
@@ -470,7 +460,7 @@ check_vrfy(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *
 {
 	(void)s;
 	if (a->raw[0] == '\0')
-		return refuse(r, 501, "5.5.4", "Syntax: VRFY address");
+		return smtp_refuse(r, 501, "5.5.4", "Syntax: VRFY address");
 	return 0;
 }
 
@@ -489,7 +479,7 @@ check_expn(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *
 {
 	(void)s;
 	(void)a;
-	return refuse(r, 502, "5.5.1", "EXPN not available");
+	return smtp_refuse(r, 502, "5.5.1", "EXPN not available");
 }
 
 /* Any verb not in the table. */
@@ -498,7 +488,7 @@ check_unknown(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_repl
 {
 	(void)s;
 	(void)a;
-	return refuse(r, 500, "5.5.1", "Command unrecognized");
+	return smtp_refuse(r, 500, "5.5.1", "Command unrecognized");
 }
 
 /* --- STARTTLS --------------------------------------------------------------- */
@@ -508,11 +498,11 @@ static int
 check_starttls(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	if (a->raw[0] != '\0')
-		return refuse(r, 501, "5.5.4", "Syntax error: STARTTLS takes no argument");
+		return smtp_refuse(r, 501, "5.5.4", "Syntax error: STARTTLS takes no argument");
 	if (session_tls(s->ss))
-		return refuse(r, 503, "5.5.1", "Already in TLS");
+		return smtp_refuse(r, 503, "5.5.1", "Already in TLS");
 	if (s->sd->tls == NULL)
-		return refuse(r, 454, "4.7.0", "TLS not available");
+		return smtp_refuse(r, 454, "4.7.0", "TLS not available");
 	return 0;
 }
 
@@ -537,18 +527,18 @@ static int
 check_auth(const struct smtpd_session *s, struct cmd_arg *a, struct smtp_reply *r)
 {
 	if (s->auth_user != NULL)
-		return refuse(r, 503, "5.5.1", "Already authenticated");
+		return smtp_refuse(r, 503, "5.5.1", "Already authenticated");
 	if (s->have_mail)
-		return refuse(r, 503, "5.5.1", "AUTH not allowed during a mail transaction");
+		return smtp_refuse(r, 503, "5.5.1", "AUTH not allowed during a mail transaction");
 	if (!s->esmtp)
-		return refuse(r, 503, "5.5.1", "Send EHLO first");
+		return smtp_refuse(r, 503, "5.5.1", "Send EHLO first");
 	if (!session_tls(s->ss))
-		return refuse(r, 538, "5.7.11",
+		return smtp_refuse(r, 538, "5.7.11",
 		    "Encryption required for requested authentication mechanism");
 	if (smtp_parse_auth(a->raw, a->mech, &a->initial, r) < 0)
 		return -1;
 	if (!sasl_mech_known(a->mech))
-		return refuse(r, 504, "5.5.4", "Unrecognized authentication type");
+		return smtp_refuse(r, 504, "5.5.4", "Unrecognized authentication type");
 	return 0;
 }
 
@@ -694,11 +684,11 @@ static int
 check_flags(const struct smtpd_session *s, const struct cmd *c, struct smtp_reply *r)
 {
 	if (s->kind == KIND_SUBMISSION && !session_tls(s->ss) && !(c->flags & CMD_PRE_TLS))
-		return refuse(r, 530, "5.7.0", "Must issue a STARTTLS command first");
+		return smtp_refuse(r, 530, "5.7.0", "Must issue a STARTTLS command first");
 	if ((c->flags & CMD_NEED_HELO) && s->helo == NULL)
-		return refuse(r, 503, "5.5.1", "Send HELO/EHLO first");
+		return smtp_refuse(r, 503, "5.5.1", "Send HELO/EHLO first");
 	if ((c->flags & CMD_NEED_MAIL) && !s->have_mail)
-		return refuse(r, 503, "5.5.1", "Need MAIL command");
+		return smtp_refuse(r, 503, "5.5.1", "Need MAIL command");
 	return 0;
 }
 
