@@ -1107,3 +1107,19 @@ smtp_parse_auth(const char *arg, char *mech, const char **initial_r,
 	mech[i] = '\0';
 	return 0;
 }
+
+int
+smtp_is_field(const char *line, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if (c == ':')
+			return i > 0;
+		if (c < 33 || c > 126)
+			return 0;
+	}
+	return 0;
+}

@@ -131,4 +131,8 @@ char *smtp_xtext_encode(const char *s);
 /* Whether s is valid UTF-8 (no overlongs, no surrogates, no NUL). */
 int smtp_utf8_valid(const char *s, size_t len);
 
+/* Whether the len bytes at line start a header field (RFC 5322 2.2): a
+ * name of printable ASCII other than ':', then ':'. */
+int smtp_is_field(const char *line, size_t len);
+
 #endif

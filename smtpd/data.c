@@ -37,6 +37,7 @@
 #include "log.h"
 #include "policy.h"
 #include "qmgrproto.h"
+#include "smtp.h"
 #include "smtpd.h"
 #include "xalloc.h"
 
@@ -93,22 +94,6 @@ body_write(struct smtpd_session *s, const void *p, size_t n)
 	}
 }
 
-/* Whether line (not empty, not starting with whitespace) is a header
- * field: a name of printable ASCII up to a colon. */
-static int
-is_field(const char *line, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)line[i];
-
-		if (c == ':')
-			return i > 0;
-		if (c < 33 || c > 126)
-			return 0;
-	}
-	return 0;
-}
-
 /* The header section ended: add the missing fields (and a blank line
  * when the body starts without one). */
 static void
@@ -147,7 +132,7 @@ header_line_end(struct smtpd_session *s)
 		header_finish(s, 0);
 	} else if (line[0] == ' ' || line[0] == '\t') {
 		/* a continuation line */
-	} else if (is_field(line, len)) {
+	} else if (smtp_is_field(line, len)) {
 		if (len >= strlen(FIELD_DATE) &&
 		    strncasecmp(line, FIELD_DATE, strlen(FIELD_DATE)) == 0)
 			b->have_date = 1;

@@ -708,17 +708,6 @@ header_is(const struct ctx *c, const struct header *h, const char *name)
 	    strncasecmp(c->head.data + h->off, name, n) == 0;
 }
 
-/* Whether line (with its LF) starts a header field: "name:". */
-static int
-is_field(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n && s[i] > 0x20 && s[i] < 0x7f && s[i] != ':'; i++)
-		;
-	return i > 0 && i < n && s[i] == ':';
-}
-
 /*
  * Read the header section into c->head, one struct header per field.
  * It ends at an empty line (consumed), at a line that is not a header
@@ -762,7 +751,7 @@ read_headers(struct ctx *c)
 			c->hdrs[c->nhdrs - 1].len += line.len;
 			continue;
 		}
-		if (!is_field(s, line.len)) {
+		if (!smtp_is_field(s, line.len)) {
 			if (buf_append(&c->first, line.data, line.len) < 0)
 				die(EX_DATAERR, "message too large");
 			if (c->at_line_start)

@@ -1082,6 +1082,31 @@ START_TEST(test_utf8_table)
 }
 END_TEST
 
+/* Header field starts: a name of printable ASCII, then a colon. */
+static const struct field_case {
+	const char *s;
+	size_t len;
+	int field;
+} field_cases[] = {
+	{ "Subject: hi\n", 12, 1 }, { "X-A:b", 5, 1 }, { "a:", 2, 1 },
+	{ "~!#:", 4, 1 }, { ":x", 2, 0 }, { " Subject: x", 11, 0 },
+	{ "\tfolded", 8, 0 }, { "Sub ject: x", 11, 0 }, { "Subject", 7, 0 },
+	{ "", 0, 0 }, { "\n", 1, 0 }, { "Sub\x7fj: x", 10, 0 },
+	{ "Sub\xc3\xa9: x", 11, 0 }, { "a\0b: x", 7, 0 },
+	/* only len bytes are looked at */
+	{ "From: x", 4, 0 }, { "From: x", 5, 1 },
+	/* an mbox "From " line is not a field */
+	{ "From someone Mon Dec  7\n", 24, 0 },
+};
+
+START_TEST(test_field_table)
+{
+	const struct field_case *c = &field_cases[_i];
+
+	ck_assert_msg(smtp_is_field(c->s, c->len) == c->field, "case %d", _i);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1104,6 +1129,7 @@ main(void)
 	tcase_add_loop_test(tc, test_xtext_encode_table, 0, NELEM(xencode_cases));
 	tcase_add_test(tc, test_xtext_round_trip);
 	tcase_add_loop_test(tc, test_utf8_table, 0, NELEM(utf8_cases));
+	tcase_add_loop_test(tc, test_field_table, 0, NELEM(field_cases));
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);
 }
