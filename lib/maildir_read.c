@@ -732,41 +732,72 @@ msg_error(struct mailbox *mb, const struct entry *e, const char *what, int err)
 	    log_safe(e->msg.name), strerror(err));
 }
 
-int
-mailbox_msg_open(struct mailbox *mb, size_t i, int *fd_r, const char **error_r)
+/*
+ * One try of an operation on e's file under the name e has now (struct
+ * msg_op).  1 done, 0 the name is gone (ENOENT: another client renamed
+ * or removed it), -1 failed with errno.
+ */
+struct msg_op {
+	const char *what;	/* for the error: "open", "rename", "unlink" */
+	int (*try)(struct mailbox *mb, struct entry *e, void *arg);
+};
+
+/*
+ * Run op on e, finding the message again by its base name whenever its
+ * name is gone, up to REFIND_TRIES times.  1 done, 0 the message is gone,
+ * -1 with *error_r.
+ */
+static int
+msg_retry(struct mailbox *mb, struct entry *e, const struct msg_op *op,
+    void *arg, const char **error_r)
 {
-	struct entry *e = entry_get(mb, i);
-	struct stat sb;
 	int r;
 
 	for (int tries = 0; !e->gone && tries < REFIND_TRIES; tries++) {
-		int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
-		/* O_NONBLOCK: a FIFO put in its place must not hang us. */
-		int fd = openat(dfd, e->msg.name,
-		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-
-		if (fd < 0 && errno == ENOENT) {
-			if ((r = refind(mb, e, error_r)) <= 0)
-				return r;
-			continue;
-		}
-		if (fd < 0) {
-			*error_r = msg_error(mb, e, "open", errno);
+		if ((r = op->try(mb, e, arg)) > 0)
+			return 1;
+		if (r < 0) {
+			*error_r = msg_error(mb, e, op->what, errno);
 			return -1;
 		}
-		if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
-		    fcntl(fd, F_SETFL, 0) < 0) {
-			*error_r = msg_error(mb, e, "open", EINVAL);
-			(void)close(fd);
-			return -1;
-		}
-		*fd_r = fd;
-		return 1;
+		if ((r = refind(mb, e, error_r)) <= 0)
+			return r;
 	}
 	if (e->gone)
 		return 0;
-	*error_r = msg_error(mb, e, "open", EAGAIN);
+	*error_r = msg_error(mb, e, op->what, EAGAIN);
 	return -1;
+}
+
+/* Open e's file into *(int *)arg: a regular file, no symlink, blocking. */
+static int
+try_open(struct mailbox *mb, struct entry *e, void *arg)
+{
+	int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
+	struct stat sb;
+	/* O_NONBLOCK: a FIFO put in its place must not hang us. */
+	int fd = openat(dfd, e->msg.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || fcntl(fd, F_SETFL, 0) < 0) {
+		(void)close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	*(int *)arg = fd;
+	return 1;
+}
+
+int
+mailbox_msg_open(struct mailbox *mb, size_t i, int *fd_r, const char **error_r)
+{
+	static const struct msg_op op = { "open", try_open };
+	int fd = -1, r;
+
+	if ((r = msg_retry(mb, entry_get(mb, i), &op, &fd, error_r)) == 1)
+		*fd_r = fd;
+	return r;
 }
 
 /* The file name for e with flag added: in cur/ form, flags sorted and
@@ -791,67 +822,61 @@ flagged_name(const struct entry *e, char flag)
 	return buf_steal(&b);
 }
 
+/* Add the flag *(char *)arg to e's name (moving it into cur/). */
+static int
+try_flag(struct mailbox *mb, struct entry *e, void *arg)
+{
+	int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
+	char *to = flagged_name(e, *(const char *)arg);
+	int err;
+
+	if (!e->msg.in_new && strcmp(to, e->msg.name) == 0) {
+		free(to);
+		return 1;	/* already set */
+	}
+	if (renameat(dfd, e->msg.name, mb->md.cur, to) == 0) {
+		free(e->msg.name);
+		e->msg.name = to;
+		e->msg.in_new = 0;
+		return 1;
+	}
+	err = errno;
+	free(to);
+	errno = err;
+	return err == ENOENT ? 0 : -1;
+}
+
 int
 mailbox_msg_flag(struct mailbox *mb, size_t i, char flag, const char **error_r)
 {
+	static const struct msg_op op = { "rename", try_flag };
 	struct entry *e = entry_get(mb, i);
-	int r;
 
 	if (!((flag >= 'A' && flag <= 'Z') || (flag >= 'a' && flag <= 'z'))) {
 		*error_r = err_fmt("bad maildir flag 0x%02x", (unsigned char)flag);
 		return -1;
 	}
-	for (int tries = 0; !e->gone && tries < REFIND_TRIES; tries++) {
-		int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
-		char *to = flagged_name(e, flag);
+	return msg_retry(mb, e, &op, &flag, error_r);
+}
 
-		if (!e->msg.in_new && strcmp(to, e->msg.name) == 0) {
-			free(to);
-			return 1;	/* already set */
-		}
-		if (renameat(dfd, e->msg.name, mb->md.cur, to) == 0) {
-			free(e->msg.name);
-			e->msg.name = to;
-			e->msg.in_new = 0;
-			return 1;
-		}
-		r = errno;
-		free(to);
-		if (r != ENOENT) {
-			*error_r = msg_error(mb, e, "rename", r);
-			return -1;
-		}
-		if ((r = refind(mb, e, error_r)) <= 0)
-			return r;
+/* Unlink e's file. */
+static int
+try_expunge(struct mailbox *mb, struct entry *e, void *arg)
+{
+	int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
+
+	(void)arg;
+	if (unlinkat(dfd, e->msg.name, 0) == 0) {
+		e->gone = 1;
+		return 1;
 	}
-	if (e->gone)
-		return 0;
-	*error_r = msg_error(mb, e, "rename", EAGAIN);
-	return -1;
+	return errno == ENOENT ? 0 : -1;
 }
 
 int
 mailbox_msg_expunge(struct mailbox *mb, size_t i, const char **error_r)
 {
-	struct entry *e = entry_get(mb, i);
-	int r;
+	static const struct msg_op op = { "unlink", try_expunge };
 
-	for (int tries = 0; !e->gone && tries < REFIND_TRIES; tries++) {
-		int dfd = e->msg.in_new ? mb->md.new : mb->md.cur;
-
-		if (unlinkat(dfd, e->msg.name, 0) == 0) {
-			e->gone = 1;
-			return 1;
-		}
-		if (errno != ENOENT) {
-			*error_r = msg_error(mb, e, "unlink", errno);
-			return -1;
-		}
-		if ((r = refind(mb, e, error_r)) <= 0)
-			return r;
-	}
-	if (e->gone)
-		return 0;
-	*error_r = msg_error(mb, e, "unlink", EAGAIN);
-	return -1;
+	return msg_retry(mb, entry_get(mb, i), &op, NULL, error_r);
 }

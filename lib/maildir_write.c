@@ -51,7 +51,7 @@ struct mdir {
 	int fd, tmp, new;
 	dev_t new_dev;		/* new/'s identity */
 	ino_t new_ino;
-	struct fs_caps caps;	/* of new/'s file system */
+	struct fs_caps caps;	/* of its file system (probed in tmp/) */
 	unsigned refs;		/* the cache's and each pending delivery's */
 	uint32_t hash;
 	struct mdir *hnext;	/* hash chain */
@@ -608,7 +608,9 @@ mdir_from_fd(int fd, struct mdir **d_r, const char **error_r)
 	d->new = m.new;
 	d->new_dev = sb.st_dev;
 	d->new_ino = sb.st_ino;
-	d->caps = fs_caps(m.new, "(a maildir's new/)");
+	/* Probed in tmp/ (the same file system as new/, which the rename
+	 * needs anyway), so no reader listing new/ meets a probe's file. */
+	d->caps = fs_caps(m.tmp, "(a maildir's tmp/)");
 	/* Opened once per cache lifetime: a good moment to drop what a
 	 * killed delivery left in tmp/ long ago. */
 	(void)fs_sweep_old(m.tmp, FS_TMP_MAX_AGE, "(a maildir's tmp/)");
