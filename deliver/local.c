@@ -54,7 +54,7 @@ struct target {
 				 * shares that one's outcome */
 };
 
-/* A delivery written into tmp/, in the group commit (lib/commit) with
+/* A delivery written into tmp/, in the group commit (lib/core/commit) with
  * its request as the owner. */
 struct delivery {
 	struct target *t;	/* valid while the owner is */

@@ -1,7 +1,7 @@
 /*
  * local: the local delivery agent's service -- AGENT_PROTO links from
  * qmgr, alias expansion, user lookups through auth, and delivery into
- * Maildirs (lib/maildir.h).  local_main.c wraps it in the daemon skeleton.
+ * Maildirs (lib/mail/maildir.h).  local_main.c wraps it in the daemon skeleton.
  */
 #ifndef POSTERN_LOCAL_H
 #define POSTERN_LOCAL_H

@@ -3,7 +3,7 @@
  * the shared daemon skeleton does the config, the privilege drop and the
  * loop; the hooks learn who may connect (qmgr's user, before the drop),
  * start the service after the drop and hand it each connection.  The
- * logic is in local.c; the Maildir format and writes are lib/maildir's.
+ * logic is in local.c; the Maildir format and writes are lib/mail/maildir's.
  */
 #include "autoconf.h"
 

@@ -2,7 +2,7 @@
  * master.c: services, listeners and child processes.  Children are forked
  * and exec'd with their listeners at fds 3.., every other fd closed, a
  * minimal environment, and the user to become; the daemon skeleton
- * (lib/daemon.c) drops privileges after exec.
+ * (lib/core/daemon.c) drops privileges after exec.
  */
 #include "autoconf.h"
 

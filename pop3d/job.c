@@ -2,7 +2,7 @@
  * pop3d mailbox jobs: the Maildir work that can take seconds -- the scan
  * at login (it reads every message whose name has no ",W=" once) and the
  * UPDATE at QUIT (one unlink or rename per message) -- runs on a
- * lib/worker pool of POP3D_WORKERS threads, so one session's big mailbox
+ * lib/core/worker pool of POP3D_WORKERS threads, so one session's big mailbox
  * never stalls the other sessions of the process.
  *
  * Ownership: while a job is queued or running, the job owns the mailbox

@@ -3,10 +3,10 @@
  * process (settings, TLS context, connection counts, the auth client,
  * the mail store's directory fd, the open sessions and the scratch
  * buffers of the message streamer) and one struct pop3d_session per
- * connection, the owner of its lib/session.
+ * connection, the owner of its lib/core/session.
  *
  * The code is split by job: main.c is the table of contents (daemon
- * hooks), session.c POP3's side of lib/session (the hooks, the reply
+ * hooks), session.c POP3's side of lib/core/session (the hooks, the reply
  * syntax, refusals) and the streaming of RETR/TOP and listings, cmd.c
  * the proceed step of each command
  * (the parser and the checks are pop3proto.c's, pure), job.c the login
@@ -86,7 +86,7 @@ struct sending {
 	int top;			/* TOP: not counted as retrieved */
 };
 
-/* One POP3 session: the state around its lib/session. */
+/* One POP3 session: the state around its lib/core/session. */
 struct pop3d_session {
 	struct pop3d *pd;
 	struct session *ss;		/* the connection: id, peer, stream */

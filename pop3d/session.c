@@ -1,5 +1,5 @@
 /*
- * pop3d sessions: POP3's side of lib/session, which owns the connection
+ * pop3d sessions: POP3's side of lib/core/session, which owns the connection
  * (accepting under the limits, pop3s's handshake, in-order input with
  * its pauses, the idle timer, STLS, replies, stop-all).  Here: the reply
  * syntax (+OK, -ERR [CODE]), refusals and the error limit, the checks'
@@ -17,7 +17,7 @@
  * A message is never read whole: RETR reads POP3D_CHUNK bytes of the
  * file, converts them (CRLF, dot-stuffing) into the output stream, and
  * the next chunk follows only while less than POP3D_OUTPUT_PAUSE bytes
- * are still unsent (lib/session's producer); otherwise it waits for the
+ * are still unsent (lib/core/session's producer); otherwise it waits for the
  * stream to drain.  A session therefore holds at most about 3 * 64 KB of
  * a message at any time.
  */
@@ -264,7 +264,7 @@ pop3d_send_listing(struct pop3d_session *s, int uidl)
 	session_produce(s->ss, listing_step);
 }
 
-/* --- lib/session's hooks ---------------------------------------------------- */
+/* --- lib/core/session's hooks ---------------------------------------------------- */
 
 /* The greeting, once the connection is ready for it. */
 static void

@@ -2,7 +2,7 @@
  * bounce: qmgr's delivery status notifications.  A message's permanently
  * failed recipients and its delivered ones whose NOTIFY asked for
  * SUCCESS (or, for a delay warning, its deferred ones) are reported in
- * one RFC 3464 report per destination (lib/dsn.h decides: the sender
+ * one RFC 3464 report per destination (lib/mail/dsn.h decides: the sender
  * from <>, or the postmaster -- postmaster_address -- from the
  * double-bounce address, or nobody), written as a new queue file into
  * spool/incoming and picked up like any message.  Only once the report

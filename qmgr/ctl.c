@@ -1,5 +1,5 @@
 /*
- * ctl: qmgr's two sockets (lib/qmgrproto.h).  run_dir/qmgr takes
+ * ctl: qmgr's two sockets (lib/core/qmgrproto.h).  run_dir/qmgr takes
  * QMGR_NOTIFY notices from smtpd and sendmail(1) and triggers a pickup
  * scan; run_dir/qmgr.ctl serves the administrator (root or qmgr's own
  * uid, by SO_PEERCRED): listing, flush, delete, hold, release, requeue.

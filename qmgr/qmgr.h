@@ -8,8 +8,8 @@
  *   state.c   the state file format and the back-off computation
  *   queue.c   pickup, recovery, the in-memory queue and its durable records
  *   sched.c   scheduling: the agent table, requests and results
- *   bounce.c  delivery status notifications (lib/dsn.h)
- *   ctl.c     the notice and control sockets (lib/qmgrproto.h)
+ *   bounce.c  delivery status notifications (lib/mail/dsn.h)
+ *   ctl.c     the notice and control sockets (lib/core/qmgrproto.h)
  */
 #ifndef POSTERN_QMGR_H
 #define POSTERN_QMGR_H
@@ -91,7 +91,7 @@ enum qmgr_agent_id {
  */
 struct agent_def {
 	const char *name;		/* for logs: "local", "relay" */
-	const char *socket;		/* its socket in run_dir (lib/agentproto.h) */
+	const char *socket;		/* its socket in run_dir (lib/core/agentproto.h) */
 	/* Whether the agent takes recipient addr: 1, 0, or -1 with *error_r
 	 * (a map lookup failed). */
 	int (*takes)(struct qmgr *q, const char *addr, const char **error_r);
@@ -202,7 +202,7 @@ struct qmgr {
 	unsigned links;			/* notice and control links open */
 	uid_t self_uid;
 	/* Pickup errors repeat at every scan for every file (a full disk):
-	 * one line per kind and interval (lib/log.h). */
+	 * one line per kind and interval (lib/core/log.h). */
 	struct log_limit loglimit;
 };
 

@@ -2,7 +2,7 @@
  * smtpd commands: the command table.  Each verb has flags (allowed before
  * TLS on submission, needs HELO/EHLO, needs MAIL, ends a pipelining group,
  * counts toward the error limit), a *check* step that only looks (syntax
- * through lib/smtp.h, the session's state) and fills the parsed argument
+ * through lib/mail/smtp.h, the session's state) and fills the parsed argument
  * or a refusal, and a *proceed* step that acts.  The policy answers MAIL
  * and most RCPTs at once, so a pipelined group is answered in one write;
  * a RCPT that needs the user database (not in the policy's cache) and

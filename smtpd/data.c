@@ -10,10 +10,10 @@
  * counted here.  Errors never stop the parser: it reads on to the end of
  * the data so the session stays in step, then answers.
  *
- * Content is written LF-normalised to a queue file (lib/qfile.h) after a
+ * Content is written LF-normalised to a queue file (lib/mail/qfile.h) after a
  * Received header.  On submission and smtps the header section is
  * followed line by line so Date and Message-ID can be added when missing.
- * A complete message joins the process's group commit (lib/commit): its
+ * A complete message joins the process's group commit (lib/core/commit): its
  * sync thread commits one batch at a time with one round of syncs
  * (qfile_commit) while the loop goes on serving sessions; every message
  * completed meanwhile forms the next batch.  Only after a batch is
@@ -355,7 +355,7 @@ body_err_reply(enum body_err e, struct smtp_reply *r)
 	}
 }
 
-/* A message in the group commit (lib/commit): its writer, until the
+/* A message in the group commit (lib/core/commit): its writer, until the
  * sync thread commits (and frees) it, and its id for the log. */
 struct spool_item {
 	struct qfile_writer *w;

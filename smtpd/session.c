@@ -1,5 +1,5 @@
 /*
- * smtpd sessions: SMTP's side of lib/session, which owns the connection
+ * smtpd sessions: SMTP's side of lib/core/session, which owns the connection
  * (accepting under the limits, smtps's handshake, in-order input with
  * its pauses, the timers, STARTTLS, replies, stop-all).  Here: the
  * listener kinds, the reply syntax, refusals and the error limit, the
@@ -139,7 +139,7 @@ smtpd_reset_all(struct smtpd_session *s)
 	s->auth_mech[0] = '\0';
 }
 
-/* --- lib/session's hooks ---------------------------------------------------- */
+/* --- lib/core/session's hooks ---------------------------------------------------- */
 
 /* The greeting, once the connection is ready for it. */
 static void

@@ -3,10 +3,10 @@
  * process (the settings, the TLS context, the policy, connection counts
  * and the auth client, the registry of open sessions and the group
  * committer of finished messages) and one struct smtpd_session per
- * connection, the owner of its lib/session.
+ * connection, the owner of its lib/core/session.
  *
  * The code is split by job: main.c is the table of contents (daemon
- * hooks), session.c SMTP's side of lib/session (the hooks, the reply
+ * hooks), session.c SMTP's side of lib/core/session (the hooks, the reply
  * syntax, refusals and the error limit, the resets),
  * cmd.c the command table with each verb's check and proceed steps,
  * data.c message content (DATA and BDAT), the Received header, the spool
@@ -77,14 +77,14 @@ struct smtpd {
 	struct connlimit *conns;
 	struct auth_client *auth;
 	struct session_registry sessions;	/* every open session */
-	/* The group commit of finished messages (lib/commit; data.c). */
+	/* The group commit of finished messages (lib/core/commit; data.c). */
 	struct committer *committer;
 	/* The spool's free space (bytes, inodes) as read at space_ms (loop
 	 * time): at most once a second, not at every MAIL. */
 	uint64_t space_bytes, space_inodes, space_ms;
 	int space_known;
 	/* Spool errors repeat for every message while the disk is full:
-	 * one line per kind and interval (lib/log.h). */
+	 * one line per kind and interval (lib/core/log.h). */
 	struct log_limit loglimit;
 };
 
@@ -104,7 +104,7 @@ struct body {
 	struct smtp_reply bdat_reply;	/* reply after a skipped chunk */
 };
 
-/* One SMTP session: the state around its lib/session. */
+/* One SMTP session: the state around its lib/core/session. */
 struct smtpd_session {
 	struct smtpd *sd;
 	struct session *ss;		/* the connection: id, peer, stream */
@@ -184,7 +184,7 @@ int data_spool_room(struct smtpd_session *s, uint64_t size, struct smtp_reply *r
 /* Start a message after DATA (bdat 0) or the first BDAT (bdat 1): open the
  * queue file and write the Received header.  0, or -1 with *r set. */
 int data_begin(struct smtpd_session *s, int bdat, struct smtp_reply *r);
-/* lib/session's raw input after DATA's 354: feed the parser; at the end
+/* lib/core/session's raw input after DATA's 354: feed the parser; at the end
  * of the content the message goes to the commit or is refused, and the
  * session reads commands again.  Returns the bytes used. */
 size_t data_bytes(struct session *ss, const char *p, size_t n);

@@ -84,7 +84,7 @@ print_quarantined(const char *dir, FILE *out)
 	return 0;
 }
 
-/* Whether s can be a queue id (lib/qfile: letters and digits). */
+/* Whether s can be a queue id (lib/mail/qfile: letters and digits). */
 static int
 is_queue_id(const char *s)
 {

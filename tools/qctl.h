@@ -1,5 +1,5 @@
 /*
- * qctl: the client side of qmgr's control socket (lib/qmgrproto.h), shared
+ * qctl: the client side of qmgr's control socket (lib/core/qmgrproto.h), shared
  * by postern(8)'s queue commands, mailq(1) and sendmail -bp.  Every
  * function prints its own errors on stderr, prefixed with the program
  * name given to qctl_open(), and every string from the server is printed

@@ -3,7 +3,7 @@
  * use to submit mail.  It reads one message on standard input, adds the
  * From:, Date: and Message-ID: headers a local submission may lack,
  * removes Bcc:, and drops the message with its envelope into
- * spool_dir/maildrop as a queue file (lib/qfile), then tells qmgr over
+ * spool_dir/maildrop as a queue file (lib/mail/qfile), then tells qmgr over
  * its notice socket (as smtpd does), so qmgr picks it up at once; if qmgr
  * is not there the submission still succeeds and its periodic scan finds
  * the file.

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the Maildir format's pure parts (lib/maildir.c):
+ * libFuzzer target for the Maildir format's pure parts (lib/mail/maildir.c):
  * the export state machine, maildir_crlf_size(), maildir_uidl() and
  * maildir_name_size().
  * Input: byte 0 picks the export mode (bit 0 dotstuff, bits 1-3 the TOP

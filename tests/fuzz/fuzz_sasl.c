@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the SASL server exchange (lib/sasl.c): the first
+ * libFuzzer target for the SASL server exchange (lib/core/sasl.c): the first
  * byte picks the mechanism and whether there is an initial response,
  * the rest is split at LF into the initial response and the client's
  * lines.  Invariants checked: a challenge is base64 the decoder takes

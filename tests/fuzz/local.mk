@@ -12,7 +12,7 @@ check-fuzz:
 	@$(MKDIR_P) tests/fuzz/bin
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "  FUZZCC   $$t"; \
-		$(FUZZ_CC) $(FUZZ_FLAGS) $(DEFS) -I$(top_builddir) -I$(top_srcdir)/lib \
+		$(FUZZ_CC) $(FUZZ_FLAGS) $(DEFS) -I$(top_builddir) -I$(top_srcdir)/lib/core -I$(top_srcdir)/lib/mail \
 			$(OPENSSL_CFLAGS) $(CARES_CFLAGS) \
 			-o tests/fuzz/bin/$$t $(srcdir)/tests/fuzz/$$t.c \
 			$(addprefix $(srcdir)/,$(FUZZ_LIB_SRCS)) \

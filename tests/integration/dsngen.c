@@ -1,6 +1,6 @@
 /*
  * dsngen: write a delivery status notification to stdout, for
- * test_dsn_format.py.  Reads a queue file (lib/qfile.h format: envelope,
+ * test_dsn_format.py.  Reads a queue file (lib/mail/qfile.h format: envelope,
  * then the message) and a report file with one line per recipient to
  * report on, tab-separated:
  *

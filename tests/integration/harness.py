@@ -327,7 +327,7 @@ class Instance:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-# --- postern's IPC framing (lib/ipc.h), for tests that speak it -------------
+# --- postern's IPC framing (lib/core/ipc.h), for tests that speak it -------------
 # A frame is a 12-byte header in host byte order (type, payload length, id)
 # then the payload; a str is a u32 length, the bytes and a NUL; data is a
 # u32 length and the bytes; the hello (type 1) carries the protocol name.

@@ -1,4 +1,4 @@
-"""Format tests for lib/dsn.c: tests/integration/dsngen writes delivery
+"""Format tests for lib/mail/dsn.c: tests/integration/dsngen writes delivery
 status notifications from queue files, and Python's email package must
 parse each as an RFC 3464 multipart/report with the right per-recipient
 fields and the returned message attached."""
@@ -17,7 +17,7 @@ NOW = 1700000000
 
 
 def esc(v):
-    """%XX-escape an envelope value the way lib/qfile.c does."""
+    """%XX-escape an envelope value the way lib/mail/qfile.c does."""
     out = []
     for b in v.encode("utf-8"):
         if b <= 0x20 or b >= 0x7F or b == 0x25:

@@ -39,7 +39,7 @@ QMGR_HOLD, QMGR_RELEASE, QMGR_REQUEUE, QMGR_DONE = 30, 31, 32, 33
 
 
 class Ctl:
-    """A blocking client of run_dir/qmgr.ctl (lib/qmgrproto.h)."""
+    """A blocking client of run_dir/qmgr.ctl (lib/core/qmgrproto.h)."""
 
     def __init__(self, path):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -319,7 +319,7 @@ class Qmgr(unittest.TestCase):
         harness.wait_until(self.spool_empty, timeout=20, what="empty spool")
 
 
-LOG_LIMIT_S = 10        # lib/log.h LOG_LIMIT_MS
+LOG_LIMIT_S = 10        # lib/core/log.h LOG_LIMIT_MS
 
 
 @unittest.skipUnless(os.geteuid() == 0, "mounting a file system needs root")

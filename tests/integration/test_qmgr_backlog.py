@@ -1,6 +1,6 @@
 """qmgr(8)'s memory for a large backlog (issue 5: 100,000 queued messages
 in at most about 100 MB).  A dev instance gets N queue files committed
-into spool/incoming/new at once (written in lib/qfile.h's format while
+into spool/incoming/new at once (written in lib/mail/qfile.h's format while
 qmgr is stopped, then renamed in), each for a recipient in a remote
 domain: with no relay agent they all stay queued and deferred.  Once qmgr
 has picked up and scheduled every one, its VmHWM (peak resident memory)
@@ -39,7 +39,7 @@ def proc_status(pid):
 
 
 def queue_file(qid, arrival, rcpt, body):
-    """One queue file (lib/qfile.h): envelope, blank line, message."""
+    """One queue file (lib/mail/qfile.h): envelope, blank line, message."""
     return ("POSTERN-QUEUE 1\nid %s\narrival %.6f\nsender sender@example.test\n"
             "body 7BIT\nsmtputf8 0\nret NONE\nclient 127.0.0.1\nproto ESMTP\n"
             "rcpt %s 0 -\n\n" % (qid, arrival, rcpt)).encode() + body

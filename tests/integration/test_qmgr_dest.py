@@ -1,6 +1,6 @@
 """Integration tests for qmgr(8)'s per-destination concurrency and
 fairness, against a fake relay agent: a Unix socket at run_dir/relay
-that speaks lib/agentproto.h exactly as qmgr expects (the hello frame
+that speaks lib/core/agentproto.h exactly as qmgr expects (the hello frame
 naming "postern-agent/1", AGENT_DELIVER with the queue file passed by
 SCM_RIGHTS, one AGENT_RESULT per request).  It holds each request open
 for a while and records how many requests were in flight per domain.
@@ -51,7 +51,7 @@ BIG, SMALL = 200, 5
 
 
 class FakeRelay:
-    """The relay agent's side of lib/agentproto.h, with bookkeeping."""
+    """The relay agent's side of lib/core/agentproto.h, with bookkeeping."""
 
     def __init__(self, path):
         self.path = path

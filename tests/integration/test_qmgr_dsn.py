@@ -37,13 +37,13 @@ qmgr_domain_concurrency = %d
 
 
 def esc(v):
-    """%XX-escape an envelope value the way lib/qfile.c does."""
+    """%XX-escape an envelope value the way lib/mail/qfile.c does."""
     return "".join("%%%02X" % b if b <= 0x20 or b >= 0x7F or b == 0x25 else chr(b)
                    for b in v.encode("utf-8"))
 
 
 def queue_file(qid, sender, rcpt, message, notify=0):
-    """A queue file in lib/qfile.h's format (one recipient)."""
+    """A queue file in lib/mail/qfile.h's format (one recipient)."""
     lines = ["POSTERN-QUEUE 1", "id " + qid, "arrival %.6f" % time.time(),
              "sender " + (esc(sender) if sender else "<>"), "body 7BIT",
              "smtputf8 0", "ret NONE", "client 127.0.0.1", "proto ESMTP",

@@ -3,7 +3,7 @@ hold, release, requeue), `postern flush`, mailq(1) and `sendmail -bp`.
 
 They do not need qmgr: each test makes a dev instance with `postern init
 --dev`, does not start it, and runs a fake queue manager in this process
-on DIR/run/qmgr.ctl that speaks lib/qmgrproto.h's control protocol
+on DIR/run/qmgr.ctl that speaks lib/core/qmgrproto.h's control protocol
 ("postern-qmgr-ctl/1"), answers canned listings and records every request.
 
 The tools first check that master runs the way `postern status` does:

@@ -1,4 +1,4 @@
-"""The seccomp sandbox (lib/sandbox.c): every daemon of a default instance
+"""The seccomp sandbox (lib/core/sandbox.c): every daemon of a default instance
 runs confined (no-new-privs and a seccomp filter, as /proc shows), a call
 outside the profile kills the daemon with SIGSYS and master logs it and
 restarts it, and `sandbox = no` turns the filter off.  Skipped when postern

@@ -32,7 +32,7 @@ def unescape(v):
 
 
 def read_queue_file(path):
-    """Parse a queue file (the format in lib/qfile.h): returns (envelope
+    """Parse a queue file (the format in lib/mail/qfile.h): returns (envelope
     dict with 'rcpt' a list of (addr, notify, orcpt)), body bytes)."""
     with open(path, "rb") as f:
         data = f.read()

@@ -1061,7 +1061,7 @@ class DiskFull(unittest.TestCase):
         self.assertEqual(os.listdir(os.path.join(self.incoming, "tmp")), [])
         # The same failure again, once more than there are smtpd
         # processes: refused the same way, logged once per process (each
-        # has its lib/log.h rate limit), so some process was quiet.
+        # has its lib/core/log.h rate limit), so some process was quiet.
         nprocs = len(self.inst.service_pids("smtpd"))
         for _ in range(nprocs):
             code, text = self.send(big)

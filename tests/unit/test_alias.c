@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/alias.c: alias expansion (fan-out, catch-all,
+ * Unit tests for lib/mail/alias.c: alias expansion (fan-out, catch-all,
  * self-reference, loops, depth) and mailbox paths, over texthash maps
  * written to a temporary directory.
  */

@@ -1,7 +1,7 @@
 /*
  * Unit tests for the auth service (auth/auth.c, auth/failtab.c): the
  * request check and the failure tables from memory, then the real
- * service and the real client (lib/authclient.c) in one event loop over
+ * service and the real client (lib/core/authclient.c) in one event loop over
  * a Unix socket, with a texthash password map in a temporary directory:
  * logins and user lookups (AUTH_LOOKUP).
  */

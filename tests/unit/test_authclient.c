@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/authclient.c, driven in one event loop against a
+ * Unit tests for lib/core/authclient.c, driven in one event loop against a
  * fake auth service on a Unix socket in a temporary directory: answers,
  * timeouts, a dropped link and reconnecting, an absent service, user
  * lookups beside logins, and the rules that done() is called exactly

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/buf.c: growth, the ceiling, formatting, consuming,
+ * Unit tests for lib/core/buf.c: growth, the ceiling, formatting, consuming,
  * and the safe rendering of untrusted bytes.
  */
 #include "autoconf.h"

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/commit.c, the group committer, with real files in a
+ * Unit tests for lib/core/commit.c, the group committer, with real files in a
  * temporary directory: the sync function fsyncs each item's file and then
  * the directory, as smtpd's and local's do.  Covered: items added in one
  * loop iteration form one batch; items added while a batch is in flight

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/config.c and the key tables in lib/config_keys.c:
+ * Unit tests for lib/core/config.c and the key tables in lib/mail/config_keys.c:
  * tables of {text, expected error or value} fed to config_parse() from
  * memory, the value parsers at their edges, config_load() on real files,
  * the accessors' panics, and that postern.conf(5) carries every doc string.

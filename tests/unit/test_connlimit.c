@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/connlimit.c: the total and per-address limits, IPv4
+ * Unit tests for lib/core/connlimit.c: the total and per-address limits, IPv4
  * and IPv4-mapped IPv6 addresses counting as one, processes (forked)
  * sharing the file, a restarted process zeroing its row, a retiring and
  * a new process of one instance side by side, and files of another

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/dsn.c: the who-gets-a-report decisions as a table
+ * Unit tests for lib/mail/dsn.c: the who-gets-a-report decisions as a table
  * (NOTIFY x action x sender), and generated reports checked for their
  * exact structure: one failure, mixed actions with ORCPT and ENVID,
  * RET=HDRS, RET=FULL over the cap, UTF-8 addresses, a body that carries

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/ev: timer order and repeat, deferred call order,
+ * Unit tests for lib/core/ev: timer order and repeat, deferred call order,
  * removing and closing watches inside a batch, lazily applied interest
  * changes, signals through signalfd, break, and ev_run() returning when
  * idle.  Every loop that could hang runs with a guard timer that breaks it

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/fsutil.c's file-system fallbacks: fs_caps() probes
+ * Unit tests for lib/core/fsutil.c's file-system fallbacks: fs_caps() probes
  * once and leaves nothing behind; fs_rename_unique() never replaces a
  * file, on the RENAME_NOREPLACE path and on the check + rename fallback
  * alike, and never leaves two names; fs_sweep_old() removes only stale

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/ios (and lib/tlsctx): streams over socketpairs in one
+ * Unit tests for lib/core/ios (and lib/core/tlsctx): streams over socketpairs in one
  * ev loop.  Line splitting, CRLF/LF/bare CR, overlong lines and resync,
  * input back-pressure, output flushing, EOF, idle timeout, flush_close,
  * a TLS handshake between two streams with a certificate made by

@@ -1,7 +1,7 @@
 /*
- * Unit tests for lib/ipc: the read cursor and the stream decoder driven from
+ * Unit tests for lib/core/ipc: the read cursor and the stream decoder driven from
  * memory (table-driven), then links over socketpair() inside an event loop,
- * the blocking helpers, and the qmgr notice client (lib/qmgrproto.c) that
+ * the blocking helpers, and the qmgr notice client (lib/core/qmgrproto.c) that
  * writes its frames with ipc_msg_encode().  Every loop test runs under a
  * timer that fails it rather than letting it hang.
  */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/log.c: levels, the line format, newline injection,
+ * Unit tests for lib/core/log.c: levels, the line format, newline injection,
  * the sanitizer, err_fmt, and the rate limiter.
  */
 #include "autoconf.h"

@@ -1,6 +1,6 @@
 /*
- * Unit tests for the Maildir module's reader (lib/maildir_read.c, the
- * mailbox_* functions) and the format it reads (lib/maildir.c): opening
+ * Unit tests for the Maildir module's reader (lib/mail/maildir_read.c, the
+ * mailbox_* functions) and the format it reads (lib/mail/maildir.c): opening
  * (and refusing symlinks), scanning and sorting, new/cur duplicates, the
  * size cache, reopening renamed messages, flags, expunge, the session
  * lock (in one process and across a fork), UIDLs, name fields, and the

@@ -1,6 +1,6 @@
 /*
- * Unit tests for the Maildir module's writer (lib/maildir_write.c,
- * lib/maildir_quota.c, the header parts of lib/maildir.c): unique names,
+ * Unit tests for the Maildir module's writer (lib/mail/maildir_write.c,
+ * lib/mail/maildir_quota.c, the header parts of lib/mail/maildir.c): unique names,
  * the written file and its ",S=,W=" sizes, symlink refusal,
  * first-delivery creation, the cache of open Maildirs, maildirsize, the
  * loop check and a full disk, each in a fresh temporary mail store.

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the maps (lib/map.c, map_text.c, map_bdb.c, map_lmdb.c,
+ * Unit tests for the maps (lib/mail/map.c, map_text.c, map_bdb.c, map_lmdb.c,
  * mapspec.c): the source parser driven from memory by tables, and the
  * same file-based tests run for every backend built in (btree, hash,
  * lmdb, texthash) -- formats, case folding, limits, binary bytes, 10,000

@@ -1,7 +1,7 @@
 /*
- * Unit tests for lib/net.c (listen addresses, binding, CIDR networks), lib/fsutil.c
+ * Unit tests for lib/core/net.c (listen addresses, binding, CIDR networks), lib/core/fsutil.c
  * (directories, atomic writes) and the listener hand-over parsing in
- * lib/daemon.c.
+ * lib/core/daemon.c.
  */
 #include "autoconf.h"
 

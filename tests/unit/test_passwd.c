@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/passwd.c: known-answer checks of passwd_verify with
+ * Unit tests for lib/mail/passwd.c: known-answer checks of passwd_verify with
  * hashes made by mkpasswd(1) (Debian's whois package) for every accepted
  * method, refusal of unknown methods and of passwords with a NUL, the
  * map-value parser and formatter, and fresh yescrypt hashes.

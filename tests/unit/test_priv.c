@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/priv.c.  The privilege drop itself needs root: as
+ * Unit tests for lib/core/priv.c.  The privilege drop itself needs root: as
  * root each drop runs in a forked child and is checked from outside too;
  * as an ordinary user the drop must fail cleanly.
  */

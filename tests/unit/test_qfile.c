@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/qfile.c: queue ids, the envelope round trip, the
+ * Unit tests for lib/mail/qfile.c: queue ids, the envelope round trip, the
  * durability contract (nothing visible before commit, not even after a
  * crash; nothing left after abort or a full disk), group commit, the
  * strict reader, and the tmp/ fallback path.

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/sandbox: the profile table covers every built-in
+ * Unit tests for lib/core/sandbox: the profile table covers every built-in
  * daemon program, names only real system calls, an unknown profile is
  * refused, and (built with seccomp) a confined child may do its job but
  * dies of SIGSYS on a call outside its profile.
@@ -21,7 +21,7 @@
 #include "check_util.h"
 #include "sandbox.h"
 
-/* Every program built on lib/daemon.c, which applies its profile. */
+/* Every program built on lib/core/daemon.c, which applies its profile. */
 static const char *const daemon_programs[] = {
 	"smtpd", "qmgr", "local", "auth", "pop3d", "testdaemon",
 };

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/sasl.c: base64 against the RFC 4648 test vectors,
+ * Unit tests for lib/core/sasl.c: base64 against the RFC 4648 test vectors,
  * strict refusal of malformed base64, splitting PLAIN messages, and every
  * path of the server exchange (PLAIN and LOGIN, initial responses, "=",
  * "*", bad base64, authzid, unknown mechanisms, wiping at the end).

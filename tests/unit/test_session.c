@@ -1,7 +1,7 @@
 /*
- * Unit tests for lib/session: a small test protocol served over real
+ * Unit tests for lib/core/session: a small test protocol served over real
  * loopback TCP connections, with raw sockets as clients (and, for the
- * outbound side, lib/session's own connect against a real listener).
+ * outbound side, lib/core/session's own connect against a real listener).
  * Lines, counted and uncounted raw bytes, a producer held back by a
  * client that does not read, strict in-order dispatch of pipelined
  * input that pauses for a service and for unsent output, the phase

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/smtp.c: command splitting, HELO/EHLO, MAIL and RCPT
+ * Unit tests for lib/mail/smtp.c: command splitting, HELO/EHLO, MAIL and RCPT
  * paths and parameters, BDAT, AUTH, xtext and UTF-8.  Most tests are
  * tables of {input, expected reply or result}; the length limits are
  * tested with generated strings at and just past each limit.

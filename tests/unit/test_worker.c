@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/worker.c, the job pool: a job runs in a thread and
+ * Unit tests for lib/core/worker.c, the job pool: a job runs in a thread and
  * its done() on the loop afterwards; jobs queue in FIFO order behind a
  * busy thread; N threads really run N jobs at once; a queued job can be
  * taken back; stop waits for the jobs running and settles every job whose

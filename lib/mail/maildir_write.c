@@ -70,7 +70,7 @@ struct maildir_store {
 	struct mdir *lru_head, *lru_tail;
 	uint64_t hits, walks;
 	/* Write errors repeat for every delivery while the store's disk is
-	 * full: one line per kind and interval (lib/log.h). */
+	 * full: one line per kind and interval (lib/core/log.h). */
 	struct log_limit loglimit;
 };
 
@@ -467,7 +467,7 @@ write_message(struct mdir *d, const char *base, const struct buf *prefix,
 }
 
 /* Move p's file from tmp/ into new/ under its final name, never replacing
- * a file (lib/fsutil: RENAME_NOREPLACE, or check + rename where the file
+ * a file (lib/core/fsutil: RENAME_NOREPLACE, or check + rename where the file
  * system refuses it -- the name is unique).  0, or -1 with errno. */
 static int
 move_into_new(struct maildir_pending *p)

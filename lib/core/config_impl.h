@@ -1,7 +1,7 @@
 /*
  * config_impl: what config.c (the line and expansion passes, loading)
  * and config_values.c (the value pass) share -- the parsed form of a
- * file and the parser's state.  Not for code outside lib/config*.c.
+ * file and the parser's state.  Not for code outside lib/core/config*.c.
  */
 #ifndef POSTERN_CONFIG_IMPL_H
 #define POSTERN_CONFIG_IMPL_H

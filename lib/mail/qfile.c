@@ -5,7 +5,7 @@
  * batch durable with group commit (start write-back of every file, fsync
  * each, link each into new/ under its queue id, fsync new/ once).
  * Filesystems without O_TMPFILE (or a process without /proc) get the
- * classic tmp/ID + fsync + rename into new/ (lib/fsutil's
+ * classic tmp/ID + fsync + rename into new/ (lib/core/fsutil's
  * fs_rename_unique: never two names for one file).  Which one is probed
  * once per file system (fs_caps).  Reading: a strict parser
  * of the envelope through a bounded buffer, because qmgr trusts neither

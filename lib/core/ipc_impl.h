@@ -1,6 +1,6 @@
 /*
- * ipc_impl: what lib/ipc.c (framing, decoding, links) shares with
- * lib/ipc_blocking.c (the blocking helpers) and nothing else: limits,
+ * ipc_impl: what lib/core/ipc.c (framing, decoding, links) shares with
+ * lib/core/ipc_blocking.c (the blocking helpers) and nothing else: limits,
  * the control-message buffer, the clock and the socket primitives.
  */
 #ifndef POSTERN_IPC_IMPL_H
@@ -44,7 +44,7 @@ struct ipc_decoder {
 	struct buf peer_name;		/* the peer's hello, for log lines */
 };
 
-/* The socket primitives and clock of lib/ipc.c (see there). */
+/* The socket primitives and clock of lib/core/ipc.c (see there). */
 void ipc_attach_fds(struct msghdr *msg, union ipc_cmsg *cm, const int *fds, size_t nfds);
 uint64_t ipc_deadline(int timeout_ms);
 void ipc_header(unsigned char hdr[IPC_HEADER_SIZE], const struct ipc_msg *m);

@@ -1,6 +1,6 @@
 /*
  * worker: a pool of job threads beside the event loop, for blocking work
- * such as the syncs of a group commit (lib/commit) or pop3d's mailbox
+ * such as the syncs of a group commit (lib/core/commit) or pop3d's mailbox
  * jobs.  The queue, the finished list and the quit flag are shared under
  * one mutex; everything else (the pending count, the ev watch) is the
  * loop's alone.

@@ -1,5 +1,5 @@
 /*
- * ipc_blocking: the blocking helpers over lib/ipc's frames, for tools
+ * ipc_blocking: the blocking helpers over lib/core/ipc's frames, for tools
  * and for a daemon's start-up before its loop runs: send a frame, receive
  * one under a deadline, and connect to a socket with the hello exchange.
  */

@@ -1,10 +1,10 @@
 /*
  * session: the one session machine of postern's line protocols, server
  * side (smtpd, pop3d, imapd) and client side (the relay client).  It owns
- * the stream (lib/ios) and everything every protocol does the same way:
+ * the stream (lib/core/ios) and everything every protocol does the same way:
  *
  * - the per-process registry: session ids, peer text, the loopback flag,
- *   the connection limits (lib/connlimit), the count for a daemon's
+ *   the connection limits (lib/core/connlimit), the count for a daemon's
  *   active() and stop-all with the protocol's shutdown notice;
  * - implicit TLS before the greeting, STARTTLS (server and client; the
  *   clear text buffered before it is dropped by ios, the STARTTLS

@@ -30,7 +30,7 @@
  * MAILBOX_VSIZE_CACHE inside the Maildir (rebuilt from the messages alone
  * whenever it is missing or damaged).
  *
- * Delivery failures carry the agent protocol's status (lib/agentproto.h)
+ * Delivery failures carry the agent protocol's status (lib/core/agentproto.h)
  * and an enhanced status code from the start: a full disk, an unwritable
  * or unsafe mailbox, or a full quota are temporary (AGENT_TEMP).
  */

@@ -2,7 +2,7 @@
  * agentproto: how qmgr hands a message to a delivery agent -- `local`
  * (Maildirs) now, `relay` (SMTP client) later -- over the agent's Unix
  * socket in run_dir ("local", "relay"), protocol "postern-agent/1"
- * (lib/ipc.h framing).  qmgr passes the open queue file, so an agent
+ * (lib/core/ipc.h framing).  qmgr passes the open queue file, so an agent
  * never needs access to the spool.
  *
  * AGENT_DELIVER (qmgr -> agent), id chosen by qmgr; one fd: the queue

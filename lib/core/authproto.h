@@ -1,6 +1,6 @@
 /*
  * authproto: the auth service's protocol, "postern-auth/1", over the Unix
- * socket run_dir/auth (lib/ipc.h framing).  The network daemons decode
+ * socket run_dir/auth (lib/core/ipc.h framing).  The network daemons decode
  * the client's SASL exchange themselves and ask auth only "is this user
  * with this password allowed?"; they never read a password hash.
  *

@@ -7,7 +7,7 @@
  * (ev_defer), otherwise as soon as the batch before it is settled, so a
  * batch holds everything that finished while the previous one synced and
  * no caller waits for another's fsync to be *started*.  A worker thread
- * (lib/worker) runs the owner's sync function on the whole batch -- file
+ * (lib/core/worker) runs the owner's sync function on the whole batch -- file
  * data, then the directories, as few syncs as the owner's format allows --
  * and only then does done() run on the loop with each item's result, in
  * the order the items were added; batches settle in the order they left.

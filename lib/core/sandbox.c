@@ -61,7 +61,7 @@ struct profile {
  * evidence of some daemons or the code of lib/: futex, exit, rseq and
  * set_robust_list (a worker thread starting or stopping), getrandom
  * (OpenSSL, qfile and DSN ids), pread64 (Berkeley DB, qfile), writev,
- * dup, poll (lib/ipc's blocking calls), and the time calls glibc makes
+ * dup, poll (lib/core/ipc's blocking calls), and the time calls glibc makes
  * when the vDSO cannot answer.
  */
 static const char *const base_calls[] = {
@@ -86,7 +86,7 @@ static const char *const base_calls[] = {
 	NULL
 };
 
-/* smtpd: queue files in spool/incoming (lib/qfile: O_TMPFILE + linkat
+/* smtpd: queue files in spool/incoming (lib/mail/qfile: O_TMPFILE + linkat
  * through /proc/self/fd, or the tmp/ + renameat2 fallback, or tmp/ +
  * renameat where the file system refuses RENAME_NOREPLACE), fsync'd by
  * its worker thread in groups. */
@@ -97,7 +97,7 @@ static const char *const smtpd_calls[] = {
 	NULL
 };
 /* qmgr: moves, links and removes queue files, scans directories, writes
- * bounces through lib/qfile. */
+ * bounces through lib/mail/qfile. */
 static const char *const qmgr_calls[] = {
 	"access", "fchmod", "fsync", "fdatasync", "sync_file_range",
 	"linkat", "renameat", "renameat2", "unlinkat", "getdents64",
@@ -253,7 +253,7 @@ allow_conditional(scmp_filter_ctx ctx, const struct profile *p,
 	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
 	    arg_eq(0, self))) < 0)
 		goto fail;
-	/* kill(pid, 0) only probes whether a process exists (lib/connlimit
+	/* kill(pid, 0) only probes whether a process exists (lib/core/connlimit
 	 * checks its slots' owners); it sends nothing. */
 	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
 	    arg_eq(1, 0))) < 0)
