@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -384,6 +385,58 @@ def get_str(payload, off):
 def connect(port, timeout=5.0):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     return s, s.makefile("rwb", buffering=0)
+
+
+def tls_context():
+    """A client TLS context that takes the instance's self-signed
+    certificate (no name or chain check)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class LineClient:
+    """A raw client of a line protocol on 127.0.0.1, in clear text or
+    implicit TLS: it sends bytes or text, and what it received waits in
+    buf for the subclass that reads its protocol's replies."""
+
+    io_timeout = 10.0
+    reset_is_close = True   # closed(): a connection reset is the close
+
+    def __init__(self, port, tls=False, timeout=None):
+        if timeout is None:
+            timeout = self.io_timeout
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:
+            self.sock = tls_context().wrap_socket(self.sock)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def closed(self, timeout=None):
+        """Whether the server closes the connection (EOF, or a TLS error)
+        within timeout; what it sends meanwhile is kept in buf."""
+        self.sock.settimeout(self.io_timeout if timeout is None else timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return self.reset_is_close
+        except ssl.SSLError:
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def main():

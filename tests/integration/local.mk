@@ -14,8 +14,13 @@ INTEGRATION_TESTS = \
 	tests/integration/test_root_mode.py \
 	tests/integration/test_admin.py \
 	tests/integration/test_auth.py \
-	tests/integration/test_smtpd.py \
-	tests/integration/test_pop3d.py \
+	tests/integration/test_smtpd_tls_auth.py \
+	tests/integration/test_smtpd_transaction.py \
+	tests/integration/test_smtpd_limits.py \
+	tests/integration/test_pop3d_login.py \
+	tests/integration/test_pop3d_mailbox.py \
+	tests/integration/test_pop3d_limits.py \
+	tests/integration/test_pop3d_jobs.py \
 	tests/integration/test_sendmail.py \
 	tests/integration/test_local.py \
 	tests/integration/test_queue_tools.py \
@@ -29,4 +34,5 @@ INTEGRATION_TESTS = \
 	tests/integration/test_tree.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/harness.py \
-	tests/integration/passfs.py tests/integration/durability.py
+	tests/integration/passfs.py tests/integration/durability.py \
+	tests/integration/smtpd_base.py tests/integration/pop3d_base.py

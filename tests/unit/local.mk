@@ -1,14 +1,18 @@
 ## Unit tests: one Check binary per lib/ module, each driving its module
 ## from memory; tests/unit/test_NAME is built from tests/unit/test_NAME.c
-## with the default LDADD.  tests/unit/check_util.h has shared helpers.
+## with the default LDADD.  tests/unit/check_util.h has shared helpers;
+## ios_util.h and ipc_util.h the fixtures of the tests split by topic.
 UNIT_TESTS = \
 	tests/unit/test_dsn \
 	tests/unit/test_buf \
 	tests/unit/test_log \
 	tests/unit/test_config \
 	tests/unit/test_ipc \
+	tests/unit/test_ipc_link \
 	tests/unit/test_ev \
 	tests/unit/test_ios \
+	tests/unit/test_ios_tls \
+	tests/unit/test_ios_halfclose \
 	tests/unit/test_net \
 	tests/unit/test_priv \
 	tests/unit/test_map \
@@ -32,6 +36,7 @@ UNIT_TESTS = \
 	tests/unit/test_qmgr
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
-noinst_HEADERS = tests/unit/check_util.h
+noinst_HEADERS = tests/unit/check_util.h tests/unit/ios_util.h \
+	tests/unit/ipc_util.h
 LDADD = $(POSTERN_LIBS) $(CHECK_LIBS)
 EXTRA_DIST += tests/unit/test_map.supp
