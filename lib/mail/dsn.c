@@ -448,6 +448,28 @@ random_hex(char *out, size_t n)
 
 /* --- the returned content ------------------------------------------- */
 
+/* Read up to want (> 0) bytes of the message from pos into chunk: how
+ * many (never 0), or -1 with *error_r. */
+static ssize_t
+read_chunk(const struct dsn_request *req, uint64_t pos, unsigned char *chunk,
+    size_t want, const char **error_r)
+{
+	ssize_t r;
+
+	do
+		r = pread(req->msg_fd, chunk, want, req->msg_offset + (off_t)pos);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		*error_r = err_fmt("read message: %s", strerror(errno));
+		return -1;
+	}
+	if (r == 0) {
+		*error_r = "message shorter than the queue file says";
+		return -1;
+	}
+	return r;
+}
+
 /*
  * Read up to limit bytes of the message: with headers set, stop at the
  * end of the header section (the empty line, not included) and, if there
@@ -469,17 +491,8 @@ scan_content(const struct dsn_request *req, uint64_t limit, int headers,
 	while (pos < limit && end == UINT64_MAX) {
 		size_t want = limit - pos < CHUNK ? (size_t)(limit - pos) : CHUNK;
 
-		r = pread(req->msg_fd, chunk, want, req->msg_offset + (off_t)pos);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			*error_r = err_fmt("read message: %s", strerror(errno));
+		if ((r = read_chunk(req, pos, chunk, want, error_r)) < 0)
 			return -1;
-		}
-		if (r == 0) {
-			*error_r = "message shorter than the queue file says";
-			return -1;
-		}
 		for (i = 0; i < (size_t)r; i++) {
 			unsigned char c = chunk[i];
 
@@ -524,17 +537,8 @@ copy_content(const struct dsn_request *req, uint64_t len, unsigned char *chunk,
 	while (pos < len && !o->failed) {
 		size_t want = len - pos < CHUNK ? (size_t)(len - pos) : CHUNK;
 
-		r = pread(req->msg_fd, chunk, want, req->msg_offset + (off_t)pos);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			*error_r = err_fmt("read message: %s", strerror(errno));
+		if ((r = read_chunk(req, pos, chunk, want, error_r)) < 0)
 			return -1;
-		}
-		if (r == 0) {
-			*error_r = "message shorter than the queue file says";
-			return -1;
-		}
 		if (o->fn(o->ctx, chunk, (size_t)r) < 0)
 			o->failed = 1;
 		o->total += (uint64_t)r;
