@@ -296,7 +296,8 @@ on_hup_signal(int signo, void *arg)
 	daemon_retire(&sk->d);
 }
 
-/* Drop to the configured user (root mode) and restrict the process. */
+/* Drop to the configured user (root mode), leave the start directory and
+ * restrict the process. */
 static int
 drop_privileges(struct skeleton *sk, const char **error_r)
 {
@@ -319,6 +320,13 @@ drop_privileges(struct skeleton *sk, const char **error_r)
 		}
 		if (priv_drop(uid, gid, chroot_dir, error_r) < 0)
 			return -1;
+	}
+	/* Not the directory master was started in (a build tree, a home):
+	 * every path a daemon uses is absolute (config.c), and a chroot's
+	 * "/" is where priv_drop already went. */
+	if (chdir("/") < 0) {
+		*error_r = err_fmt("chdir /: %s", strerror(errno));
+		return -1;
 	}
 	if (master != NULL && priv_parent_death_signal(SIGTERM,
 	    (pid_t)strtol(master, NULL, 10)) < 0) {

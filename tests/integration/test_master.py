@@ -151,6 +151,8 @@ class DevModeAsRoot(unittest.TestCase):
         self.assertGreaterEqual(len(pids), 6, rows)
         for pid in pids:
             self.assertEqual(proc_uids(pid), [uid] * 4, pid)
+            # None keeps the directory it was started in (this test's).
+            self.assertEqual(os.readlink("/proc/%d/cwd" % pid), "/", pid)
         # Admin commands run by root write as the owner, so the daemons
         # can read what they write (the password map is 0600).
         subprocess.run([self.inst.postern_path, "-c", self.inst.conf, "user", "add",

@@ -89,6 +89,22 @@ class RootMode(unittest.TestCase):
             b"uid=%d gid=%d groups=0" % (pw.pw_uid, pw.pw_gid)))
         s.close()
 
+    def test_cwd_and_root(self):
+        """master and every daemon leave the directory they were started
+        in (the test's, here) for /, and none is chrooted by default
+        (docs/design.md says why, daemon by daemon)."""
+        master = self.inst.start()
+        rows = [r for r in self.inst.status() if r["pid"]]
+        services = {r["service"] for r in rows}
+        for name in ("smtpd", "qmgr", "local", "auth", "pop3d"):
+            self.assertIn(name, services)
+        for pid in [master] + [r["pid"] for r in rows]:
+            if pid != master:
+                wait_until(lambda: proc_ids(pid)[3] == "1", timeout=5,
+                           what="pid %d to finish its set-up" % pid)
+            self.assertEqual(os.readlink("/proc/%d/cwd" % pid), "/", pid)
+            self.assertEqual(os.readlink("/proc/%d/root" % pid), "/", pid)
+
     def test_spool_directories_have_their_owners(self):
         self.inst.start()
         spool = os.path.join(self.inst.dir, "spool")
