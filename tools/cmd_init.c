@@ -130,17 +130,26 @@ create_user(const char *user, const char *comment)
 	return 0;
 }
 
-/* Create postern's system group and users where missing. */
+/* Create a system group unless it exists; 0 or -1. */
+static int
+create_group(const char *group)
+{
+	char *argv[] = { "groupadd", "--system", (char *)group, NULL };
+
+	if (getgrnam(group) != NULL)
+		return 0;
+	if (run(argv) < 0)
+		return -1;
+	printf("created group %s\n", group);
+	return 0;
+}
+
+/* Create postern's system groups and users where missing. */
 static int
 create_users(void)
 {
-	if (getgrnam(POSTERN_DROP_GROUP) == NULL) {
-		char *argv[] = { "groupadd", "--system", POSTERN_DROP_GROUP, NULL };
-
-		if (run(argv) < 0)
-			return -1;
-		printf("created group %s\n", POSTERN_DROP_GROUP);
-	}
+	if (create_group(POSTERN_DROP_GROUP) < 0 || create_group(POSTERN_AUTH_GROUP) < 0)
+		return -1;
 	for (size_t i = 0; i < builtin_nservices; i++)
 		if (create_user(builtin_services[i].user, "postern daemon") < 0)
 			return -1;
