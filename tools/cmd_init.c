@@ -411,6 +411,41 @@ write_maps(const struct init_opts *o, const char *dir, const char *maps)
 	return 0;
 }
 
+/*
+ * Say where everything went: the paths as master will read them from the
+ * config just written (so what is printed is what runs), the ones master
+ * creates at start marked so.  0, or -1 if the config does not load.
+ */
+static int
+print_paths(const char *conf)
+{
+	static const struct {
+		const char *key;
+		const char *what;
+	} rows[] = {
+		{ "config_dir",	"maps, certificate and key" },
+		{ "spool_dir",	"the queue; master makes it at start" },
+		{ "run_dir",	"sockets and pid file; master makes it at start" },
+		{ "mail_dir",	"the mail store; master makes it at start" },
+		{ "daemon_dir",	"the daemon programs" },
+	};
+	struct config *cfg;
+	struct buf err = BUF_INIT;
+
+	if (config_load(conf, &cfg, &err) < 0) {
+		fputs(buf_cstr(&err), stderr);
+		buf_free(&err);
+		return -1;
+	}
+	buf_free(&err);
+	printf("  %-12s %s  (%s)\n", "config", conf, "the configuration");
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		printf("  %-12s %s  (%s)\n", rows[i].key,
+		    cfg_str(config_global(cfg), rows[i].key), rows[i].what);
+	config_free(&cfg);
+	return 0;
+}
+
 int
 cmd_init(const char *config, int argc, char **argv)
 {
@@ -512,6 +547,8 @@ cmd_init(const char *config, int argc, char **argv)
 		goto out;
 
 	printf("postern instance written to %s (%s mode)\n", dir, o.dev ? "dev" : "root");
+	if (print_paths(conf) < 0)
+		goto out;
 	if (o.dev) {
 		printf("listeners: 127.0.0.1, SMTP %ld, submission %ld, SMTPS %ld, "
 		    "POP3 %ld, POP3S %ld, IMAP %ld, IMAPS %ld\n",

@@ -6,6 +6,7 @@ Needs root (CI runs as root); skipped otherwise."""
 import grp
 import os
 import pwd
+import re
 import signal
 import socket
 import sys
@@ -61,6 +62,24 @@ class RootMode(unittest.TestCase):
         # Idempotent: a second init only rewrites the config.
         self.inst.postern("init", self.inst.dir, "--port-base", str(self.inst.base),
                           "--force")
+
+    def test_init_names_its_paths(self):
+        """`postern init` prints where it put things, and that is where
+        the instance's files end up."""
+        out = self.inst.init_output
+        paths = dict(re.findall(r"^  (\S+) +(/\S*)", out, re.M))
+        d = self.inst.dir
+        self.assertEqual(paths.get("config"), self.inst.conf, out)
+        self.assertEqual(paths.get("config_dir"), d, out)
+        want = {"spool_dir": "spool", "run_dir": "run", "mail_dir": "mail"}
+        for key, sub in want.items():
+            self.assertEqual(paths.get(key), os.path.join(d, sub), out)
+        self.assertTrue(os.path.isdir(paths["daemon_dir"]), out)
+        self.assertTrue(os.path.exists(os.path.join(paths["config_dir"], "maps", "passwd")))
+        self.inst.start()
+        for key in want:
+            self.assertTrue(os.path.isdir(paths[key]), key)
+        self.assertTrue(os.path.exists(os.path.join(paths["run_dir"], "master.pid")))
 
     def test_each_daemon_runs_as_its_own_user(self):
         master = self.inst.start()
