@@ -36,7 +36,8 @@ add_peer(struct auth_daemon *ad, uid_t uid)
 	ad->peers[ad->npeers++] = uid;
 }
 
-/* Who may connect: root, and in root mode postern's daemon users, in dev
+/* Who may connect: root, and in root mode the users of the daemons that
+ * authenticate users (those in POSTERN_AUTH_GROUP, services.c), in dev
  * mode our own uid (root started the instance as another user, or could
  * read every file of it anyway). */
 static int
@@ -57,6 +58,8 @@ auth_pre_drop(struct daemon *d, const char **error_r)
 		uid_t uid;
 		gid_t gid;
 
+		if (!builtin_service_in_group(&builtin_services[i], POSTERN_AUTH_GROUP))
+			continue;
 		if (priv_lookup_user(builtin_services[i].user, &uid, &gid, &error) < 0) {
 			log_warn("event=peer_user_missing user=%s error=\"%s\"",
 			    builtin_services[i].user, error);

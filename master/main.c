@@ -155,6 +155,10 @@ main(int argc, char **argv)
 	if (realpath(config, abspath) == NULL)
 		fail(err_fmt("config %s: %s", config, strerror(errno)));
 	m.config_path = xstrdup(abspath);
+	/* Every other path in the config is absolute: keep no directory busy
+	 * (a build tree, an unmounted home) and resolve nothing against it. */
+	if (chdir("/") < 0)
+		fail(err_fmt("chdir /: %s", strerror(errno)));
 
 	/* Config. */
 	if (master_load_config(&m, &cfg, &m.config_text, &err) < 0) {

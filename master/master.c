@@ -81,7 +81,44 @@ listener_inet(struct master *m, const char *item, const char **error_r)
 	return l;
 }
 
-/* Find or bind the Unix listener run_dir/name for a service's user. */
+/*
+ * The owner, group and mode of the socket run_dir/name served by a
+ * service running as user (services.c's builtin_sockets; the user and
+ * its primary group, 0660, for a socket not in the table).  Dev mode:
+ * 0600, owned by whoever runs the instance.  0 or -1 with *error_r.
+ */
+static int
+socket_access(const struct cfg_section *g, const char *name, const char *user,
+    uid_t *uid_r, gid_t *gid_r, mode_t *mode_r, const char **error_r)
+{
+	const struct builtin_socket *bs = builtin_socket(name);
+	const char *owner = bs != NULL && bs->owner != NULL ? bs->owner : user;
+	const char *group = bs != NULL ? bs->group : NULL;
+	uid_t uid;
+	gid_t gid;
+
+	if (user == NULL) {
+		*uid_r = (uid_t)-1;
+		*gid_r = (gid_t)-1;
+		*mode_r = 0600;
+		return 0;
+	}
+	if (priv_lookup_user(owner, &uid, &gid, error_r) < 0)
+		return -1;
+	if (group != NULL && priv_lookup_group(strcmp(group, POSTERN_DROP_GROUP) == 0 ?
+	    cfg_str(g, "drop_group") : group, &gid, error_r) < 0) {
+		*error_r = err_fmt("%s (run `postern init` to create postern's "
+		    "users and groups)", *error_r);
+		return -1;
+	}
+	*uid_r = uid;
+	*gid_r = gid;
+	*mode_r = bs != NULL ? (mode_t)bs->mode : 0660;
+	return 0;
+}
+
+/* Find or bind the Unix listener run_dir/name for a service's user (NULL
+ * in dev mode). */
 static struct listener *
 listener_unix(struct master *m, const struct cfg_section *g, const char *name,
     const char *user, const char **error_r)
@@ -89,8 +126,9 @@ listener_unix(struct master *m, const struct cfg_section *g, const char *name,
 	struct listener *l;
 	char *path = fs_join(cfg_str(g, "run_dir"), name);
 	char *key = xasprintf("unix:%s", path);
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
 	int fd;
 
 	if ((l = listener_find(m, key)) != NULL) {
@@ -98,18 +136,14 @@ listener_unix(struct master *m, const struct cfg_section *g, const char *name,
 		free(key);
 		return l;
 	}
-	if (user != NULL && priv_lookup_user(user, &uid, &gid, error_r) < 0) {
-		free(path);
-		free(key);
-		return NULL;
-	}
 	/*
-	 * Any local process may connect; the server checks its peer's
-	 * credentials (SO_PEERCRED) before serving it.  In dev mode the
-	 * run directory itself is private to the instance's user.
+	 * Only the socket's peers may connect (its owner, group and mode);
+	 * the server checks its peer's credentials (SO_PEERCRED) as well.
+	 * In dev mode the run directory itself is private to the instance's
+	 * user.
 	 */
-	fd = net_bind_unix(path, 0666, uid, gid, LISTEN_BACKLOG, error_r);
-	if (fd < 0) {
+	if (socket_access(g, name, user, &uid, &gid, &mode, error_r) < 0 ||
+	    (fd = net_bind_unix(path, mode, uid, gid, LISTEN_BACKLOG, error_r)) < 0) {
 		free(path);
 		free(key);
 		return NULL;
@@ -121,7 +155,8 @@ listener_unix(struct master *m, const struct cfg_section *g, const char *name,
 	free(path);
 	m->listeners = xreallocarray(m->listeners, m->nlisteners + 1, sizeof(*m->listeners));
 	m->listeners[m->nlisteners++] = l;
-	log_info("event=listen socket=%s", l->key + 5);
+	log_info("event=listen socket=%s mode=%04o uid=%ld gid=%ld", l->key + 5,
+	    (unsigned)mode, (long)(int)uid, (long)(int)gid);
 	return l;
 }
 

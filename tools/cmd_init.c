@@ -130,17 +130,26 @@ create_user(const char *user, const char *comment)
 	return 0;
 }
 
-/* Create postern's system group and users where missing. */
+/* Create a system group unless it exists; 0 or -1. */
+static int
+create_group(const char *group)
+{
+	char *argv[] = { "groupadd", "--system", (char *)group, NULL };
+
+	if (getgrnam(group) != NULL)
+		return 0;
+	if (run(argv) < 0)
+		return -1;
+	printf("created group %s\n", group);
+	return 0;
+}
+
+/* Create postern's system groups and users where missing. */
 static int
 create_users(void)
 {
-	if (getgrnam(POSTERN_DROP_GROUP) == NULL) {
-		char *argv[] = { "groupadd", "--system", POSTERN_DROP_GROUP, NULL };
-
-		if (run(argv) < 0)
-			return -1;
-		printf("created group %s\n", POSTERN_DROP_GROUP);
-	}
+	if (create_group(POSTERN_DROP_GROUP) < 0 || create_group(POSTERN_AUTH_GROUP) < 0)
+		return -1;
 	for (size_t i = 0; i < builtin_nservices; i++)
 		if (create_user(builtin_services[i].user, "postern daemon") < 0)
 			return -1;
@@ -402,6 +411,41 @@ write_maps(const struct init_opts *o, const char *dir, const char *maps)
 	return 0;
 }
 
+/*
+ * Say where everything went: the paths as master will read them from the
+ * config just written (so what is printed is what runs), the ones master
+ * creates at start marked so.  0, or -1 if the config does not load.
+ */
+static int
+print_paths(const char *conf)
+{
+	static const struct {
+		const char *key;
+		const char *what;
+	} rows[] = {
+		{ "config_dir",	"maps, certificate and key" },
+		{ "spool_dir",	"the queue; master makes it at start" },
+		{ "run_dir",	"sockets and pid file; master makes it at start" },
+		{ "mail_dir",	"the mail store; master makes it at start" },
+		{ "daemon_dir",	"the daemon programs" },
+	};
+	struct config *cfg;
+	struct buf err = BUF_INIT;
+
+	if (config_load(conf, &cfg, &err) < 0) {
+		fputs(buf_cstr(&err), stderr);
+		buf_free(&err);
+		return -1;
+	}
+	buf_free(&err);
+	printf("  %-12s %s  (%s)\n", "config", conf, "the configuration");
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		printf("  %-12s %s  (%s)\n", rows[i].key,
+		    cfg_str(config_global(cfg), rows[i].key), rows[i].what);
+	config_free(&cfg);
+	return 0;
+}
+
 int
 cmd_init(const char *config, int argc, char **argv)
 {
@@ -503,6 +547,8 @@ cmd_init(const char *config, int argc, char **argv)
 		goto out;
 
 	printf("postern instance written to %s (%s mode)\n", dir, o.dev ? "dev" : "root");
+	if (print_paths(conf) < 0)
+		goto out;
 	if (o.dev) {
 		printf("listeners: 127.0.0.1, SMTP %ld, submission %ld, SMTPS %ld, "
 		    "POP3 %ld, POP3S %ld, IMAP %ld, IMAPS %ld\n",

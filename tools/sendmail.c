@@ -989,9 +989,11 @@ queue_message(struct ctx *c)
 	buf_free(&piece);
 }
 
-/* Tell qmgr the message is in maildrop/new, as the caller (the notice
- * socket takes anyone's notice: it only wakes a pickup scan).  A failure
- * is logged and otherwise ignored: the periodic scan finds the mail. */
+/* Tell qmgr the message is in maildrop/new.  In root mode the notice
+ * socket admits smtpd's user and the drop group, which this set-group-id
+ * program still has; the notice carries no authority, it only wakes a
+ * pickup scan.  A failure is logged and otherwise ignored: the periodic
+ * scan finds the mail. */
 static void
 notify_qmgr(struct ctx *c)
 {
@@ -1047,9 +1049,11 @@ main(int argc, char **argv)
 		    "headers");
 	build_envelope(&c);
 	queue_message(&c);
+	/* The notice socket admits the drop group (services.c): notify
+	 * while we still have it, then give it up. */
+	notify_qmgr(&c);
 	if (c.privileged)
 		drop_group();
-	notify_qmgr(&c);
 
 	r = &c.env.rcpts[0];
 	log_info("event=queued id=%s uid=%u user=%s sender=%s rcpt=%s nrcpt=%zu",

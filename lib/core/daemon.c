@@ -23,6 +23,7 @@
 #include "net.h"
 #include "priv.h"
 #include "sandbox.h"
+#include "services.h"
 #include "tlsctx.h"
 #include "xalloc.h"
 
@@ -296,7 +297,26 @@ on_hup_signal(int signo, void *arg)
 	daemon_retire(&sk->d);
 }
 
-/* Drop to the configured user (root mode) and restrict the process. */
+/* The supplementary groups of a built-in service (services.c), looked
+ * up; none for any other service.  0 or -1 with *error_r. */
+static int
+service_groups(const char *service, gid_t *groups, size_t *n_r, const char **error_r)
+{
+	const struct builtin_service *b = builtin_service(service);
+	size_t n = 0;
+
+	for (; b != NULL && n < SERVICE_MAX_GROUPS && b->groups[n] != NULL; n++)
+		if (priv_lookup_group(b->groups[n], &groups[n], error_r) < 0) {
+			*error_r = err_fmt("%s (run `postern init` to create "
+			    "postern's users and groups)", *error_r);
+			return -1;
+		}
+	*n_r = n;
+	return 0;
+}
+
+/* Drop to the configured user (root mode), leave the start directory and
+ * restrict the process. */
 static int
 drop_privileges(struct skeleton *sk, const char **error_r)
 {
@@ -304,7 +324,8 @@ drop_privileges(struct skeleton *sk, const char **error_r)
 	const char *master = getenv("POSTERN_MASTER_PID");
 	const char *chroot_dir = cfg_str(sk->d.svc, "chroot");
 	uid_t uid;
-	gid_t gid;
+	gid_t gid, groups[SERVICE_MAX_GROUPS];
+	size_t ngroups = 0;
 
 	if (!sk->d.dev_mode) {
 		if (user == NULL || user[0] == '\0') {
@@ -317,8 +338,16 @@ drop_privileges(struct skeleton *sk, const char **error_r)
 			*error_r = err_fmt("refusing to run as %s: uid 0", user);
 			return -1;
 		}
-		if (priv_drop(uid, gid, chroot_dir, error_r) < 0)
+		if (service_groups(sk->d.service, groups, &ngroups, error_r) < 0 ||
+		    priv_drop_groups(uid, gid, groups, ngroups, chroot_dir, error_r) < 0)
 			return -1;
+	}
+	/* Not the directory master was started in (a build tree, a home):
+	 * every path a daemon uses is absolute (config.c), and a chroot's
+	 * "/" is where priv_drop already went. */
+	if (chdir("/") < 0) {
+		*error_r = err_fmt("chdir /: %s", strerror(errno));
+		return -1;
 	}
 	if (master != NULL && priv_parent_death_signal(SIGTERM,
 	    (pid_t)strtol(master, NULL, 10)) < 0) {

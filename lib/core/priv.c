@@ -52,13 +52,52 @@ priv_lookup_group(const char *name, gid_t *gid_r, const char **error_r)
 	return 0;
 }
 
+/* Whether the process's supplementary groups are exactly groups[0..n-1]
+ * (in any order, as the kernel sorts them). */
+static int
+groups_are(const gid_t *groups, size_t n)
+{
+	gid_t have[PRIV_MAX_GROUPS + 1];
+	int got = getgroups(PRIV_MAX_GROUPS + 1, have);
+
+	if (got < 0 || (size_t)got != n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int found = 0;
+
+		for (int j = 0; j < got; j++)
+			if (have[j] == groups[i])
+				found = 1;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
 int
 priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, const char **error_r)
+{
+	return priv_drop_groups(uid, gid, NULL, 0, chroot_dir, error_r);
+}
+
+int
+priv_drop_groups(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
+    const char *chroot_dir, const char **error_r)
 {
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg;
 
-	if (setgroups(0, NULL) < 0) {
+	if (ngroups > PRIV_MAX_GROUPS) {
+		*error_r = err_fmt("%zu supplementary groups (at most %d)", ngroups,
+		    PRIV_MAX_GROUPS);
+		return -1;
+	}
+	for (size_t i = 0; i < ngroups; i++)
+		if (groups[i] == 0) {
+			*error_r = "supplementary group 0 (root's) refused";
+			return -1;
+		}
+	if (setgroups(ngroups, ngroups > 0 ? groups : NULL) < 0) {
 		*error_r = err_fmt("setgroups: %s", strerror(errno));
 		return -1;
 	}
@@ -90,8 +129,9 @@ priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, const char **error_r)
 		*error_r = "group ids did not all change";
 		return -1;
 	}
-	if (getgroups(0, NULL) != 0) {
-		*error_r = "supplementary groups remain";
+	if (!groups_are(groups, ngroups)) {
+		*error_r = ngroups == 0 ? "supplementary groups remain" :
+		    "supplementary groups are not exactly the ones asked for";
 		return -1;
 	}
 	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {

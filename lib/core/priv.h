@@ -26,6 +26,18 @@ int priv_lookup_group(const char *name, gid_t *gid_r, const char **error_r)
 int priv_drop(uid_t uid, gid_t gid, const char *chroot_dir, const char **error_r)
 	__attribute__((warn_unused_result));
 
+/* The most supplementary groups priv_drop_groups() gives a process. */
+#define PRIV_MAX_GROUPS 8
+
+/*
+ * priv_drop() keeping exactly the supplementary groups groups[0..ngroups-1]
+ * (at most PRIV_MAX_GROUPS, none of them 0): the groups of the sockets a
+ * daemon connects to (services.h).  The proof checks that the process's
+ * supplementary groups are exactly these.  priv_drop() is this with none.
+ */
+int priv_drop_groups(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
+    const char *chroot_dir, const char **error_r) __attribute__((warn_unused_result));
+
 /*
  * Root acting on a file that belongs to an ordinary user acts as that
  * user: a dev-mode instance (its config file) or a map source.  When the

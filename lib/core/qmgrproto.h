@@ -5,10 +5,11 @@
  *                   protocol "postern-qmgr-notify/1", frames QMGR_NOTIFY
  *                   (str queue id, of a file in incoming/new or
  *                   maildrop/new).  Best effort: qmgr also scans.  Open
- *                   to any local user (mode 0666, no peer check): a
- *                   notice carries no authority, it only makes qmgr scan
- *                   incoming/new and maildrop/new now rather than at the
- *                   next periodic scan.
+ *                   to smtpd (the socket's owner) and sendmail(1) (its
+ *                   group, drop_group) in root mode, with no peer check
+ *                   beyond that: a notice carries no authority, it only
+ *                   makes qmgr scan incoming/new and maildrop/new now
+ *                   rather than at the next periodic scan.
  * run_dir/qmgr.ctl  the administrator's control socket (root, or the
  *                   instance's own user in dev mode; SO_PEERCRED):
  *                   protocol "postern-qmgr-ctl/1", one request, one reply

@@ -6,6 +6,7 @@ penalty, and that guessing elsewhere never slows a user's own logins;
 200 concurrent requests; garbage
 clients; and (as root) the peer check of a root-mode instance."""
 
+import grp
 import os
 import pwd
 import random
@@ -498,14 +499,15 @@ class OldCapName(AuthTest):
         self.assertIn("event=deprecated_key key=auth_fail_delay_max", self.inst.read_log())
 
 
-def run_as(user, fn):
-    """Run fn() in a child process as user; returns its exit status."""
+def run_as(user, fn, groups=()):
+    """Run fn() in a child process as user with the supplementary groups
+    named; returns its exit status."""
     pw = pwd.getpwnam(user)
     pid = os.fork()
     if pid == 0:
         code = 3
         try:
-            os.setgroups([])
+            os.setgroups([grp.getgrnam(g).gr_gid for g in groups])
             os.setgid(pw.pw_gid)
             os.setuid(pw.pw_uid)
             code = fn()
@@ -535,12 +537,15 @@ class RootPeerCheck(unittest.TestCase):
         self.inst.cleanup()
 
     def try_login(self):
-        """0 logged in, 1 refused (link closed), 2 anything else."""
+        """0 logged in, 1 refused (link closed), 2 anything else, 4 the
+        socket's mode said no (EACCES)."""
         c = None
         try:
             c = AuthConn(self.path)
             ans, _ = c.auth("alice@example.test", "right")
             return 0 if ans[0] == "OK" else 2
+        except PermissionError:
+            return 4
         except (EOFError, ConnectionResetError, BrokenPipeError):
             return 1
         except Exception:
@@ -550,16 +555,27 @@ class RootPeerCheck(unittest.TestCase):
                 c.close()
 
     def test_peer_check(self):
-        self.assertEqual(run_as("nobody", self.try_login), 1)
+        # The socket (postern-auth:postern-auth-client 0660) keeps out
+        # whoever lacks the group ...
+        self.assertEqual(run_as("nobody", self.try_login), 4)
+        self.assertEqual(run_as("postern-queue", self.try_login), 4)
+        # ... and auth answers only the daemons that authenticate users,
+        # not another daemon's user that has the group.
+        for user in ("nobody", "postern-queue", "postern-relay"):
+            self.assertEqual(run_as(user, self.try_login, ["postern-auth-client"]),
+                             1, user)
+        # smtpd, local, pop3d and imapd (postern-mail) get in.
         for user in ("postern-smtpd", "postern-mail"):
-            self.assertEqual(run_as(user, self.try_login), 0, user)
+            self.assertEqual(run_as(user, self.try_login, ["postern-auth-client"]),
+                             0, user)
         self.assertEqual(self.try_login(), 0)
         # Root mode may log to syslog rather than the instance's log file.
         if "postern/auth" in self.inst.read_log():
-            nobody = pwd.getpwnam("nobody").pw_uid
-            wait_until(lambda: "event=peer_refused uid=%d " % nobody
-                       in self.inst.read_log(), timeout=5,
-                       what="the refusal's log line")
+            for user in ("nobody", "postern-queue"):
+                uid = pwd.getpwnam(user).pw_uid
+                wait_until(lambda: "event=peer_refused uid=%d " % uid
+                           in self.inst.read_log(), timeout=5,
+                           what="the refusal's log line")
 
 
 if __name__ == "__main__":

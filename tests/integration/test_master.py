@@ -62,6 +62,12 @@ class InitAndCheck(unittest.TestCase):
         self.assertEqual(os.stat(os.path.join(d, "key.pem")).st_mode & 0o777, 0o600)
         self.assertEqual(os.stat(os.path.join(d, "maps/passwd")).st_mode & 0o777, 0o600)
         self.assertRegex(self.inst.init_output, r"demo user: demo@example.test  password: \S{16}")
+        # It says where it put things.
+        for key, path in (("config", self.inst.conf), ("config_dir", d),
+                          ("spool_dir", d + "/spool"), ("run_dir", d + "/run"),
+                          ("mail_dir", d + "/mail")):
+            self.assertRegex(self.inst.init_output, r"(?m)^  %s +%s  \(" % (
+                key, re.escape(path)))
         with open(self.inst.conf) as cf:
             conf = cf.read()
         b = self.inst.base
@@ -151,6 +157,8 @@ class DevModeAsRoot(unittest.TestCase):
         self.assertGreaterEqual(len(pids), 6, rows)
         for pid in pids:
             self.assertEqual(proc_uids(pid), [uid] * 4, pid)
+            # None keeps the directory it was started in (this test's).
+            self.assertEqual(os.readlink("/proc/%d/cwd" % pid), "/", pid)
         # Admin commands run by root write as the owner, so the daemons
         # can read what they write (the password map is 0600).
         subprocess.run([self.inst.postern_path, "-c", self.inst.conf, "user", "add",

@@ -74,6 +74,52 @@ START_TEST(test_drop_as_root)
 }
 END_TEST
 
+/* As root: drop keeping two supplementary groups; exactly those remain.
+ * Group 0 and too many groups are refused before anything changes. */
+START_TEST(test_drop_groups_as_root)
+{
+	pid_t pid;
+	int status;
+
+	if (geteuid() != 0)
+		return;
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		const gid_t keep[] = { 20, 4 }, root_too[] = { 4, 0 };
+		gid_t many[PRIV_MAX_GROUPS + 1], have[8];
+		const char *error;
+
+		for (size_t i = 0; i < PRIV_MAX_GROUPS + 1; i++)
+			many[i] = (gid_t)(100 + i);
+		if (setgroups(3, (gid_t[]){ 4, 5, 6 }) < 0)
+			_exit(10);
+		if (priv_drop_groups(NOBODY_UID, NOBODY_UID, root_too, 2, NULL, &error) == 0 ||
+		    strstr(error, "group 0") == NULL || getuid() != 0)
+			_exit(11);
+		if (priv_drop_groups(NOBODY_UID, NOBODY_UID, many, PRIV_MAX_GROUPS + 1,
+		    NULL, &error) == 0 || getuid() != 0)
+			_exit(12);
+		if (priv_drop_groups(NOBODY_UID, NOBODY_UID, keep, 2, NULL, &error) < 0) {
+			fprintf(stderr, "priv_drop_groups: %s\n", error);
+			_exit(13);
+		}
+		if (getgroups(8, have) != 2 || (have[0] != 4 && have[1] != 4) ||
+		    (have[0] != 20 && have[1] != 20))
+			_exit(14);
+		if (getuid() != NOBODY_UID || getgid() != NOBODY_UID || setuid(0) == 0)
+			_exit(15);
+		/* Nor can the process give itself a group back. */
+		if (setgroups(1, (gid_t[]){ 5 }) == 0)
+			_exit(16);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child status %d", status);
+}
+END_TEST
+
 /* As root: drop with a chroot; "/" in the child is the chroot directory. */
 START_TEST(test_drop_chroot_as_root)
 {
@@ -142,6 +188,7 @@ main(void)
 
 	tcase_add_test(tc, test_lookup);
 	tcase_add_test(tc, test_drop_as_root);
+	tcase_add_test(tc, test_drop_groups_as_root);
 	tcase_add_test(tc, test_drop_chroot_as_root);
 	tcase_add_test(tc, test_drop_unprivileged_fails);
 	tcase_add_test(tc, test_no_new_privs);
