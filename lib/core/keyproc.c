@@ -47,7 +47,8 @@ static char keyproc_errbuf[512];
 struct keyproc_server {
 	EVP_PKEY *key;
 	int is_rsa;
-	size_t nlinks;
+	struct ipc_link **links;	/* open links, owned */
+	size_t nlinks, cap;
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
 };
@@ -106,8 +107,13 @@ keyproc_server_free(struct keyproc_server **ksp)
 {
 	struct keyproc_server *ks = *ksp;
 
+	size_t i;
+
 	if (ks == NULL)
 		return;
+	for (i = 0; i < ks->nlinks; i++)
+		ipc_link_free(&ks->links[i]);
+	free(ks->links);
 	EVP_PKEY_free(ks->key);
 	free(ks);
 	*ksp = NULL;
@@ -124,8 +130,13 @@ keyproc_server_on_empty(struct keyproc_server *ks,
 void
 keyproc_server_add(struct keyproc_server *ks, struct ev_loop *loop, int fd)
 {
-	(void)ipc_link_new(loop, fd, &keyproc_server_proto, ks);
-	ks->nlinks++;
+	if (ks->nlinks == ks->cap) {
+		ks->cap = ks->cap == 0 ? 4 : ks->cap * 2;
+		ks->links = xreallocarray(ks->links, ks->cap,
+		    sizeof(*ks->links));
+	}
+	ks->links[ks->nlinks++] = ipc_link_new(loop, fd,
+	    &keyproc_server_proto, ks);
 }
 
 size_t
@@ -139,10 +150,15 @@ static void
 keyproc_server_on_close(struct ipc_link *l, const char *why, void *arg)
 {
 	struct keyproc_server *ks = arg;
+	size_t i;
 
 	log_debug("keyproc: link closed reason=%s", why);
+	for (i = 0; i < ks->nlinks && ks->links[i] != l; i++)
+		continue;
+	if (i == ks->nlinks)
+		log_panic("keyproc: closed link not in the list");
+	ks->links[i] = ks->links[--ks->nlinks];
 	ipc_link_free(&l);
-	ks->nlinks--;
 	if (ks->nlinks == 0 && ks->on_empty != NULL)
 		ks->on_empty(ks->on_empty_arg);
 }

@@ -472,6 +472,47 @@ START_TEST(test_refused_ec)
 }
 END_TEST
 
+/* In-process server: links are counted, a peer's close drops its link,
+ * and freeing the server closes the rest; an unreadable key fails. */
+START_TEST(test_server_links)
+{
+	struct keyproc_server *ks;
+	struct ev_loop *loop;
+	const char *error = NULL;
+	struct fix f;
+	char b[256];
+	int a[2], c[2];
+	ssize_t n;
+
+	memset(&f, 0, sizeof(f));
+	fix_keys(&f, 0);
+	ck_assert_ptr_null(keyproc_server_new("/nonexistent/key.pem", &error));
+	ck_assert_ptr_nonnull(strstr(error, "/nonexistent/key.pem"));
+	ck_assert_ptr_null(keyproc_server_new(f.cert, &error));
+	ks = keyproc_server_new(f.key, &error);
+	ck_assert_msg(ks != NULL, "%s", error);
+	loop = ev_loop_new();
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, c), 0);
+	keyproc_server_add(ks, loop, a[0]);
+	keyproc_server_add(ks, loop, c[0]);
+	ck_assert_uint_eq(keyproc_server_links(ks), 2);
+	(void)close(c[1]);
+	check_run_loop_for(loop, 200);
+	ck_assert_uint_eq(keyproc_server_links(ks), 1);
+	keyproc_server_free(&ks);
+	ck_assert_ptr_null(ks);
+	check_run_loop_for(loop, 50);
+	/* The server's hello, then EOF. */
+	while ((n = read(a[1], b, sizeof(b))) > 0)
+		continue;
+	ck_assert_int_eq(n, 0);
+	(void)close(a[1]);
+	ev_loop_free(&loop);
+	fix_done(&f);
+}
+END_TEST
+
 static Suite *
 keyproc_suite(void)
 {
@@ -484,6 +525,7 @@ keyproc_suite(void)
 	tcase_add_test(tc, test_keyproc_gone);
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_refused_ec);
+	tcase_add_test(tc, test_server_links);
 	suite_add_tcase(s, tc);
 	return s;
 }
