@@ -19,6 +19,7 @@ LIB_CORE = \
 	lib/core/ios.c lib/core/ios.h \
 	lib/core/session.c lib/core/session.h \
 	lib/core/tlsctx.c lib/core/tlsctx.h \
+	lib/core/keyproc.c lib/core/keyproc.h \
 	lib/core/priv.c lib/core/priv.h \
 	lib/core/daemon.c lib/core/daemon.h \
 	lib/core/net.c lib/core/net.h \

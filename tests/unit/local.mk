@@ -12,6 +12,7 @@ UNIT_TESTS = \
 	tests/unit/test_ev \
 	tests/unit/test_ios \
 	tests/unit/test_ios_tls \
+	tests/unit/test_keyproc \
 	tests/unit/test_ios_halfclose \
 	tests/unit/test_net \
 	tests/unit/test_priv \
