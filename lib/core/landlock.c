@@ -7,6 +7,7 @@
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -146,12 +147,31 @@ add_path_rule(int ruleset, const char *path, uint64_t access, int must_be_dir,
 	return 0;
 }
 
+/* The number of threads in this process, from /proc/self/task; 0 when
+ * /proc cannot tell (not mounted, or a chroot without it). */
+static size_t
+thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	size_t n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
 int
 landlock_confine(const char *dir, const char *const *ro_paths,
     const char **error_r)
 {
 	struct landlock_ruleset_attr attr;
 	uint64_t handled, rw, ro;
+	size_t nthreads;
 	int abi, ruleset;
 
 	if ((abi = landlock_abi(error_r)) == 0 ||
@@ -159,6 +179,12 @@ landlock_confine(const char *dir, const char *const *ro_paths,
 		return 0;
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
 		*error_r = "Landlock needs no-new-privs set first (priv_no_new_privs)";
+		return -1;
+	}
+	if ((nthreads = thread_count()) > 1) {
+		*error_r = err_fmt("the process has %zu threads and Landlock would "
+		    "confine only this one: confine before starting threads",
+		    nthreads);
 		return -1;
 	}
 	memset(&attr, 0, sizeof(attr));

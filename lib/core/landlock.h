@@ -11,7 +11,7 @@
  * Landlock restricts a thread, and the threads it creates afterwards.
  * So landlock_confine() must be called while the process has one thread
  * (before lib/core/worker starts its pool): then it confines the whole
- * process.  Confining a worker thread alone is possible but is no
+ * process, and it refuses (-1) when /proc shows other threads.  Confining a worker thread alone is possible but is no
  * security boundary -- the other threads share its memory and are not
  * confined -- so postern confines processes, one user per process.
  *
@@ -61,8 +61,9 @@ int landlock_rights(int abi, uint64_t *handled_r, uint64_t *rw_r,
  * 1: enforced.  0: not enforced, *error_r says why (no Landlock, or ABI
  * 1): the caller logs it once (landlock_log_unavailable) and goes on
  * with the confinement it has without Landlock.  -1 with *error_r: dir
- * or a read-only path cannot be opened, no-new-privs is not set, or the
- * kernel refused the ruleset; the caller must treat it as fatal.
+ * or a read-only path cannot be opened, no-new-privs is not set, the
+ * process has other threads (when /proc can tell), or the kernel refused
+ * the ruleset; the caller must treat it as fatal.
  */
 int landlock_confine(const char *dir, const char *const *ro_paths,
     const char **error_r) __attribute__((warn_unused_result));

@@ -16,7 +16,9 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,6 +445,45 @@ START_TEST(test_bad_paths)
 }
 END_TEST
 
+/* A second thread: waits until its pipe is closed. */
+static void *
+waiting_thread(void *arg)
+{
+	char c;
+
+	return (void *)(intptr_t)read(*(int *)arg, &c, 1);
+}
+
+static void
+child_threaded(void)
+{
+	const char *error = NULL;
+	pthread_t t;
+	char buf[64];
+	int p[2];
+
+	WANT(pipe(p) == 0);
+	WANT(pthread_create(&t, NULL, waiting_thread, &p[0]) == 0);
+	WANT(landlock_confine(dir_a, NULL, &error) == -1);
+	WANT(error != NULL && strstr(error, "2 threads") != NULL);
+	WANT_ERR(try_read(at("B/cur/1.msg"), buf, sizeof(buf)), 0);
+	close(p[1]);
+	WANT(pthread_join(t, NULL) == 0);
+	/* One thread again: now it confines. */
+	confine(dir_a, NULL);
+	WANT_ERR(try_read(at("B/cur/1.msg"), buf, sizeof(buf)), EACCES);
+}
+
+/* Landlock would confine only the calling thread: with another thread
+ * running, landlock_confine refuses instead of half-confining. */
+START_TEST(test_refuses_threaded_process)
+{
+	if (!have_landlock())
+		return;
+	in_child(child_threaded);
+}
+END_TEST
+
 /* Landlock needs no-new-privs; without it landlock_confine says so. */
 START_TEST(test_needs_no_new_privs)
 {
@@ -604,6 +645,7 @@ main(void)
 	tcase_add_test(tc, test_second_call_cannot_widen);
 	tcase_add_test(tc, test_bad_paths);
 	tcase_add_test(tc, test_needs_no_new_privs);
+	tcase_add_test(tc, test_refuses_threaded_process);
 	tcase_add_test(tc, test_unavailable_enosys);
 	tcase_add_test(tc, test_unavailable_eopnotsupp);
 	tcase_add_test(tc, test_rights_by_abi);
