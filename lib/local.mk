@@ -29,6 +29,7 @@ LIB_CORE = \
 	lib/core/worker.c lib/core/worker.h \
 	lib/core/commit.c lib/core/commit.h \
 	lib/core/sandbox.c lib/core/sandbox.h \
+	lib/core/landlock.c lib/core/landlock.h \
 	lib/core/sasl.c lib/core/sasl.h \
 	lib/core/authproto.h lib/core/authclient.c lib/core/authclient.h \
 	lib/core/agentproto.h \

@@ -22,6 +22,7 @@ UNIT_TESTS = \
 	tests/unit/test_fsutil \
 	tests/unit/test_commit \
 	tests/unit/test_sandbox \
+	tests/unit/test_landlock \
 	tests/unit/test_sasl \
 	tests/unit/test_passwd \
 	tests/unit/test_authclient \
