@@ -181,8 +181,8 @@ const struct cfg_key config_global_keys[] = {
 	    "kills them with SIGKILL.",
 	    NULL },
 	{ "drop_group", CFG_STR, "postern-drop", 0, 0, NULL,
-	    "The group that owns sendmail(1)'s maildrop; sendmail is "
-	    "installed setgid to it.",
+	    "The group that owns sendmail(1)'s maildrop and qmgr's notice "
+	    "socket; sendmail is installed setgid to it.",
 	    NULL },
 	{ "default_map_type", CFG_ENUM, DEFAULT_MAP_TYPE, 0, 0, "btree hash lmdb",
 	    "The map type used for a map named by its path alone, without "
