@@ -11,9 +11,10 @@
  * Landlock restricts a thread, and the threads it creates afterwards.
  * So landlock_confine() must be called while the process has one thread
  * (before lib/core/worker starts its pool): then it confines the whole
- * process, and it refuses (-1) when /proc shows other threads.  Confining a worker thread alone is possible but is no
- * security boundary -- the other threads share its memory and are not
- * confined -- so postern confines processes, one user per process.
+ * process, and it refuses (-1) when /proc shows other threads.
+ * Confining a worker thread alone is possible but is no security
+ * boundary -- the other threads share its memory and its fds and are
+ * not confined -- so postern confines processes, one user per process.
  *
  * Order in a daemon: priv_drop, priv_no_new_privs (Landlock requires
  * no-new-privs), landlock_confine, then sandbox_apply.  The seccomp rows
