@@ -186,9 +186,47 @@ def free_port_base():
     for _ in range(200):
         base = random.randrange(lo, hi, 100)
         offsets = (10, 25, 43, 65, 87, 93, 95) + tuple(range(100, 110))
+        if base in _held_bases or not hold_base(base):
+            continue
         if all(port_free(base + o) for o in offsets):
             return base
+        release_base(base)
     raise RuntimeError("no free port range on 127.0.0.1")
+
+
+# Port bases this process holds.  A free port is not enough: the tests
+# run in parallel, and an instance that is stopped and started again (or
+# one not yet started) leaves its ports free for a moment, for another
+# test process to pick.  So each base is also held by an flock(2) on a
+# file named after it, for as long as its instance lives (released by
+# Instance.cleanup, or when the process exits).
+PORT_LOCK_DIR = "/tmp/postern-test-ports"
+_held_bases = {}
+
+
+def hold_base(base):
+    """Take the lock on base; False if another process holds it."""
+    import fcntl
+    try:
+        os.mkdir(PORT_LOCK_DIR, 0o1777)
+        os.chmod(PORT_LOCK_DIR, 0o1777)     # whatever the umask
+    except FileExistsError:
+        pass
+    fd = os.open(os.path.join(PORT_LOCK_DIR, str(base)),
+                 os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _held_bases[base] = fd
+    return True
+
+
+def release_base(base):
+    fd = _held_bases.pop(base, None)
+    if fd is not None:
+        os.close(fd)
 
 
 class Instance:
@@ -326,6 +364,7 @@ class Instance:
                 except ProcessLookupError:
                     pass
         shutil.rmtree(self.dir, ignore_errors=True)
+        release_base(self.base)
 
 
 # --- postern's IPC framing (lib/core/ipc.h), for tests that speak it -------------
