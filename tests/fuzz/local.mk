@@ -1,6 +1,6 @@
 ## libFuzzer targets, built with clang by `make check-fuzz` (not part of
 ## `make check`): each runs for FUZZ_SECONDS on its seed corpus.
-FUZZ_TARGETS = fuzz_config fuzz_ipc fuzz_map fuzz_smtp fuzz_qfile fuzz_fields fuzz_mailbox fuzz_pop3 fuzz_smtpbody fuzz_sasl
+FUZZ_TARGETS = fuzz_config fuzz_ipc fuzz_map fuzz_smtp fuzz_qfile fuzz_fields fuzz_mailbox fuzz_pop3 fuzz_smtpbody fuzz_sasl fuzz_keyproc
 FUZZ_SECONDS = 60
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
