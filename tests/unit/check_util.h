@@ -6,6 +6,8 @@
 
 #include <check.h>
 #include <stdlib.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 
 #include "ev.h"
 #include "log.h"
@@ -45,6 +47,18 @@ check_run_loop_for(struct ev_loop *loop, uint64_t ms)
 
 	ck_assert_int_eq(ev_run(loop), 0);
 	ev_timer_del(&t);
+}
+
+/* Wait for the forked child pid; fail unless it exited 0 (its exit code
+ * or its stderr says which step failed). */
+static inline void
+check_child_ok(pid_t pid)
+{
+	int status;
+
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child status %d (its exit code or stderr says which step)", status);
 }
 
 #endif

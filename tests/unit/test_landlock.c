@@ -277,7 +277,6 @@ static void
 in_child(void (*fn)(void))
 {
 	pid_t pid;
-	int status;
 
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -291,9 +290,7 @@ in_child(void (*fn)(void))
 		fn();
 		_exit(0);
 	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "child status %d (its stderr says which step)", status);
+	check_child_ok(pid);
 }
 
 /* In a child: confine to dir and ro, which must be enforced. */
@@ -488,7 +485,6 @@ END_TEST
 START_TEST(test_needs_no_new_privs)
 {
 	pid_t pid;
-	int status;
 
 	if (!have_landlock())
 		return;
@@ -507,9 +503,7 @@ START_TEST(test_needs_no_new_privs)
 		WANT_ERR(try_read(at("B/cur/1.msg"), buf, sizeof(buf)), 0);
 		_exit(0);
 	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "child status %d", status);
+	check_child_ok(pid);
 }
 END_TEST
 

@@ -44,7 +44,6 @@ END_TEST
 START_TEST(test_drop_as_root)
 {
 	pid_t pid;
-	int status;
 
 	if (geteuid() != 0)
 		return;
@@ -68,9 +67,7 @@ START_TEST(test_drop_as_root)
 			_exit(14);
 		_exit(0);
 	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "child status %d", status);
+	check_child_ok(pid);
 }
 END_TEST
 
@@ -79,7 +76,6 @@ END_TEST
 START_TEST(test_drop_groups_as_root)
 {
 	pid_t pid;
-	int status;
 
 	if (geteuid() != 0)
 		return;
@@ -114,9 +110,7 @@ START_TEST(test_drop_groups_as_root)
 			_exit(16);
 		_exit(0);
 	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "child status %d", status);
+	check_child_ok(pid);
 }
 END_TEST
 
@@ -125,7 +119,6 @@ START_TEST(test_drop_chroot_as_root)
 {
 	char dir[] = "/tmp/ptchroot-XXXXXX";
 	pid_t pid;
-	int status;
 
 	if (geteuid() != 0)
 		return;
@@ -145,9 +138,7 @@ START_TEST(test_drop_chroot_as_root)
 			_exit(13);
 		_exit(0);
 	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "child status %d", status);
+	check_child_ok(pid);
 	rmdir(dir);
 }
 END_TEST
